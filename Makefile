@@ -1,0 +1,49 @@
+# mlgate: `make demo` bakes and runs the default project; `make test` runs every test.
+SHELL := /bin/bash
+TOOLS := $(CURDIR)/.tools
+DEMO := $(CURDIR)/build/demo
+export PATH := $(TOOLS)/bin:$(PATH)
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: demo test test-fast lint bench tools clean
+
+# uv: the one on PATH, unless it is missing or a pyenv shim (a shim follows a baked
+# project's .python-version and then may not find uv); else a private copy from PyPI.
+$(TOOLS)/bin/uv:
+	@mkdir -p $(TOOLS)/bin
+	@real=$$(command -v uv 2>/dev/null); \
+	case "$$real" in \
+	  ""|*/shims/*) python3 -m venv $(TOOLS)/venv && $(TOOLS)/venv/bin/python -m pip install --quiet uv \
+	                && ln -sf $(TOOLS)/venv/bin/uv $@ ;; \
+	  *) ln -sf "$$real" $@ ;; \
+	esac
+	@$@ --version
+
+.venv/.synced: $(TOOLS)/bin/uv pyproject.toml uv.lock
+	uv sync --locked
+	@touch $@
+
+tools: .venv/.synced
+
+demo: tools  ## bake the default answers into build/demo/ml-project, install, dvc repro, show metrics
+	rm -rf $(DEMO)
+	uv run cookiecutter --no-input --output-dir $(DEMO) .
+	cd $(DEMO)/ml-project && $(MAKE) install && uv run dvc repro && uv run dvc metrics show
+
+test: tools  ## every template test, the slow bakes included
+	uv run pytest -n 2
+
+test-fast: tools  ## template tests without the slow bakes
+	uv run pytest -m "not slow"
+
+lint: tools
+	uv run ruff check .
+	uv run ruff format --check .
+
+bench: tools  ## timings of bake, install, repro and tests (see benchmarks/)
+	uv run python benchmarks/bench_skeleton.py
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

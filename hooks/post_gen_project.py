@@ -1,0 +1,80 @@
+"""After the files are written: bring in the user's CSV under DVC, lock, git init, first commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+SOURCE = Path("data/external/source.csv")
+
+
+def track_with_dvc(source: Path, project: Path) -> None:
+    """Copy the user's file in and track it the way `dvc add` does (md5 .dvc file + cache)."""
+    target = project / SOURCE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    digest = hashlib.md5(target.read_bytes()).hexdigest()
+    cached = project / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(target, cached)
+    target.with_name(target.name + ".dvc").write_text(
+        f"outs:\n- md5: {digest}\n  size: {target.stat().st_size}\n  hash: md5\n  path: {target.name}\n",
+        encoding="utf-8",
+    )
+    (target.parent / ".gitignore").write_text(f"/{target.name}\n", encoding="utf-8")
+
+
+def find_uv() -> str | None:
+    """uv, unless it is a pyenv shim (a shim follows .python-version and may not find uv)."""
+    uv = shutil.which("uv")
+    return None if uv is None or "/shims/" in uv else uv
+
+
+def lock(project: Path) -> None:
+    uv = find_uv()
+    if uv is None:
+        print("note: uv not found; `make install` will write uv.lock", file=sys.stderr)
+        return
+    result = subprocess.run([uv, "lock", "--quiet"], cwd=project, capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"note: `uv lock` failed; run it yourself: {result.stderr.strip()}", file=sys.stderr)
+
+
+def git(project: Path, *args: str, author: tuple[str, str]) -> None:
+    env = dict(os.environ)
+    # Use the answers only where git has no identity configured.
+    for key, value in (("NAME", author[0]), ("EMAIL", author[1])):
+        for role in ("AUTHOR", "COMMITTER"):
+            if not _git_config(f"user.{key.lower()}"):
+                env.setdefault(f"GIT_{role}_{key}", value)
+    subprocess.run(["git", *args], cwd=project, check=True, env=env, capture_output=True)
+
+
+def _git_config(key: str) -> str:
+    result = subprocess.run(["git", "config", "--get", key], capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def main() -> int:
+    answers = json.loads(r"""{{ cookiecutter | jsonify }}""")
+    project = Path.cwd()
+    if answers["dataset"] == "csv":
+        base_dir = Path(os.environ.get("PWD", os.getcwd()))
+        source = Path(answers["csv_path"].strip()).expanduser()
+        track_with_dvc(source if source.is_absolute() else base_dir / source, project)
+    lock(project)
+    if answers["init_git"] == "yes":
+        author = (answers["author_name"], answers["author_email"])
+        git(project, "init", "--quiet", "-b", "main", author=author)
+        git(project, "add", "--all", author=author)
+        git(project, "commit", "--quiet", "-m", "Initial project from the mlgate template", author=author)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""One entry point: `{{ cookiecutter.package_name }} <command>` for every pipeline stage and tool.
+
+Each command is thin: read files and settings, call a pure function, write files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import ConfigError, Paths, Settings, load_settings
+from .schema import ContractError
+
+
+class StageFailed(Exception):
+    """A stage refused its input; the message says why."""
+
+
+def cmd_ingest(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    from .data import ingest, write_frame
+
+    frame = ingest(settings.data, paths.root)
+    write_frame(frame, paths.raw)
+    print(f"ingest: {len(frame)} rows, {len(frame.columns)} columns -> {_rel(paths.raw, paths)}")
+
+
+def cmd_validate(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    from .data import read_frame
+    from .schema import check_contract, format_failures, load_contract, validate_frame, validation_report
+
+    contract = load_contract(paths.contract)
+    check_contract(contract, settings.data.target)
+    frame = read_frame(paths.raw)
+    failures = validate_frame(frame, contract)
+    report_path = paths.reports / "validation.json"
+    _write_json(report_path, validation_report(frame, failures))
+    if failures:
+        print(format_failures(failures), file=sys.stderr)
+        raise StageFailed(
+            f"{_rel(paths.raw, paths)} breaks the data contract in {len(failures)} check(s); "
+            f"details in {_rel(report_path, paths)}"
+        )
+    print(f"validate: {len(frame)} rows meet the contract")
+
+
+def cmd_split(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    from .data import read_frame, split_frame, write_frame
+
+    frame = read_frame(paths.raw)
+    train, test = split_frame(
+        frame,
+        settings.split,
+        target=settings.data.target,
+        time_column=settings.data.time_column,
+        stratify=settings.task == "classification",
+    )
+    write_frame(train, paths.train)
+    write_frame(test, paths.test)
+    print(f"split: {len(train)} train rows, {len(test)} test rows")
+
+
+def cmd_train(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    from .data import read_frame
+    from .train import fit, log_run, save_model
+
+    train = read_frame(paths.train)
+    pipeline = fit(train, settings)
+    ids = log_run(pipeline, settings, train_rows=len(train))
+    save_model(pipeline, paths.model, metadata=ids)
+    print(f"train: {settings.train.model.kind} model -> {_rel(paths.model, paths)} (run {ids['mlflow_run_id']})")
+
+
+def cmd_evaluate(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    import mlflow.models
+
+    from .data import read_frame
+    from .evaluate import evaluate, log_to_run
+    from .train import load_model
+
+    model = load_model(paths.model)
+    result = evaluate(model, read_frame(paths.train), read_frame(paths.test), settings)
+    _write_json(paths.metrics, result.metrics)
+    _write_json(paths.reports / "slices.json", result.slices)
+    paths.plots.mkdir(parents=True, exist_ok=True)
+    for name, content in result.plots.items():
+        if name.endswith(".csv"):
+            content.to_csv(paths.plots / name, index=False)
+        else:
+            _write_json(paths.plots / name, content)
+    run_id = (mlflow.models.Model.load(str(paths.model)).metadata or {}).get("mlflow_run_id")
+    logged = log_to_run(result.metrics, run_id, settings)
+    model_metrics = ", ".join(f"{k}={v}" for k, v in result.metrics["model"].items())
+    print(f"evaluate: {model_metrics}" + ("" if logged else " (not logged: run not in this store)"))
+
+
+def cmd_schema_infer(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    from .data import ingest
+    from .schema import dump_contract, infer_contract
+
+    if paths.contract.exists() and not args.force and _has_columns(paths.contract):
+        raise StageFailed(f"{_rel(paths.contract, paths)} already has columns; pass --force to overwrite it")
+    contract = infer_contract(ingest(settings.data, paths.root))
+    paths.contract.write_text(
+        "# The data contract, inferred from the data: review every bound and category, then commit.\n"
+        + dump_contract(contract),
+        encoding="utf-8",
+    )
+    print(f"schema infer: {len(contract.columns)} columns -> {_rel(paths.contract, paths)}")
+
+
+def _has_columns(path: Path) -> bool:
+    from .schema import load_contract
+
+    return bool(load_contract(path).columns)
+
+
+def _write_json(path: Path, content: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _rel(path: Path, paths: Paths) -> str:
+    return str(path.relative_to(paths.root))
+
+
+COMMANDS = {
+    "ingest": (cmd_ingest, "write the raw data to data/raw"),
+    "validate": (cmd_validate, "check the raw data against the contract in schema.yaml"),
+    "split": (cmd_split, "split the raw data into train and test sets"),
+    "train": (cmd_train, "fit the model, log it to MLflow, save it to models/model"),
+    "evaluate": (cmd_evaluate, "write metrics.json, slice metrics and plot data"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (default: here)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for name, (handler, help_text) in COMMANDS.items():
+        commands.add_parser(name, help=help_text).set_defaults(handler=handler)
+    schema = commands.add_parser("schema", help="tools for the data contract")
+    schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="command")
+    infer = schema_commands.add_parser("infer", help="write a first schema.yaml from the data")
+    infer.add_argument("--force", action="store_true", help="overwrite a contract that has columns")
+    infer.set_defaults(handler=cmd_schema_infer)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    paths = Paths(args.root.resolve())
+    try:
+        settings = load_settings(paths.params)
+        args.handler(settings, paths, args)
+    except (ConfigError, ContractError, StageFailed, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0

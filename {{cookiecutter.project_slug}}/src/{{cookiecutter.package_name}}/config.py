@@ -1,0 +1,209 @@
+"""Settings: `params.yaml` -> typed, validated settings.
+
+This is the one place that reads `params.yaml`. Every command loads the
+settings once and passes them down; a typo or a wrong type fails here, before
+any work, with the key's dotted name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "log_loss", "brier")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+
+
+class ConfigError(ValueError):
+    """params.yaml is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    # extra="forbid" turns a misspelt key into an error instead of a silent default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSettings(_Strict):
+    source: Literal["demo-arrests", "demo-diabetes", "csv"]
+    csv_path: str | None = None
+    target: str
+    positive_class: str | None = None
+    sensitive_features: list[str] = []
+    use_sensitive_features: bool = False
+    time_column: str | None = None
+
+    @model_validator(mode="after")
+    def _csv_needs_path(self) -> DataSettings:
+        if self.source == "csv" and not self.csv_path:
+            raise ValueError("data.csv_path is required when data.source is 'csv'")
+        return self
+
+
+class SplitSettings(_Strict):
+    test_size: float = Field(gt=0, lt=1)
+    seed: int
+
+
+class LinearModel(_Strict):
+    kind: Literal["linear"]
+    # Larger means simpler: C = 1/regularization for LogisticRegression, alpha for Ridge.
+    regularization: float = Field(gt=0)
+    max_iter: int = Field(default=1000, gt=0)
+
+
+class RandomForestModel(_Strict):
+    kind: Literal["random_forest"]
+    n_estimators: int = Field(gt=0)
+    max_depth: int | None = Field(default=None, gt=0)
+    min_samples_leaf: int = Field(default=1, gt=0)
+
+
+class GradientBoostingModel(_Strict):
+    kind: Literal["gradient_boosting"]
+    max_iter: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    max_leaf_nodes: int = Field(default=31, gt=1)
+
+
+ModelSettings = Annotated[
+    LinearModel | RandomForestModel | GradientBoostingModel, Field(discriminator="kind")
+]
+
+
+class TrainSettings(_Strict):
+    seed: int
+    model: ModelSettings
+
+
+class Threshold(_Strict):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Threshold:
+        if self.min is None and self.max is None:
+            raise ValueError("a threshold needs 'min' or 'max'")
+        return self
+
+    def holds(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class EvaluateSettings(_Strict):
+    permutation_repeats: int = Field(ge=1)
+    # Absolute quality bounds on the test set, checked by the model tests.
+    thresholds: dict[str, Threshold] = {}
+
+
+class MlflowSettings(_Strict):
+    tracking_uri: str
+    experiment: str
+
+
+class Settings(_Strict):
+    task: Literal["classification", "regression"]
+    data: DataSettings
+    split: SplitSettings
+    train: TrainSettings
+    evaluate: EvaluateSettings
+    mlflow: MlflowSettings
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> Settings:
+        allowed = metric_names(self.task)
+        unknown = sorted(set(self.evaluate.thresholds) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"evaluate.thresholds: unknown metric {unknown[0]!r} for {self.task}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+        return self
+
+    @property
+    def banned_features(self) -> list[str]:
+        """Columns that must not reach the model."""
+        return [] if self.data.use_sensitive_features else list(self.data.sensitive_features)
+
+
+def metric_names(task: str) -> tuple[str, ...]:
+    return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where every stage reads and writes, relative to the project root (as in dvc.yaml)."""
+
+    root: Path
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def contract(self) -> Path:
+        return self.root / "schema.yaml"
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "data" / "raw" / "data.csv"
+
+    @property
+    def train(self) -> Path:
+        return self.root / "data" / "prepared" / "train.csv"
+
+    @property
+    def test(self) -> Path:
+        return self.root / "data" / "prepared" / "test.csv"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "models" / "model"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+
+def parse_settings(raw: object, source: str = "params.yaml") -> Settings:
+    """Validate already-parsed params; errors name the dotted key."""
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"] if not _is_union_tag(part))
+        where = f"{source}: {key}" if key else source
+        raise ConfigError(f"{where}: {first['msg']}") from None
+
+
+def _is_union_tag(part: object) -> bool:
+    # pydantic puts the discriminator value ("linear") into error locations; it is not a key.
+    return part in ("linear", "random_forest", "gradient_boosting")
+
+
+def load_settings(path: Path) -> Settings:
+    """Read params.yaml; MLFLOW_TRACKING_URI in the environment overrides the file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run commands from the project root)") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err.__class__.__name__})") from None
+    settings = parse_settings(raw, source=path.name)
+    override = os.environ.get("MLFLOW_TRACKING_URI")
+    if override:
+        mlflow = settings.mlflow.model_copy(update={"tracking_uri": override})
+        settings = settings.model_copy(update={"mlflow": mlflow})
+    return settings

@@ -1,0 +1,238 @@
+"""Score the model against the test set and a trivial baseline; slices and plots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.pipeline import Pipeline
+
+from .config import Settings
+from .data import features_and_target
+
+DIGITS = 6  # rounding keeps metrics files stable across platforms and small in diffs
+NUMERIC_SLICE_BINS = 4  # numeric sensitive features (age) are sliced into quartiles
+MAX_NUMERIC_GROUPS = 10
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict  # {"model": {...}, "baseline": {...}}
+    slices: dict  # {feature: {"groups": {group: {...}}, "difference": {...}}}
+    plots: dict  # {file name: JSON-able content or CSV rows}
+
+
+def positive_label(classes: np.ndarray, wanted: str | None) -> object:
+    """The class scored as positive: the one named in params, else the last in sort order."""
+    if len(classes) != 2:
+        raise ValueError(
+            f"binary classification only: the target has {len(classes)} classes "
+            f"({', '.join(map(str, classes))})"
+        )
+    if wanted is None:
+        return classes[-1]
+    for label in classes:
+        if str(label) == wanted:
+            return label
+    raise ValueError(
+        f"data.positive_class {wanted!r} is not a class; allowed: {', '.join(map(str, classes))}"
+    )
+
+
+def classification_metrics(y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray, positive) -> dict:
+    is_positive = (y_true == positive).to_numpy()
+    return _rounded(
+        {
+            "accuracy": skm.accuracy_score(y_true, y_pred),
+            "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
+            "f1": skm.f1_score(y_true, y_pred, pos_label=positive),
+            "roc_auc": skm.roc_auc_score(is_positive, proba),
+            "log_loss": skm.log_loss(is_positive, proba, labels=[False, True]),
+            "brier": skm.brier_score_loss(is_positive, proba),
+        }
+    )
+
+
+def regression_metrics(y_true: pd.Series, y_pred: np.ndarray) -> dict:
+    return _rounded(
+        {
+            "rmse": skm.root_mean_squared_error(y_true, y_pred),
+            "mae": skm.mean_absolute_error(y_true, y_pred),
+            "r2": skm.r2_score(y_true, y_pred),
+        }
+    )
+
+
+def baseline_model(task: str, seed: int):
+    if task == "classification":
+        return DummyClassifier(strategy="prior", random_state=seed)
+    return DummyRegressor(strategy="mean")
+
+
+def score(model, features: pd.DataFrame, target: pd.Series, settings: Settings) -> dict:
+    predictions = model.predict(features)
+    if settings.task == "regression":
+        return regression_metrics(target, predictions)
+    positive = positive_label(model.classes_, settings.data.positive_class)
+    proba = positive_proba(model, features, positive)
+    return classification_metrics(target, predictions, proba, positive)
+
+
+def positive_proba(model, features: pd.DataFrame, positive) -> np.ndarray:
+    column = list(model.classes_).index(positive)
+    return model.predict_proba(features)[:, column]
+
+
+def slice_groups(series: pd.Series) -> pd.Series:
+    """Group labels for slicing: values as text; many-valued numbers as quartile bands."""
+    if pd.api.types.is_numeric_dtype(series) and series.nunique() > MAX_NUMERIC_GROUPS:
+        bands = pd.qcut(series, NUMERIC_SLICE_BINS, duplicates="drop")
+        return bands.astype(str)
+    return series.astype(str)
+
+
+def slice_metrics(
+    target: pd.Series, predictions: np.ndarray, sensitive: pd.DataFrame, task: str, positive=None
+) -> dict:
+    """Metrics per group of each sensitive feature (fairlearn MetricFrame)."""
+    from fairlearn.metrics import MetricFrame, count, selection_rate
+
+    if task == "classification":
+        chosen = {
+            "accuracy": skm.accuracy_score,
+            "recall": lambda t, p: skm.recall_score(t, p, pos_label=positive, zero_division=0),
+            "selection_rate": lambda t, p: selection_rate(t, p, pos_label=positive),
+            "count": count,
+        }
+    else:
+        chosen = {
+            "rmse": skm.root_mean_squared_error,
+            "mae": skm.mean_absolute_error,
+            "count": count,
+        }
+    result = {}
+    for feature in sensitive.columns:
+        frame = MetricFrame(
+            metrics=chosen,
+            y_true=target.to_numpy(),
+            y_pred=predictions,
+            sensitive_features=slice_groups(sensitive[feature]).to_numpy(),
+        )
+        by_group = frame.by_group.to_dict(orient="index")
+        differences = frame.difference().drop("count").to_dict()
+        result[str(feature)] = {
+            "groups": {str(group): _rounded(values) for group, values in by_group.items()},
+            "difference": _rounded(differences),
+        }
+    return result
+
+
+def classification_plots(target: pd.Series, predictions: np.ndarray, proba: np.ndarray, positive) -> dict:
+    from sklearn.calibration import calibration_curve
+
+    is_positive = (target == positive).to_numpy()
+    fpr, tpr, _ = skm.roc_curve(is_positive, proba)
+    precision, recall, _ = skm.precision_recall_curve(is_positive, proba)
+    observed, predicted = calibration_curve(is_positive, proba, n_bins=10)
+    return {
+        "roc.json": {"roc": _records(fpr=fpr, tpr=tpr)},
+        "precision_recall.json": {"precision_recall": _records(recall=recall, precision=precision)},
+        "calibration.json": {
+            "calibration": _records(mean_predicted=predicted, fraction_positive=observed)
+        },
+        "confusion.csv": pd.DataFrame(
+            {"actual": target.astype(str).to_numpy(), "predicted": predictions.astype(str)}
+        ),
+    }
+
+
+def regression_plots(target: pd.Series, predictions: np.ndarray) -> dict:
+    residuals = target.to_numpy() - predictions
+    return {"residuals.json": {"residuals": _records(predicted=predictions, residual=residuals)}}
+
+
+def importance_plot(model, features: pd.DataFrame, target: pd.Series, settings: Settings) -> dict:
+    """Permutation importance of each raw input column (seeded)."""
+    from sklearn.inspection import permutation_importance
+
+    scoring = "neg_log_loss" if settings.task == "classification" else "neg_root_mean_squared_error"
+    result = permutation_importance(
+        model,
+        features,
+        target,
+        scoring=scoring,
+        n_repeats=settings.evaluate.permutation_repeats,
+        random_state=settings.train.seed,
+        n_jobs=1,
+    )
+    rows = sorted(
+        zip(features.columns, result.importances_mean), key=lambda item: item[1], reverse=True
+    )
+    return {
+        "importance.json": {
+            "importance": [
+                {"feature": str(name), "importance": round(float(value), DIGITS)} for name, value in rows
+            ]
+        }
+    }
+
+
+def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings: Settings) -> Evaluation:
+    """The pure evaluation step: model and frames in, metrics, slices and plot data out."""
+    target_name = settings.data.target
+    train_x, train_y = features_and_target(train, target_name)
+    test_x, test_y = features_and_target(test, target_name)
+    inputs = list(model.feature_names_in_)
+    baseline = baseline_model(settings.task, settings.train.seed).fit(train_x[inputs], train_y)
+
+    predictions = model.predict(test_x[inputs])
+    positive = None
+    if settings.task == "classification":
+        positive = positive_label(model.classes_, settings.data.positive_class)
+        proba = positive_proba(model, test_x[inputs], positive)
+        plots = classification_plots(test_y, predictions, proba, positive)
+    else:
+        plots = regression_plots(test_y, predictions)
+    plots.update(importance_plot(model, test_x[inputs], test_y, settings))
+
+    sensitive = test_x[[c for c in settings.data.sensitive_features if c in test_x.columns]]
+    return Evaluation(
+        metrics={
+            "model": score(model, test_x[inputs], test_y, settings),
+            "baseline": score(baseline, test_x[inputs], test_y, settings),
+            "test_rows": len(test),
+        },
+        slices=slice_metrics(test_y, predictions, sensitive, settings.task, positive),
+        plots=plots,
+    )
+
+
+def log_to_run(metrics: dict, run_id: str | None, settings: Settings) -> bool:
+    """Add the test metrics to the training run, when that run is in this tracking store."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return False
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    flat = {f"test_{name}": value for name, value in metrics["model"].items()}
+    flat.update({f"baseline_{name}": value for name, value in metrics["baseline"].items()})
+    try:
+        with mlflow.start_run(run_id=run_id):
+            mlflow.log_metrics(flat)
+    except MlflowException:
+        return False  # the model came from elsewhere (e.g. `dvc pull`): nothing to link
+    return True
+
+
+def _records(**columns: np.ndarray) -> list[dict]:
+    names = list(columns)
+    rows = zip(*(np.round(np.asarray(columns[n], dtype=float), 4) for n in names))
+    return [dict(zip(names, map(float, row))) for row in rows]
+
+
+def _rounded(values: dict) -> dict:
+    return {str(k): round(float(v), DIGITS) if k != "count" else int(v) for k, v in values.items()}

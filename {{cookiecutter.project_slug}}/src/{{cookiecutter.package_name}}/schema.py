@@ -1,0 +1,182 @@
+"""The data contract: `schema.yaml` -> a pandera schema.
+
+Training validates the raw data against it; serving builds its request model
+from the same contract, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+ColumnType = Literal["integer", "number", "boolean", "category", "text"]
+MAX_CATEGORIES = 20  # infer: a text column with at most this many values is a category
+
+
+class ContractError(ValueError):
+    """schema.yaml is missing, invalid, or does not fit the settings."""
+
+
+class ColumnRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: ColumnType
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    values: list[str] | None = None  # allowed values of a category
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Some data sets legitimately repeat records (two people with the same answers).
+    unique_rows: bool = True
+    columns: dict[str, ColumnRule]
+
+
+@dataclass(frozen=True)
+class Failure:
+    column: str
+    check: str
+    rows: int
+    examples: tuple[str, ...]
+
+
+def parse_contract(raw: object, source: str = "schema.yaml") -> Contract:
+    try:
+        return Contract.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise ContractError(f"{source}: {key}: {first['msg']}") from None
+
+
+def load_contract(path: Path) -> Contract:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContractError(f"{path.name}: not found") from None
+    return parse_contract(raw, source=path.name)
+
+
+def dump_contract(contract: Contract) -> str:
+    data = contract.model_dump(exclude_defaults=True)
+    data["unique_rows"] = contract.unique_rows
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def check_contract(contract: Contract, target: str) -> None:
+    """The contract must describe the target and forbid missing labels."""
+    if not contract.columns:
+        raise ContractError(
+            f"schema.yaml has no columns: run `{__package__} schema infer`, "
+            "review the result and commit it"
+        )
+    rule = contract.columns.get(target)
+    if rule is None:
+        raise ContractError(f"schema.yaml: target column {target!r} is not in the contract")
+    if rule.nullable:
+        raise ContractError(f"schema.yaml: target column {target!r} must not be nullable")
+
+
+def build_schema(contract: Contract):
+    import pandera.pandas as pa  # imported here: pandera is slow to import
+
+    def column(rule: ColumnRule) -> pa.Column:
+        checks = []
+        if rule.min is not None:
+            checks.append(pa.Check.ge(rule.min))
+        if rule.max is not None:
+            checks.append(pa.Check.le(rule.max))
+        if rule.values is not None:
+            checks.append(pa.Check.isin(rule.values))
+        dtype = {
+            "integer": "Int64" if rule.nullable else "int64",
+            "number": float,
+            "boolean": bool,
+            "category": str,
+            "text": str,
+        }[rule.type]
+        # Nullable integers arrive from CSV as floats; coercion keeps them integers.
+        coerce = rule.type == "number" or (rule.type == "integer" and rule.nullable)
+        return pa.Column(dtype, checks=checks, nullable=rule.nullable, coerce=coerce)
+
+    return pa.DataFrameSchema(
+        {name: column(rule) for name, rule in contract.columns.items()},
+        strict=True,
+        unique=list(contract.columns) if contract.unique_rows else None,
+    )
+
+
+def validate_frame(frame: pd.DataFrame, contract: Contract) -> list[Failure]:
+    """Every way the frame breaks the contract, one Failure per column and check."""
+    import pandera.pandas as pa
+
+    try:
+        build_schema(contract).validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        return _group_failures(err.failure_cases)
+    return []
+
+
+def _group_failures(cases: pd.DataFrame) -> list[Failure]:
+    cases = cases.assign(
+        column=cases["column"].fillna("<frame>").astype(str),
+        check=cases["check"].astype(str),
+        failure_case=cases["failure_case"].astype(str),
+    )
+    failures = []
+    for (column, check), group in cases.groupby(["column", "check"], sort=True):
+        examples = tuple(dict.fromkeys(group["failure_case"]))[:3]
+        failures.append(Failure(str(column), str(check), len(group), examples))
+    return failures
+
+
+def format_failures(failures: list[Failure]) -> str:
+    """A plain table: column, check, failing rows, examples."""
+    header = ("column", "check", "rows", "examples")
+    rows = [(f.column, f.check, str(f.rows), ", ".join(f.examples)) for f in failures]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+def validation_report(frame: pd.DataFrame, failures: list[Failure]) -> dict:
+    return {
+        "passed": not failures,
+        "rows": len(frame),
+        "columns": len(frame.columns),
+        "failures": [
+            {"column": f.column, "check": f.check, "rows": f.rows, "examples": list(f.examples)}
+            for f in failures
+        ],
+    }
+
+
+def infer_contract(frame: pd.DataFrame, max_categories: int = MAX_CATEGORIES) -> Contract:
+    """A first contract from the data, for a person to review and commit."""
+    return Contract(
+        unique_rows=not bool(frame.duplicated().any()),
+        columns={str(name): _infer_rule(frame[name], max_categories) for name in frame.columns},
+    )
+
+
+def _infer_rule(series: pd.Series, max_categories: int) -> ColumnRule:
+    nullable = bool(series.isna().any())
+    values = series.dropna()
+    if pd.api.types.is_bool_dtype(series):
+        return ColumnRule(type="boolean", nullable=nullable)
+    if pd.api.types.is_numeric_dtype(series):
+        integral = pd.api.types.is_integer_dtype(series) or bool((values % 1 == 0).all())
+        bounds = {"min": float(values.min()), "max": float(values.max())} if len(values) else {}
+        return ColumnRule(type="integer" if integral else "number", nullable=nullable, **bounds)
+    categories = sorted(values.astype(str).unique())
+    if len(categories) <= max_categories:
+        return ColumnRule(type="category", nullable=nullable, values=categories)
+    return ColumnRule(type="text", nullable=nullable)
