@@ -210,24 +210,6 @@ def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings:
     )
 
 
-def log_to_run(metrics: dict, run_id: str | None, settings: Settings) -> bool:
-    """Add the test metrics to the training run, when that run is in this tracking store."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    if not run_id:
-        return False
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-    flat = {f"test_{name}": value for name, value in metrics["model"].items()}
-    flat.update({f"baseline_{name}": value for name, value in metrics["baseline"].items()})
-    try:
-        with mlflow.start_run(run_id=run_id):
-            mlflow.log_metrics(flat)
-    except MlflowException:
-        return False  # the model came from elsewhere (e.g. `dvc pull`): nothing to link
-    return True
-
-
 def _records(**columns: np.ndarray) -> list[dict]:
     names = list(columns)
     rows = zip(*(np.round(np.asarray(columns[n], dtype=float), 4) for n in names))

@@ -103,6 +103,7 @@ def pip_requirements() -> list[str]:
 def save_model(pipeline: Pipeline, path: Path, metadata: dict[str, str]) -> None:
     import mlflow.sklearn
 
+    _quiet_mlflow()
     if path.exists():
         shutil.rmtree(path)
     mlflow.sklearn.save_model(
@@ -116,21 +117,35 @@ def save_model(pipeline: Pipeline, path: Path, metadata: dict[str, str]) -> None
 
 
 def load_model(path: Path) -> Pipeline:
-    import mlflow.sklearn
+    """Load the pipeline from an MLflow model directory written by `save_model`.
 
-    return mlflow.sklearn.load_model(str(path))
+    Reads the skops file directly: importing MLflow costs seconds that evaluate
+    and the tests do not need to spend.
+    """
+    import skops.io
+
+    return skops.io.load(path / "model.skops", trusted=TRUSTED_TYPES)
 
 
-def log_run(pipeline: Pipeline, settings: Settings, train_rows: int) -> dict[str, str]:
-    """Log params and the model to MLflow; returns ids that link the saved model to the run."""
+def log_run(pipeline: Pipeline, settings: Settings, train: pd.DataFrame) -> dict[str, str]:
+    """Log params, training-set metrics and the model to MLflow.
+
+    Returns the ids that link the saved model directory to this run.
+    """
     import mlflow
     import mlflow.sklearn
 
+    from .evaluate import score
+
+    _quiet_mlflow()
+    features, target = features_and_target(train, settings.data.target)
+    train_metrics = score(pipeline, features[list(pipeline.feature_names_in_)], target, settings)
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     mlflow.set_experiment(settings.mlflow.experiment)
     with mlflow.start_run() as run:
         mlflow.log_params(model_params(settings))
-        mlflow.log_metric("train_rows", train_rows)
+        mlflow.log_metrics({f"train_{name}": value for name, value in train_metrics.items()})
+        mlflow.log_metric("train_rows", len(train))
         info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
@@ -139,3 +154,10 @@ def log_run(pipeline: Pipeline, settings: Settings, train_rows: int) -> dict[str
             pip_requirements=pip_requirements(),
         )
     return {"mlflow_run_id": run.info.run_id, "mlflow_model_id": str(info.model_id)}
+
+
+def _quiet_mlflow() -> None:
+    # uv environments have no pip; MLflow warns about it on every save.
+    import logging
+
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
