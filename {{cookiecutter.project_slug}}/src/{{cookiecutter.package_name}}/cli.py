@@ -67,16 +67,14 @@ def cmd_train(settings: Settings, paths: Paths, args: argparse.Namespace) -> Non
 
     train = read_frame(paths.train)
     pipeline = fit(train, settings)
-    ids = log_run(pipeline, settings, train_rows=len(train))
+    ids = log_run(pipeline, settings, train)
     save_model(pipeline, paths.model, metadata=ids)
     print(f"train: {settings.train.model.kind} model -> {_rel(paths.model, paths)} (run {ids['mlflow_run_id']})")
 
 
 def cmd_evaluate(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    import mlflow.models
-
     from .data import read_frame
-    from .evaluate import evaluate, log_to_run
+    from .evaluate import evaluate
     from .train import load_model
 
     model = load_model(paths.model)
@@ -89,10 +87,8 @@ def cmd_evaluate(settings: Settings, paths: Paths, args: argparse.Namespace) -> 
             content.to_csv(paths.plots / name, index=False)
         else:
             _write_json(paths.plots / name, content)
-    run_id = (mlflow.models.Model.load(str(paths.model)).metadata or {}).get("mlflow_run_id")
-    logged = log_to_run(result.metrics, run_id, settings)
     model_metrics = ", ".join(f"{k}={v}" for k, v in result.metrics["model"].items())
-    print(f"evaluate: {model_metrics}" + ("" if logged else " (not logged: run not in this store)"))
+    print(f"evaluate: {model_metrics}")
 
 
 def cmd_schema_infer(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
