@@ -69,7 +69,9 @@ def cmd_train(settings: Settings, paths: Paths, args: argparse.Namespace) -> Non
     pipeline = fit(train, settings)
     ids = log_run(pipeline, settings, train)
     save_model(pipeline, paths.model, metadata=ids)
-    print(f"train: {settings.train.model.kind} model -> {_rel(paths.model, paths)} (run {ids['mlflow_run_id']})")
+    print(
+        f"train: {settings.train.model.kind} model -> {_rel(paths.model, paths)} (run {ids['mlflow_run_id']})"
+    )
 
 
 def cmd_evaluate(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
@@ -131,7 +133,9 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="{{ cookiecutter.package_name }}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (default: here)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, (handler, help_text) in COMMANDS.items():

@@ -42,9 +42,7 @@ def split_frame(
     from sklearn.model_selection import train_test_split  # slow import: only where needed
 
     labels = frame[target] if stratify else None
-    train, test = train_test_split(
-        frame, test_size=split.test_size, random_state=split.seed, stratify=labels
-    )
+    train, test = train_test_split(frame, test_size=split.test_size, random_state=split.seed, stratify=labels)
     return train, test
 
 

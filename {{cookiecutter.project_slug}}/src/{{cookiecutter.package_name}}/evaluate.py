@@ -140,9 +140,7 @@ def classification_plots(target: pd.Series, predictions: np.ndarray, proba: np.n
     return {
         "roc.json": {"roc": _records(fpr=fpr, tpr=tpr)},
         "precision_recall.json": {"precision_recall": _records(recall=recall, precision=precision)},
-        "calibration.json": {
-            "calibration": _records(mean_predicted=predicted, fraction_positive=observed)
-        },
+        "calibration.json": {"calibration": _records(mean_predicted=predicted, fraction_positive=observed)},
         "confusion.csv": pd.DataFrame(
             {"actual": target.astype(str).to_numpy(), "predicted": predictions.astype(str)}
         ),
@@ -169,7 +167,7 @@ def importance_plot(model, features: pd.DataFrame, target: pd.Series, settings: 
         n_jobs=1,
     )
     rows = sorted(
-        zip(features.columns, result.importances_mean), key=lambda item: item[1], reverse=True
+        zip(features.columns, result.importances_mean, strict=True), key=lambda item: item[1], reverse=True
     )
     return {
         "importance.json": {
@@ -212,8 +210,8 @@ def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings:
 
 def _records(**columns: np.ndarray) -> list[dict]:
     names = list(columns)
-    rows = zip(*(np.round(np.asarray(columns[n], dtype=float), 4) for n in names))
-    return [dict(zip(names, map(float, row))) for row in rows]
+    rows = zip(*(np.round(np.asarray(columns[n], dtype=float), 4) for n in names), strict=True)
+    return [dict(zip(names, map(float, row), strict=True)) for row in rows]
 
 
 def _rounded(values: dict) -> dict:

@@ -33,8 +33,7 @@ def categorical_columns(frame: pd.DataFrame) -> list[str]:
     return [
         str(column)
         for column in frame.columns
-        if not pd.api.types.is_numeric_dtype(frame[column])
-        or pd.api.types.is_bool_dtype(frame[column])
+        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column])
     ]
 
 

@@ -75,8 +75,7 @@ def check_contract(contract: Contract, target: str) -> None:
     """The contract must describe the target and forbid missing labels."""
     if not contract.columns:
         raise ContractError(
-            f"schema.yaml has no columns: run `{__package__} schema infer`, "
-            "review the result and commit it"
+            f"schema.yaml has no columns: run `{__package__} schema infer`, review the result and commit it"
         )
     rule = contract.columns.get(target)
     if rule is None:
@@ -99,12 +98,12 @@ def build_schema(contract: Contract):
         dtype = {
             "integer": "Int64" if rule.nullable else "int64",
             "number": float,
-            "boolean": bool,
+            "boolean": "boolean" if rule.nullable else bool,
             "category": str,
             "text": str,
         }[rule.type]
-        # Nullable integers arrive from CSV as floats; coercion keeps them integers.
-        coerce = rule.type == "number" or (rule.type == "integer" and rule.nullable)
+        # Nullable integers arrive from CSV as floats, nullable booleans as objects; coercion fixes both.
+        coerce = rule.type == "number" or (rule.type in ("integer", "boolean") and rule.nullable)
         return pa.Column(dtype, checks=checks, nullable=rule.nullable, coerce=coerce)
 
     return pa.DataFrameSchema(
@@ -119,17 +118,21 @@ def validate_frame(frame: pd.DataFrame, contract: Contract) -> list[Failure]:
     import pandera.pandas as pa
 
     try:
-        build_schema(contract).validate(frame, lazy=True)
+        # A fresh index: pandera cannot report duplicate rows under repeated index labels.
+        build_schema(contract).validate(frame.reset_index(drop=True), lazy=True)
     except pa.errors.SchemaErrors as err:
         return _group_failures(err.failure_cases)
     return []
 
 
 def _group_failures(cases: pd.DataFrame) -> list[Failure]:
+    # A missing or unexpected column is a frame-level failure whose case is the column's name.
+    names_column = cases["column"].isna() & cases["check"].isin(["column_in_dataframe", "column_in_schema"])
     cases = cases.assign(
-        column=cases["column"].fillna("<frame>").astype(str),
+        column=cases["column"].where(~names_column, cases["failure_case"]).fillna("<frame>").astype(str),
         check=cases["check"].astype(str),
-        failure_case=cases["failure_case"].astype(str),
+        # map(str), not astype(str): pandas 3 keeps NaN through astype(str), and examples must be text.
+        failure_case=cases["failure_case"].map(str),
     )
     failures = []
     for (column, check), group in cases.groupby(["column", "check"], sort=True):
@@ -143,7 +146,9 @@ def format_failures(failures: list[Failure]) -> str:
     header = ("column", "check", "rows", "examples")
     rows = [(f.column, f.check, str(f.rows), ", ".join(f.examples)) for f in failures]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
+    ]
     return "\n".join(lines)
 
 
@@ -170,10 +175,13 @@ def infer_contract(frame: pd.DataFrame, max_categories: int = MAX_CATEGORIES) ->
 def _infer_rule(series: pd.Series, max_categories: int) -> ColumnRule:
     nullable = bool(series.isna().any())
     values = series.dropna()
-    if pd.api.types.is_bool_dtype(series):
+    # A CSV column of True/False with gaps is read as objects, not as bool.
+    if pd.api.types.is_bool_dtype(series) or (len(values) and pd.api.types.infer_dtype(values) == "boolean"):
         return ColumnRule(type="boolean", nullable=nullable)
     if pd.api.types.is_numeric_dtype(series):
-        integral = pd.api.types.is_integer_dtype(series) or bool((values % 1 == 0).all())
+        # Whole floats are integers only when gaps made them floats (a CSV column of ints with blanks);
+        # a float column without gaps would fail the int64 check of a non-nullable integer.
+        integral = pd.api.types.is_integer_dtype(series) or (nullable and bool((values % 1 == 0).all()))
         bounds = {"min": float(values.min()), "max": float(values.max())} if len(values) else {}
         return ColumnRule(type="integer" if integral else "number", nullable=nullable, **bounds)
     categories = sorted(values.astype(str).unique())

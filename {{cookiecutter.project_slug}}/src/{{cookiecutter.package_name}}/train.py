@@ -15,11 +15,14 @@ from .data import features_and_target
 from .features import build_preprocessor, check_no_banned, model_inputs
 
 # skops refuses to load types it does not trust. These were reviewed: a numpy dtype
-# descriptor (the encoders' output dtype) and the fitted tree structure of
-# HistGradientBoosting. Never trust everything skops lists.
+# descriptor (the encoders' output dtype), the fitted tree structure of
+# HistGradientBoosting, and the node storage of RandomForest's trees (safe for files
+# this pipeline wrote itself; never load a model from an unknown source with it).
+# Never trust everything skops lists.
 TRUSTED_TYPES = [
     "numpy.dtype",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
 ]
 RUNTIME_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
 

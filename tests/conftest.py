@@ -1,0 +1,101 @@
+"""Bake helpers and the answer matrix shared by the template tests."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
+CHURN_CSV = ROOT / "tests" / "fixtures" / "churn.csv"
+
+REMOTE_URLS = {
+    "none": "",
+    "local": "/tmp/dvc-storage",
+    "s3": "s3://bucket/project",
+    "gs": "gs://bucket/project",
+    "azure": "azure://container/project",
+}
+
+
+def csv_answers(task: str) -> dict[str, str]:
+    """The churn fixture: a yes/no target for classification, charges for regression."""
+    if task == "classification":
+        return {
+            "csv_path": str(CHURN_CSV),
+            "target": "churned",
+            "sensitive_features": "region",
+            "time_column": "signup_year",
+        }
+    return {"csv_path": str(CHURN_CSV), "target": "monthly_charges", "sensitive_features": "region"}
+
+
+def answer_matrix() -> list[dict[str, str]]:
+    """Every valid task x dataset x model combination; independent answers cycle through their values."""
+    independent = {
+        "python_version": ["3.11", "3.12", "3.13"],
+        "dvc_remote": list(REMOTE_URLS),
+        "init_git": ["yes", "no"],
+    }
+    cycles = {name: itertools.cycle(values) for name, values in independent.items()}
+    configs = []
+    for task, dataset, model in itertools.product(
+        ["classification", "regression"], ["demo", "csv"], ["linear", "random_forest", "gradient_boosting"]
+    ):
+        answers = {"task": task, "dataset": dataset, "model": model}
+        answers |= {name: next(values) for name, values in cycles.items()}
+        answers["dvc_remote_url"] = REMOTE_URLS[answers["dvc_remote"]]
+        if dataset == "csv":
+            answers |= csv_answers(task)
+        configs.append(answers)
+    return configs
+
+
+def config_id(answers: dict[str, str]) -> str:
+    return "-".join(answers[k] for k in ("task", "dataset", "model", "python_version", "dvc_remote"))
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for baked-project commands: own venv, a git identity, no telemetry."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env |= {
+        "GIT_AUTHOR_NAME": "Template Test",
+        "GIT_AUTHOR_EMAIL": "template-test@example.com",
+        "GIT_COMMITTER_NAME": "Template Test",
+        "GIT_COMMITTER_EMAIL": "template-test@example.com",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    return env
+
+
+def bake(output_dir: Path, **answers: str) -> Path:
+    """Bake the template with these answers; returns the project directory."""
+    old, env = dict(os.environ), subprocess_env()
+    os.environ.clear()
+    os.environ.update(env)  # the hooks run git and uv with this environment
+    try:
+        project = cookiecutter(str(ROOT), no_input=True, output_dir=str(output_dir), extra_context=answers)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    return Path(project)
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=subprocess_env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(args)} failed in {cwd} ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def uv_available() -> bool:
+    uv = shutil.which("uv")
+    return uv is not None and "/shims/" not in uv

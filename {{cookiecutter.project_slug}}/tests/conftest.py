@@ -1,0 +1,119 @@
+"""Shared fixtures, each made once per session: settings, raw data, contract, split, fitted model.
+
+Everything here is offline and in memory: the stages' pure functions are called
+directly, so no DVC, no MLflow and no files are needed (the integration tests
+run the real pipeline).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from sklearn.pipeline import Pipeline
+
+from {{ cookiecutter.package_name }}.config import Settings, load_settings
+from {{ cookiecutter.package_name }}.data import ingest, split_frame
+from {{ cookiecutter.package_name }}.evaluate import Evaluation, evaluate, positive_label, positive_proba
+from {{ cookiecutter.package_name }}.schema import Contract, load_contract
+from {{ cookiecutter.package_name }}.train import fit
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "{{ cookiecutter.package_name }}"
+
+# Property tests draw the same examples on every run, so CI passes or fails for a reason.
+# `pytest --hypothesis-profile=explore -m unit` searches further with fresh random examples.
+QUICK = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+hypothesis_settings.register_profile("repeatable", max_examples=50, derandomize=True, **QUICK)
+hypothesis_settings.register_profile("explore", max_examples=1000, **QUICK)
+hypothesis_settings.load_profile("repeatable")
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def raw(settings: Settings) -> pd.DataFrame:
+    """The raw data as the pipeline sees it: ingested, written as CSV and read back."""
+    try:
+        frame = ingest(settings.data, ROOT)
+    except FileNotFoundError as err:
+        pytest.skip(f"the raw data is not here ({err.filename}): run `dvc pull` first")
+    return pd.read_csv(io.StringIO(frame.to_csv(index=False)))
+
+
+@pytest.fixture(scope="session")
+def contract() -> Contract:
+    contract = load_contract(ROOT / "schema.yaml")
+    if not contract.columns:
+        pytest.skip(f"schema.yaml has no columns yet: run `{PACKAGE} schema infer`, review it and commit it")
+    return contract
+
+
+@pytest.fixture(scope="session")
+def split(settings: Settings, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return split_frame(
+        raw,
+        settings.split,
+        target=settings.data.target,
+        time_column=settings.data.time_column,
+        stratify=settings.task == "classification",
+    )
+
+
+@pytest.fixture(scope="session")
+def train_set(split: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+    return split[0]
+
+
+@pytest.fixture(scope="session")
+def test_set(split: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+    return split[1]
+
+
+@pytest.fixture(scope="session")
+def model(settings: Settings, train_set: pd.DataFrame) -> Pipeline:
+    return fit(train_set, settings)
+
+
+@pytest.fixture(scope="session")
+def shuffled_model(settings: Settings, train_set: pd.DataFrame) -> Pipeline:
+    """A broken model: trained on shuffled labels. The quality checks must catch it."""
+    target = settings.data.target
+    labels = np.random.default_rng(settings.train.seed).permutation(train_set[target].to_numpy())
+    return fit(train_set.assign(**{target: labels}), settings)
+
+
+@pytest.fixture(scope="session")
+def evaluation(
+    model: Pipeline, train_set: pd.DataFrame, test_set: pd.DataFrame, settings: Settings
+) -> Evaluation:
+    """What the evaluate stage would write for the session's model."""
+    return evaluate(model, train_set, test_set, settings)
+
+
+@pytest.fixture(scope="session")
+def output(settings: Settings) -> Callable[[Pipeline, pd.DataFrame], np.ndarray]:
+    """The model's answer per row: the positive class's probability, or the predicted value."""
+
+    def model_output(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
+        inputs = frame[list(model.feature_names_in_)]
+        if settings.task == "regression":
+            return np.asarray(model.predict(inputs), dtype=float)
+        positive = positive_label(model.classes_, settings.data.positive_class)
+        return positive_proba(model, inputs, positive)
+
+    return model_output

@@ -1,0 +1,84 @@
+"""Model behaviour: reproducible, learns from a small batch, ignores sensitive features, valid outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from {{ cookiecutter.package_name }}.data import features_and_target
+from {{ cookiecutter.package_name }}.features import model_inputs
+from {{ cookiecutter.package_name }}.train import build_pipeline, fit
+
+pytestmark = pytest.mark.model
+
+# Small, yet enough for every model kind: HistGradientBoosting needs 20 rows per leaf.
+BATCH_ROWS = 100
+
+
+def test_same_seed_gives_identical_predictions(model, settings, train_set, test_set, output) -> None:
+    again = fit(train_set, settings)
+    features, _ = features_and_target(test_set, settings.data.target)
+    np.testing.assert_array_equal(again.predict(features), model.predict(features))
+    np.testing.assert_array_equal(output(again, features), output(model, features))
+
+
+def small_batch(settings, frame: pd.DataFrame) -> pd.DataFrame:
+    """BATCH_ROWS rows; for classification, the same number from each class."""
+    target = settings.data.target
+    if settings.task == "classification":
+        per_class = BATCH_ROWS // frame[target].nunique()
+        return frame.groupby(target, group_keys=False).sample(n=per_class, random_state=settings.train.seed)
+    return frame.sample(n=BATCH_ROWS, random_state=settings.train.seed)
+
+
+def test_training_on_a_small_batch_changes_the_fitted_state(settings, train_set, test_set, output) -> None:
+    batch = small_batch(settings, train_set)
+    features, labels = features_and_target(batch, settings.data.target)
+    inputs = model_inputs(list(batch.columns), settings.data.target, settings.banned_features)
+    pipeline = build_pipeline(features[inputs], settings)
+    test_x, _ = features_and_target(test_set, settings.data.target)
+    with pytest.raises(NotFittedError):
+        pipeline.predict(test_x[inputs])
+
+    pipeline.fit(features[inputs], labels)
+
+    check_is_fitted(pipeline)
+    outputs = output(pipeline, test_x)
+    assert outputs.shape == (len(test_x),)
+    assert np.isfinite(outputs).all()
+    assert np.unique(outputs).size > 1, "the model gives every row the same answer"
+
+
+def test_predictions_are_valid(model, settings, train_set, test_set) -> None:
+    features, _ = features_and_target(test_set, settings.data.target)
+    predictions = model.predict(features)
+    assert len(predictions) == len(features)
+    if settings.task == "regression":
+        assert np.isfinite(predictions.astype(float)).all()
+        return
+    assert set(predictions) <= set(train_set[settings.data.target])
+    proba = model.predict_proba(features)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def another_value(series: pd.Series) -> pd.Series:
+    """Each value replaced by a different value seen in the column (the next in sort order)."""
+    seen = sorted(series.dropna().unique())
+    following = dict(zip(seen, [*seen[1:], seen[0]], strict=True))
+    return series.map(following)
+
+
+def test_sensitive_features_do_not_change_the_prediction(model, settings, test_set, output) -> None:
+    features, _ = features_and_target(test_set, settings.data.target)
+    banned = [f for f in settings.banned_features if f in features.columns and features[f].nunique() > 1]
+    if not banned:
+        pytest.skip("no sensitive feature is kept out of the model (data.sensitive_features)")
+    before = output(model, features)
+    for feature in banned:
+        changed = features.assign(**{feature: another_value(features[feature])})
+        assert (changed[feature] != features[feature]).all()
+        np.testing.assert_array_equal(output(model, changed), before, err_msg=feature)

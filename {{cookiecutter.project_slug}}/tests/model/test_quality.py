@@ -1,0 +1,102 @@
+"""Model quality on the test set: better than a trivial baseline, within the bounds in params.yaml."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }}.config import metric_names
+from {{ cookiecutter.package_name }}.data import features_and_target
+from {{ cookiecutter.package_name }}.evaluate import baseline_model, score
+
+pytestmark = pytest.mark.model
+
+
+def shortfalls(metrics: dict, task: str) -> list[str]:
+    """Every metric on which the model does not clearly beat the baseline (none when it does).
+
+    "Clearly": a model trained on noise can edge past the baseline by chance (measured on
+    the demo data: a random forest fitted to shuffled labels had a log loss 0.1% below it).
+    """
+    model, baseline = metrics["model"], metrics["baseline"]
+    if task == "classification":
+        wanted = {
+            "roc_auc": (">=", baseline["roc_auc"] + 0.02),
+            "log_loss": ("<=", baseline["log_loss"] * 0.99),
+        }
+    else:
+        wanted = {"rmse": ("<=", baseline["rmse"] * 0.99), "r2": (">=", baseline["r2"] + 0.02)}
+    return [
+        f"{name} = {model[name]} but must be {op} {bound:.6g} (baseline {baseline[name]})"
+        for name, (op, bound) in wanted.items()
+        if not (model[name] >= bound if op == ">=" else model[name] <= bound)
+    ]
+
+
+def broken_thresholds(model_metrics: dict, thresholds: dict) -> list[str]:
+    return [
+        f"{name} = {model_metrics[name]} is outside {bound.model_dump(exclude_none=True)}"
+        for name, bound in thresholds.items()
+        if not bound.holds(model_metrics[name])
+    ]
+
+
+def test_model_beats_the_baseline(evaluation, settings) -> None:
+    problems = shortfalls(evaluation.metrics, settings.task)
+    assert not problems, "; ".join(problems)
+
+
+def test_quality_thresholds_from_params_hold(evaluation, settings) -> None:
+    thresholds = settings.evaluate.thresholds
+    if not thresholds:
+        pytest.skip("params.yaml sets no evaluate.thresholds")
+    problems = broken_thresholds(evaluation.metrics["model"], thresholds)
+    assert not problems, "; ".join(problems)
+
+
+def test_the_baseline_check_fails_a_model_whose_answers_are_unrelated_to_the_truth(
+    model, settings, train_set, test_set
+) -> None:
+    # The model's answers against the test labels in shuffled order: no better than chance.
+    # (Not a model fitted to shuffled labels: with few features, a linear one can land on the
+    # right direction by luck, and AUC does not care how small its coefficients are.)
+    target = settings.data.target
+    inputs = list(model.feature_names_in_)
+    train_x, train_y = features_and_target(train_set, target)
+    test_x, test_y = features_and_target(test_set, target)
+    shuffled_y = pd.Series(np.random.default_rng(settings.train.seed).permutation(test_y.to_numpy()))
+    baseline = baseline_model(settings.task, settings.train.seed).fit(train_x[inputs], train_y)
+    metrics = {
+        "model": score(model, test_x[inputs], shuffled_y, settings),
+        "baseline": score(baseline, test_x[inputs], shuffled_y, settings),
+    }
+    assert shortfalls(metrics, settings.task), f"answers unrelated to the truth passed: {metrics}"
+
+
+def test_evaluation_has_every_metric_for_model_and_baseline(evaluation, settings, test_set) -> None:
+    names = set(metric_names(settings.task))
+    assert set(evaluation.metrics["model"]) == names
+    assert set(evaluation.metrics["baseline"]) == names
+    values = [*evaluation.metrics["model"].values(), *evaluation.metrics["baseline"].values()]
+    assert all(math.isfinite(value) for value in values)
+    assert evaluation.metrics["test_rows"] == len(test_set)
+
+
+def test_slices_cover_each_sensitive_feature_and_every_test_row(evaluation, settings, test_set) -> None:
+    expected = [f for f in settings.data.sensitive_features if f in test_set.columns]
+    assert list(evaluation.slices) == expected
+    for feature, result in evaluation.slices.items():
+        counts = sum(group["count"] for group in result["groups"].values())
+        assert counts == len(test_set), feature
+
+
+def test_evaluation_makes_every_plot_dvc_yaml_shows(evaluation, root) -> None:
+    pipeline = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))
+    shown = {name.removeprefix("plots/") for entry in pipeline.get("plots", []) for name in entry}
+    assert shown, "dvc.yaml shows no plots"
+    assert shown == set(evaluation.plots)
+    assert all(len(content) > 0 for content in evaluation.plots.values())

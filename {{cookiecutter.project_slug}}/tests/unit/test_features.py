@@ -1,0 +1,130 @@
+"""Which columns reach the model, and how they are encoded."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }} import train as training
+from {{ cookiecutter.package_name }}.features import (
+    BannedFeatureError,
+    build_preprocessor,
+    categorical_columns,
+    check_no_banned,
+    model_inputs,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_model_inputs_drop_target_and_banned_and_keep_order() -> None:
+    columns = ["age", "label", "sex", "income", "region"]
+    assert model_inputs(columns, target="label", banned=["sex", "region"]) == ["age", "income"]
+
+
+def test_project_model_inputs_exclude_target_and_sensitive_features(settings, raw: pd.DataFrame) -> None:
+    inputs = model_inputs(list(raw.columns), settings.data.target, settings.banned_features)
+    assert inputs, "no column is left to train on"
+    assert settings.data.target not in inputs
+    assert not set(inputs) & set(settings.banned_features)
+    assert set(inputs) == set(raw.columns) - {settings.data.target, *settings.banned_features}
+
+
+def test_check_no_banned_names_the_leaked_feature() -> None:
+    with pytest.raises(BannedFeatureError, match="sex"):
+        check_no_banned(["age", "sex"], banned=["sex"])
+    check_no_banned(["age", "income"], banned=["sex"])  # nothing banned: no error
+
+
+def banned_for_test(settings, frame: pd.DataFrame) -> str:
+    """A sensitive feature of the project, or (when it has none) any input column standing in for one."""
+    candidates = [c for c in settings.data.sensitive_features if c in frame.columns]
+    return (candidates or [c for c in frame.columns if c != settings.data.target])[0]
+
+
+def settings_banning(settings, column: str, allowed: bool = False):
+    data = settings.data.model_copy(
+        update={"sensitive_features": [column], "use_sensitive_features": allowed}
+    )
+    return settings.model_copy(update={"data": data})
+
+
+def small_batch(settings, frame: pd.DataFrame, rows: int = 60) -> pd.DataFrame:
+    if settings.task == "classification":
+        per_class = rows // frame[settings.data.target].nunique()
+        return frame.groupby(settings.data.target, group_keys=False).head(per_class)
+    return frame.head(rows)
+
+
+def test_fitted_model_gets_no_sensitive_feature(settings, model) -> None:
+    inputs = list(model.feature_names_in_)
+    assert settings.data.target not in inputs
+    assert not set(inputs) & set(settings.banned_features), f"banned features reached the model: {inputs}"
+
+
+def test_fit_keeps_a_banned_column_out_of_the_model(settings, train_set: pd.DataFrame) -> None:
+    column = banned_for_test(settings, train_set)
+    batch = small_batch(settings, train_set)
+    banned = training.fit(batch, settings_banning(settings, column, allowed=False))
+    allowed = training.fit(batch, settings_banning(settings, column, allowed=True))
+    assert column not in banned.feature_names_in_
+    assert column in allowed.feature_names_in_  # the setting, not luck, keeps it out
+
+
+def test_fit_refuses_when_a_banned_feature_would_reach_the_model(
+    settings, train_set: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    column = banned_for_test(settings, train_set)
+
+    def every_column(columns: list[str], target: str, banned: list[str]) -> list[str]:
+        return [c for c in columns if c != target]  # a selection bug that lets banned columns through
+
+    monkeypatch.setattr(training, "model_inputs", every_column)
+    with pytest.raises(BannedFeatureError, match=column):
+        training.fit(small_batch(settings, train_set), settings_banning(settings, column))
+
+
+def test_categorical_columns_by_dtype_kind() -> None:
+    frame = pd.DataFrame(
+        {
+            "count": pd.Series([1, 2, 3], dtype="int64"),
+            "ratio": pd.Series([0.1, 0.2, np.nan], dtype="float64"),
+            "nullable_count": pd.Series([1, None, 3], dtype="Int64"),
+            "flag": pd.Series([True, False, True], dtype="bool"),
+            "object_text": pd.Series(["a", "b", "a"], dtype="object"),
+            "str_text": pd.Series(["a", "b", None], dtype="str"),  # pandas 3 reads text as `str`
+            "string_text": pd.Series(["a", None, "c"], dtype="string"),
+            "category": pd.Series(["x", "y", "x"], dtype="category"),
+        }
+    )
+    assert categorical_columns(frame) == [
+        "flag",
+        "object_text",
+        "str_text",
+        "string_text",
+        "category",
+    ]
+
+
+def test_text_read_from_csv_is_categorical() -> None:
+    frame = pd.read_csv(io.StringIO("colour,age,score\nred,31,0.5\nblue,42,\n,19,0.25\n"))
+    assert categorical_columns(frame) == ["colour"]
+
+
+def test_contract_categories_are_categorical_in_the_raw_data(contract, raw: pd.DataFrame) -> None:
+    text_columns = [name for name, rule in contract.columns.items() if rule.type in ("category", "text")]
+    detected = categorical_columns(raw)
+    assert set(text_columns) <= set(detected), f"treated as numbers: {set(text_columns) - set(detected)}"
+
+
+def test_preprocessor_handles_missing_values_and_unseen_categories() -> None:
+    train = pd.DataFrame({"colour": ["red", "blue", None, "red"], "age": [30.0, np.nan, 50.0, 40.0]})
+    encoder = build_preprocessor(train).fit(train)
+    unseen = pd.DataFrame({"colour": ["green", None], "age": [np.nan, 1000.0]})
+    encoded = encoder.transform(unseen)
+    assert encoded.shape == (2, 3)  # two colours one-hot plus the scaled age
+    assert np.isfinite(encoded).all()
+    assert list(encoder.get_feature_names_out()) == ["colour_blue", "colour_red", "age"]
