@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -93,6 +94,29 @@ def cmd_evaluate(settings: Settings, paths: Paths, args: argparse.Namespace) -> 
     print(f"evaluate: {model_metrics}")
 
 
+def cmd_report(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
+    """Exit 0 when the gate passes, 1 when it fails, 2 when the comparison cannot be made."""
+    from .report import ReportError, compare, judge, render
+
+    try:
+        comparison = compare(paths.root, args.base)
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    verdict = judge(comparison, settings)
+    markdown = render(comparison, verdict, settings)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(markdown, encoding="utf-8")
+    summary = args.summary or os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
+    for finding in verdict.findings:
+        print(f"gate: {finding.check} {finding.metric}: {finding.old} -> {finding.new} ({finding.limit})")
+    print(f"report: gate {'passed' if verdict.passed else 'failed'} -> {args.output}")
+    return 0 if verdict.passed else 1
+
+
 def cmd_schema_infer(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
     from .data import ingest
     from .schema import dump_contract, infer_contract
@@ -140,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, (handler, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text).set_defaults(handler=handler)
+    report = commands.add_parser("report", help="the pull-request report and metric gate against a base ref")
+    report.add_argument("--base", default="main", help="git ref to compare with (default: main)")
+    report.add_argument("--output", type=Path, default=Path("reports/pr-report.md"), help="markdown file to write")
+    report.add_argument("--summary", help="also append the markdown here (default: $GITHUB_STEP_SUMMARY)")
+    report.set_defaults(handler=cmd_report)
     schema = commands.add_parser("schema", help="tools for the data contract")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="command")
     infer = schema_commands.add_parser("infer", help="write a first schema.yaml from the data")
@@ -153,8 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = Paths(args.root.resolve())
     try:
         settings = load_settings(paths.params)
-        args.handler(settings, paths, args)
+        return args.handler(settings, paths, args) or 0
     except (ConfigError, ContractError, StageFailed, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    return 0

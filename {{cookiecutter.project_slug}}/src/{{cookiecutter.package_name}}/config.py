@@ -100,6 +100,28 @@ class EvaluateSettings(_Strict):
     thresholds: dict[str, Threshold] = {}
 
 
+class GatedMetric(_Strict):
+    direction: Literal["higher", "lower"]  # which way is better
+    tolerance: float = Field(ge=0)  # how much worse than the base branch a PR may make it
+
+
+class GateSettings(_Strict):
+    """The pull-request gate: what may not get worse, and by how much."""
+
+    metrics: dict[str, GatedMetric]
+    # A slice metric (per group of a sensitive feature) may worsen by this fraction of its base value.
+    slice_tolerance: float = Field(ge=0)
+    # The model must beat the trivial baseline on these (each also listed in `metrics`).
+    beat_baseline: list[str] = []
+
+    @model_validator(mode="after")
+    def _baseline_metrics_have_a_direction(self) -> GateSettings:
+        missing = [name for name in self.beat_baseline if name not in self.metrics]
+        if missing:
+            raise ValueError(f"gate.beat_baseline: {missing[0]!r} must also be listed in gate.metrics")
+        return self
+
+
 class MlflowSettings(_Strict):
     tracking_uri: str
     experiment: str
@@ -111,17 +133,18 @@ class Settings(_Strict):
     split: SplitSettings
     train: TrainSettings
     evaluate: EvaluateSettings
+    gate: GateSettings
     mlflow: MlflowSettings
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Settings:
         allowed = metric_names(self.task)
-        unknown = sorted(set(self.evaluate.thresholds) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"evaluate.thresholds: unknown metric {unknown[0]!r} for {self.task}; "
-                f"allowed: {', '.join(allowed)}"
-            )
+        for key, names in (("evaluate.thresholds", self.evaluate.thresholds), ("gate.metrics", self.gate.metrics)):
+            unknown = sorted(set(names) - set(allowed))
+            if unknown:
+                raise ValueError(
+                    f"{key}: unknown metric {unknown[0]!r} for {self.task}; allowed: {', '.join(allowed)}"
+                )
         return self
 
     @property
