@@ -157,16 +157,16 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="{{ cookiecutter.package_name }}", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (default: here)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, (handler, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text).set_defaults(handler=handler)
     report = commands.add_parser("report", help="the pull-request report and metric gate against a base ref")
     report.add_argument("--base", default="main", help="git ref to compare with (default: main)")
-    report.add_argument("--output", type=Path, default=Path("reports/pr-report.md"), help="markdown file to write")
+    report.add_argument(
+        "--output", type=Path, default=Path("reports/pr-report.md"), help="markdown file to write"
+    )
     report.add_argument("--summary", help="also append the markdown here (default: $GITHUB_STEP_SUMMARY)")
     report.set_defaults(handler=cmd_report)
     schema = commands.add_parser("schema", help="tools for the data contract")

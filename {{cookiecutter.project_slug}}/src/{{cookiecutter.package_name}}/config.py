@@ -139,7 +139,10 @@ class Settings(_Strict):
     @model_validator(mode="after")
     def _known_metrics(self) -> Settings:
         allowed = metric_names(self.task)
-        for key, names in (("evaluate.thresholds", self.evaluate.thresholds), ("gate.metrics", self.gate.metrics)):
+        for key, names in (
+            ("evaluate.thresholds", self.evaluate.thresholds),
+            ("gate.metrics", self.gate.metrics),
+        ):
             unknown = sorted(set(names) - set(allowed))
             if unknown:
                 raise ValueError(

@@ -107,7 +107,9 @@ def judge(comparison: Comparison, settings: Settings) -> Verdict:
         value = new.get(f"model.{name}")
         if value is None or not threshold.holds(value):
             bounds = " and ".join(
-                f"{word} {bound}" for word, bound in (("min", threshold.min), ("max", threshold.max)) if bound is not None
+                f"{word} {bound}"
+                for word, bound in (("min", threshold.min), ("max", threshold.max))
+                if bound is not None
             )
             findings.append(Finding("threshold", name, None, value, bounds))
     for name in settings.gate.beat_baseline:
@@ -119,7 +121,9 @@ def judge(comparison: Comparison, settings: Settings) -> Verdict:
         for name, rule in settings.gate.metrics.items():
             change = comparison.metrics.get(f"model.{name}")
             if change and _worse_by(change, rule.direction) > rule.tolerance:
-                findings.append(Finding("regression", name, change.old, change.new, f"tolerance {rule.tolerance}"))
+                findings.append(
+                    Finding("regression", name, change.old, change.new, f"tolerance {rule.tolerance}")
+                )
         findings += _slice_findings(comparison.metrics, settings.gate.slice_tolerance)
     return Verdict(passed=not findings, findings=findings)
 
@@ -134,7 +138,9 @@ def _slice_findings(metrics: dict[str, Change], tolerance: float) -> list[Findin
             continue
         allowed = tolerance * abs(change.old)
         if _worse_by(change, SLICE_DIRECTIONS[parts[-1]]) > allowed:
-            findings.append(Finding("slice", name.removeprefix("slices:"), change.old, change.new, f"{tolerance:.0%}"))
+            findings.append(
+                Finding("slice", name.removeprefix("slices:"), change.old, change.new, f"{tolerance:.0%}")
+            )
     return findings
 
 
@@ -166,14 +172,32 @@ def render(comparison: Comparison, verdict: Verdict, settings: Settings, limit: 
         "",
     ]
     if verdict.findings:
-        head += ["### What failed", "", *_table(["check", "metric", "base", "this PR", "delta", "limit"], [
-            [f.check, f.metric, _fmt(f.old), _fmt(f.new), _fmt_delta(f.old, f.new), f.limit] for f in verdict.findings
-        ]), ""]
+        head += [
+            "### What failed",
+            "",
+            *_table(
+                ["check", "metric", "base", "this PR", "delta", "limit"],
+                [
+                    [f.check, f.metric, _fmt(f.old), _fmt(f.new), _fmt_delta(f.old, f.new), f.limit]
+                    for f in verdict.findings
+                ],
+            ),
+            "",
+        ]
     model_rows = _metric_rows(comparison, prefixes=("model.", "baseline."))
-    body = ["### Metrics", "", *_table(["metric", f"base ({comparison.base})", "this PR", "delta"], model_rows), ""]
+    body = [
+        "### Metrics",
+        "",
+        *_table(["metric", f"base ({comparison.base})", "this PR", "delta"], model_rows),
+        "",
+    ]
     body += _chart(comparison, settings)
     sections = [
-        ("Slice metrics", _metric_rows(comparison, prefixes=("slices:",)), ["metric", "base", "this PR", "delta"]),
+        (
+            "Slice metrics",
+            _metric_rows(comparison, prefixes=("slices:",)),
+            ["metric", "base", "this PR", "delta"],
+        ),
         (
             "Params changed",
             [[name, _fmt(c.old), _fmt(c.new)] for name, c in sorted(comparison.params.items())],
@@ -188,9 +212,11 @@ def render(comparison: Comparison, verdict: Verdict, settings: Settings, limit: 
 
 def _summary_line(comparison: Comparison, unchanged: bool) -> str:
     if not comparison.has_baseline:
-        return f"No baseline yet: `{comparison.base}` has no metrics, so only absolute thresholds are checked."
+        return (
+            f"No baseline yet: `{comparison.base}` has no metrics, so only absolute thresholds are checked."
+        )
     if unchanged:
-        return f"No changes to the model: the pipeline, params and metrics are the same as on `{comparison.base}`."
+        return f"No changes to the model: pipeline, params and metrics are as on `{comparison.base}`."
     return f"Compared with `{comparison.base}`."
 
 
@@ -239,9 +265,12 @@ def _details(title: str, header: list[str], rows: list[list[str]], budget: int) 
         table.append(line)
         used += len(line) + 1
         shown += 1
-    lines += table + [""]
+    lines += [*table, ""]
     if shown < len(rows):
-        lines += [f"{len(rows) - shown} more rows not shown: the comment is capped at {MAX_CHARS:,} characters.", ""]
+        lines += [
+            f"{len(rows) - shown} more rows not shown: the comment is capped at {MAX_CHARS:,} characters.",
+            "",
+        ]
     return "\n".join([*lines, "</details>", ""])
 
 

@@ -54,7 +54,9 @@ def recorded(name: str, base: str = "main", lock_changed: bool = True) -> Compar
     """A Comparison from a DVC diff recorded in a real project (errors stored by class name)."""
     raw = json.loads((FIXTURES / f"{name}.json").read_text())
     errors = {
-        revision: {path: FileNotFoundError(text) if text.startswith("FileNotFoundError") else ValueError(text)}
+        revision: {
+            path: FileNotFoundError(text) if text.startswith("FileNotFoundError") else ValueError(text)
+        }
         for revision, files in raw["metrics"]["errors"].items()
         for path, text in files.items()
     }
@@ -94,7 +96,9 @@ def test_slice_regression_fails():
     comparison = with_metric(recorded("regression"), "model.log_loss", 0.42, 0.42)
     name = "slices:colour.groups.Black.accuracy"
     old = comparison.metrics[name].old
-    assert checks(with_metric(comparison, name, old, old * 0.9)) == {("slice", "colour.groups.Black.accuracy")}
+    assert checks(with_metric(comparison, name, old, old * 0.9)) == {
+        ("slice", "colour.groups.Black.accuracy")
+    }
     assert checks(with_metric(comparison, name, old, old * 0.97)) == set()
 
 
@@ -120,7 +124,7 @@ def test_first_pr_ignores_regressions_and_says_no_baseline():
 
 def test_unreadable_metrics_are_an_error_not_a_pass():
     errors = {"workspace": {"metrics.json": ValueError("Expecting value: line 1 column 1")}}
-    with pytest.raises(ReportError, match="metrics.json at workspace"):
+    with pytest.raises(ReportError, match=r"metrics\.json at workspace"):
         metric_changes({}, errors, "main")
     with pytest.raises(ReportError, match="at workspace"):
         metric_changes({}, {"workspace": {"metrics.json": FileNotFoundError("gone")}}, "main")
@@ -202,6 +206,5 @@ def test_compare_reads_real_dvc_diffs(scratch_repo):
 
 def test_compare_fails_on_a_corrupted_metrics_file(scratch_repo):
     (scratch_repo / "metrics.json").write_text("{not json")
-    with pytest.raises(ReportError, match="metrics.json"):
+    with pytest.raises(ReportError, match=r"metrics\.json"):
         compare(scratch_repo, "main")
-
