@@ -13,7 +13,6 @@ from {{ cookiecutter.package_name }}.data import features_and_target, split_by_t
 pytestmark = pytest.mark.unit
 
 
-
 @given(
     times=st.lists(st.integers(min_value=1990, max_value=2030), min_size=2, max_size=60).filter(
         lambda times: len(set(times)) > 1

@@ -22,7 +22,6 @@ from {{ cookiecutter.package_name }}.evaluate import (
 pytestmark = pytest.mark.unit
 
 
-
 @given(
     values=st.lists(
         st.integers(min_value=0, max_value=120)
