@@ -73,6 +73,7 @@ class Outcome:
 def report_only(workflow: Path, target: Path) -> Path:
     """The baked caller without its test job: the scenarios exercise the report job."""
     caller = yaml.safe_load(workflow.read_text())
+    caller["on"] = caller.pop(True)  # YAML 1.1 reads the key `on` as the boolean True
     caller["jobs"].pop("test")
     caller["jobs"]["report"].pop("needs")
     target.write_text(yaml.safe_dump(caller, sort_keys=False))
