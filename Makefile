@@ -44,8 +44,9 @@ lint: tools
 	uv run ruff check .
 	uv run ruff format --check .
 
-bench: tools  ## timings of bake, install, repro and tests (see benchmarks/)
+bench: tools  ## timings of bake, install, repro, tests and the PR loop (see benchmarks/)
 	uv run python benchmarks/bench_skeleton.py
+	uv run python benchmarks/bench_pr_loop.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -72,7 +72,9 @@ def main() -> None:
         verdict = "" if target is None else ("  ok" if value < target else "  OVER")
         print(f"{name:32} {value:9.2f} {'' if target is None else f'{target:9.1f}'}{verdict}")
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "skeleton.json").write_text(json.dumps({"runs": figures, "median": rows, "targets": TARGETS}, indent=2))
+    (OUT / "skeleton.json").write_text(
+        json.dumps({"runs": figures, "median": rows, "targets": TARGETS}, indent=2)
+    )
 
 
 if __name__ == "__main__":

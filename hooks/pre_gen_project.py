@@ -78,7 +78,9 @@ def csv_errors(answers: dict, base_dir: Path) -> list[str]:
     if not header:
         return [f"csv_path {csv_path!r} has no header row: the first line must name the columns"]
     wanted = [("target", target)]
-    wanted += [("sensitive_features", f.strip()) for f in answers["sensitive_features"].split(",") if f.strip()]
+    wanted += [
+        ("sensitive_features", f.strip()) for f in answers["sensitive_features"].split(",") if f.strip()
+    ]
     if answers["time_column"].strip():
         wanted.append(("time_column", answers["time_column"].strip()))
     return [

@@ -92,7 +92,9 @@ def bake(output_dir: Path, **answers: str) -> Path:
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(args, cwd=cwd, env=subprocess_env(), capture_output=True, text=True)
     if check and result.returncode != 0:
-        pytest.fail(f"{' '.join(args)} failed in {cwd} ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        pytest.fail(
+            f"{' '.join(args)} failed in {cwd} ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import TEMPLATE, answer_matrix, bake, config_id, run, uv_available
 
 CONFIGS = answer_matrix()
@@ -29,7 +28,8 @@ def project_files(project: Path) -> set[str]:
     return {
         path.relative_to(project).as_posix()
         for path in project.rglob("*")
-        if path.is_file() and not ({".git", "__pycache__"} & set(path.relative_to(project).parts))
+        if path.is_file()
+        and not ({".git", "__pycache__"} & set(path.relative_to(project).parts))
         and not path.relative_to(project).as_posix().startswith(".dvc/cache/")
     }
 

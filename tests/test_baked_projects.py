@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import bake, csv_answers, run
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import CHURN_CSV, ROOT, bake, subprocess_env
 
 
@@ -52,13 +51,21 @@ def test_default_answers_are_valid(tmp_path):
         ({"dvc_remote": "local", "dvc_remote_url": "s3://b"}, "dvc_remote 'local' needs a path"),
         ({"dataset": "csv"}, "csv_path is empty"),
         ({"dataset": "csv", "csv_path": str(CHURN_CSV)}, "target is empty"),
-        ({"dataset": "csv", "csv_path": "/no/such.csv", "target": "churned"}, "csv_path '/no/such.csv' does not exist"),
+        (
+            {"dataset": "csv", "csv_path": "/no/such.csv", "target": "churned"},
+            "csv_path '/no/such.csv' does not exist",
+        ),
         (
             {"dataset": "csv", "csv_path": str(CHURN_CSV), "target": "label"},
             "target 'label' is not a column of churn.csv",
         ),
         (
-            {"dataset": "csv", "csv_path": str(CHURN_CSV), "target": "churned", "sensitive_features": "region, age"},
+            {
+                "dataset": "csv",
+                "csv_path": str(CHURN_CSV),
+                "target": "churned",
+                "sensitive_features": "region, age",
+            },
             "sensitive_features 'age' is not a column of churn.csv",
         ),
         (
@@ -91,9 +98,15 @@ def test_csv_without_header_is_refused(tmp_path):
     [
         (["project_slug=My Project"], "error: project_slug 'My Project' is invalid"),
         (["package_name=import"], "error: package_name 'import' is invalid"),
-        (["dataset=csv", "csv_path=/no/such.csv", "target=y"], "error: csv_path '/no/such.csv' does not exist"),
+        (
+            ["dataset=csv", "csv_path=/no/such.csv", "target=y"],
+            "error: csv_path '/no/such.csv' does not exist",
+        ),
         (["dataset=csv", f"csv_path={CHURN_CSV}", "target=label"], "error: target 'label' is not a column"),
-        (["dvc_remote=gs", "dvc_remote_url=s3://x"], "error: dvc_remote_url 's3://x' does not fit dvc_remote 'gs'"),
+        (
+            ["dvc_remote=gs", "dvc_remote_url=s3://x"],
+            "error: dvc_remote_url 's3://x' does not fit dvc_remote 'gs'",
+        ),
     ],
 )
 def test_cookiecutter_stops_and_creates_nothing(tmp_path, answers, expected):
@@ -126,7 +139,12 @@ def test_unlisted_choice_is_refused_before_anything_is_written(tmp_path):
 
 def test_csv_is_tracked_like_dvc_add(tmp_path):
     project = bake(
-        tmp_path, dataset="csv", csv_path=str(CHURN_CSV), target="churned", init_git="no", sensitive_features="region"
+        tmp_path,
+        dataset="csv",
+        csv_path=str(CHURN_CSV),
+        target="churned",
+        init_git="no",
+        sensitive_features="region",
     )
     source = project / "data" / "external" / "source.csv"
     digest = hashlib.md5(source.read_bytes()).hexdigest()
@@ -134,5 +152,7 @@ def test_csv_is_tracked_like_dvc_add(tmp_path):
     dvc_file = (project / "data" / "external" / "source.csv.dvc").read_text()
     assert f"md5: {digest}" in dvc_file
     assert f"size: {source.stat().st_size}" in dvc_file
-    assert (project / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]).read_bytes() == source.read_bytes()
+    assert (
+        project / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]
+    ).read_bytes() == source.read_bytes()
     assert (project / "data" / "external" / ".gitignore").read_text() == "/source.csv\n"

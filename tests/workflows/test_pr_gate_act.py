@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, bake, run, subprocess_env
 
 pytestmark = [pytest.mark.act, pytest.mark.slow]
@@ -46,7 +45,10 @@ def act_command(workflow: Path, event: Path, record: Path) -> list[str]:
     command = [act, "pull_request", "-W", str(workflow), "-e", str(event)]
     command += ["-P", "ubuntu-latest=-self-hosted", "-s", "GITHUB_TOKEN=fake-token"]
     for uses in sorted(pinned_actions()):
-        command += ["--local-repository", f"{uses}={ROOT / 'tests' / 'actions' / STAND_INS[uses.split('@')[0]]}"]
+        command += [
+            "--local-repository",
+            f"{uses}={ROOT / 'tests' / 'actions' / STAND_INS[uses.split('@')[0]]}",
+        ]
     command += ["--local-repository", f"OWNER/mlgate@v1={ROOT}"]
     uv_dir = Path(shutil.which("uv")).parent
     command += ["--env", f"STANDIN_UV_DIR={uv_dir}", "--env", f"CML_RECORD_DIR={record / 'cml'}"]
@@ -93,7 +95,10 @@ def open_pull_request(origin: Path, where: Path, change, fork: bool = False) -> 
         "number": 7,
         "pull_request": {
             "number": 7,
-            "head": {"ref": "feature", "repo": {**repo, "full_name": "someone/ml-project", "fork": True} if fork else repo},
+            "head": {
+                "ref": "feature",
+                "repo": {**repo, "full_name": "someone/ml-project", "fork": True} if fork else repo,
+            },
             "base": {"ref": "main", "repo": repo},
         },
         "repository": repo,

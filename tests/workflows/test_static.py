@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, bake
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -77,7 +76,10 @@ def test_actionlint_is_clean(baked_workflows):
 def test_actionlint_catches_a_broken_workflow(tmp_path):
     broken = tmp_path / ".github" / "workflows" / "broken.yml"
     broken.parent.mkdir(parents=True)
-    broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n")
+    broken.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: echo ${{ github.nope }}\n"
+    )
     result = subprocess.run([str(BIN / "actionlint"), str(broken)], capture_output=True, text=True)
     assert result.returncode != 0
 
@@ -120,7 +122,9 @@ def test_security_rules(baked_workflows):
                 if uses and not uses.startswith("./"):
                     assert FULL_SHA.match(uses), f"{path.name}: {uses} is not pinned to a full SHA"
                 if uses.startswith("actions/checkout@"):
-                    assert step["with"]["persist-credentials"] is False, f"{path.name}: checkout keeps credentials"
+                    assert step["with"]["persist-credentials"] is False, (
+                        f"{path.name}: checkout keeps credentials"
+                    )
 
 
 def test_callers_match_the_called_inputs(baked_workflows):
