@@ -117,6 +117,42 @@ def cmd_report(settings: Settings, paths: Paths, args: argparse.Namespace) -> in
     return 0 if verdict.passed else 1
 
 
+def cmd_register(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    from .registry import CHALLENGER, register
+
+    version = _registry_call(register, settings, paths)
+    print(f"register: {settings.mlflow.registered_model} version {version} is the {CHALLENGER}")
+
+
+def cmd_promote(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    from .registry import CHAMPION, promote
+
+    version = _registry_call(promote, settings, args.version)
+    print(f"promote: {settings.mlflow.registered_model} version {version} is the {CHAMPION}")
+
+
+def cmd_rollback(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    from .registry import CHAMPION, rollback
+
+    version = _registry_call(rollback, settings, args.version)
+    print(f"rollback: {settings.mlflow.registered_model} version {version} is the {CHAMPION} again")
+
+
+def cmd_status(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    from .registry import format_status, status
+
+    print(format_status(_registry_call(status, settings)))
+
+
+def _registry_call(function, *args):
+    from .registry import RegistryError
+
+    try:
+        return function(*args)
+    except RegistryError as err:
+        raise StageFailed(str(err)) from None
+
+
 def cmd_schema_infer(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
     from .data import ingest
     from .schema import dump_contract, infer_contract
@@ -162,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, (handler, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text).set_defaults(handler=handler)
+    commands.add_parser("register", help="register models/model as the challenger").set_defaults(
+        handler=cmd_register
+    )
+    status = commands.add_parser("status", help="registered versions and their aliases")
+    status.set_defaults(handler=cmd_status)
+    for name, handler, help_text in (
+        ("promote", cmd_promote, "make the challenger (or --version) the champion"),
+        ("rollback", cmd_rollback, "move the champion back to the version it replaced (or --version)"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--version", help="a registered version number")
+        command.set_defaults(handler=handler)
     report = commands.add_parser("report", help="the pull-request report and metric gate against a base ref")
     report.add_argument("--base", default="main", help="git ref to compare with (default: main)")
     report.add_argument(

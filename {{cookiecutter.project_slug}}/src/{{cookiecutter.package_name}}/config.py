@@ -125,6 +125,7 @@ class GateSettings(_Strict):
 class MlflowSettings(_Strict):
     tracking_uri: str
     experiment: str
+    registered_model: str  # name in the model registry (`register`, `promote`, `rollback`)
 
 
 class Settings(_Strict):

@@ -45,7 +45,7 @@ SETTINGS = parse_settings(
             "beat_baseline": ["roc_auc"],
             "slice_tolerance": 0.05,
         },
-        "mlflow": {"tracking_uri": "sqlite:///mlflow.db", "experiment": "test"},
+        "mlflow": {"tracking_uri": "sqlite:///mlflow.db", "experiment": "test", "registered_model": "test"},
     }
 )
 
