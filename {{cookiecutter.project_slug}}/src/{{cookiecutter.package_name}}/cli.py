@@ -144,6 +144,19 @@ def cmd_status(settings: Settings, paths: Paths, args: argparse.Namespace) -> No
     print(format_status(_registry_call(status, settings)))
 
 
+def cmd_serve(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from .schema import load_contract
+    from .serve import create_app, load_local
+
+    served = load_local(args.model or paths.model)
+    log = None if args.no_log else paths.root / "logs" / "predictions.jsonl"
+    app = create_app(served, load_contract(paths.contract), settings.task, settings.serving, log)
+    print(f"serve: {served.version} on http://{args.host}:{args.port}")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
 def _registry_call(function, *args):
     from .registry import RegistryError
 
@@ -210,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--version", help="a registered version number")
         command.set_defaults(handler=handler)
+    serve = commands.add_parser("serve", help="serve models/model (or --model DIR) over HTTP")
+    serve.add_argument("--model", type=Path, help="an MLflow model directory (default: models/model)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-log", action="store_true", help="do not write logs/predictions.jsonl")
+    serve.set_defaults(handler=cmd_serve)
     report = commands.add_parser("report", help="the pull-request report and metric gate against a base ref")
     report.add_argument("--base", default="main", help="git ref to compare with (default: main)")
     report.add_argument(

@@ -122,6 +122,11 @@ class GateSettings(_Strict):
         return self
 
 
+class ServingSettings(_Strict):
+    max_body_bytes: int = Field(gt=0)  # larger request bodies get 413
+    max_batch_rows: int = Field(gt=0)  # rows in one /predict request
+
+
 class MlflowSettings(_Strict):
     tracking_uri: str
     experiment: str
@@ -135,6 +140,7 @@ class Settings(_Strict):
     train: TrainSettings
     evaluate: EvaluateSettings
     gate: GateSettings
+    serving: ServingSettings
     mlflow: MlflowSettings
 
     @model_validator(mode="after")

@@ -45,6 +45,7 @@ SETTINGS = parse_settings(
             "beat_baseline": ["roc_auc"],
             "slice_tolerance": 0.05,
         },
+        "serving": {"max_body_bytes": 1000, "max_batch_rows": 10},
         "mlflow": {"tracking_uri": "sqlite:///mlflow.db", "experiment": "test", "registered_model": "test"},
     }
 )
