@@ -35,7 +35,7 @@ demo: tools  ## bake the default answers into build/demo/ml-project, install, dv
 	@cat $(DEMO)/ml-project/metrics.json
 
 test: tools  ## every template test, the slow bakes included
-	uv run pytest -n 2
+	uv run pytest -n 2 --dist loadgroup
 
 test-fast: tools  ## template tests without the slow bakes
 	uv run pytest -m "not slow"

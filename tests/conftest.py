@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,12 @@ from cookiecutter.main import cookiecutter
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
 CHURN_CSV = ROOT / "tests" / "fixtures" / "churn.csv"
+# cookiecutter.json's defaults with the derived names rendered: what `--no-input` answers.
+DEFAULT_ANSWERS = {
+    key: value[0] if isinstance(value, list) else value
+    for key, value in json.loads((ROOT / "cookiecutter.json").read_text()).items()
+    if not key.startswith("_")
+} | {"project_slug": "ml-project", "package_name": "ml_project"}
 
 REMOTE_URLS = {
     "none": "",
@@ -87,6 +96,27 @@ def bake(output_dir: Path, **answers: str) -> Path:
         os.environ.clear()
         os.environ.update(old)
     return Path(project)
+
+
+def cookiecutter_cli(
+    output_dir: Path, *answers: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """cookiecutter as a user runs it (a separate process), answers given as `key=value`."""
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output_dir), str(ROOT), *answers],
+        cwd=cwd,
+        env=env or subprocess_env(),
+        capture_output=True,
+        text=True,
+    )
+
+
+def load_hook(name: str):
+    """A hook file imported as a module (its `main` only runs under cookiecutter)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import bake, csv_answers, run
-
-pytestmark = pytest.mark.slow
 
 REPRESENTATIVE = [
     {"task": "classification", "dataset": "demo", "model": "linear"},
@@ -16,18 +16,56 @@ REPRESENTATIVE = [
     {"task": "regression", "dataset": "demo", "model": "linear"},
     {"task": "classification", "dataset": "csv", "model": "random_forest", **csv_answers("classification")},
 ]
-# What `dvc repro` may add to git: the lock file and the git-tracked metrics and plots.
-PIPELINE_OUTPUTS = ("dvc.lock", "metrics.json", "reports/", "plots/")
 
 
 def answers_id(answers: dict[str, str]) -> str:
     return f"{answers['task']}-{answers['dataset']}-{answers['model']}"
 
 
+def pipeline_outputs(dvc_yaml: str) -> tuple[set[str], set[str]]:
+    """The outputs of dvc.yaml's stages: (kept in git: `cache: false`, kept in DVC's cache)."""
+    in_git, in_cache = set(), set()
+    for stage in yaml.safe_load(dvc_yaml)["stages"].values():
+        for kind in ("outs", "metrics", "plots"):
+            for item in stage.get(kind, []):
+                path, options = (item, {}) if isinstance(item, str) else next(iter(item.items()))
+                (in_git if options.get("cache", True) is False else in_cache).add(path)
+    return in_git, in_cache
+
+
+def unexpected_changes(changed: list[str], in_git: set[str]) -> list[str]:
+    """Changed paths that are neither dvc.lock nor a git-kept output (or a file inside one)."""
+    return [
+        path
+        for path in changed
+        if path != "dvc.lock" and not any(path == out or path.startswith(f"{out}/") for out in in_git)
+    ]
+
+
 def porcelain(project: Path) -> list[str]:
-    return run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=project).stdout.splitlines()
+    """Paths git sees as changed or new, one per file."""
+    status = run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=project).stdout
+    return [line[3:] for line in status.splitlines()]
 
 
+def test_output_checks_catch_stray_files():
+    dvc_yaml = """
+stages:
+  a:
+    outs: [data/raw.csv, {reports/v.json: {cache: false}}]
+    metrics: [{metrics.json: {cache: false}}]
+    plots: [{plots: {cache: false}}]
+"""
+    in_git, in_cache = pipeline_outputs(dvc_yaml)
+    assert in_git == {"reports/v.json", "metrics.json", "plots"}
+    assert in_cache == {"data/raw.csv"}
+    changed = ["dvc.lock", "metrics.json", "plots/roc.json", "reports/v.json"]
+    assert unexpected_changes(changed, in_git) == []
+    stray = ["data/raw.csv", "plotsy.json", "reports/other.json", "models/.gitignore"]
+    assert unexpected_changes(changed + stray, in_git) == stray
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("answers", REPRESENTATIVE, ids=answers_id)
 def test_baked_project_installs_tests_and_reproduces(tmp_path, answers):
     project = bake(tmp_path, init_git="yes", **answers)
@@ -35,18 +73,29 @@ def test_baked_project_installs_tests_and_reproduces(tmp_path, answers):
     if answers["dataset"] == "csv":
         # The README's first step for a CSV project: write the contract, review, commit.
         run(["uv", "run", "ml_project", "schema", "infer"], cwd=project)
+        assert yaml.safe_load((project / "schema.yaml").read_text())["columns"]
         run(["git", "commit", "-qam", "Data contract inferred from the CSV"], cwd=project)
 
-    run(["make", "test"], cwd=project)
-    assert porcelain(project) == [], "the tests must not leave files behind"
+    tests = run(["uv", "run", "pytest", "-q", "-rs"], cwd=project)
+    assert " passed" in tests.stdout
+    assert porcelain(project) == [], "the baked tests must not leave files behind"
 
     repro = run(["uv", "run", "dvc", "repro"], cwd=project)
     assert "Running stage 'evaluate'" in repro.stdout
-    status = run(["uv", "run", "dvc", "status"], cwd=project).stdout
-    assert "up to date" in status, status
-    changed = [line[3:] for line in porcelain(project)]
-    assert changed, "dvc repro wrote no tracked outputs"
-    assert all(path.startswith(PIPELINE_OUTPUTS) for path in changed), changed
+    status = run(["uv", "run", "dvc", "status", "--json"], cwd=project).stdout
+    assert json.loads(status) == {}, status
+
+    in_git, in_cache = pipeline_outputs((project / "dvc.yaml").read_text())
+    changed = porcelain(project)
+    assert unexpected_changes(changed, in_git) == []
+    assert "dvc.lock" in changed
+    for out in in_git:
+        assert any(path == out or path.startswith(f"{out}/") for path in changed), f"{out} not written"
+    for out in in_cache:
+        assert (project / out).exists(), out
+        run(["git", "check-ignore", "-q", out], cwd=project)  # DVC-cached outputs stay out of git
+    metrics = json.loads((project / "metrics.json").read_text())
+    assert metrics, "metrics.json is empty"
 
     run(["git", "add", "--all"], cwd=project)
     run(["git", "commit", "-qm", "Reproduce the pipeline"], cwd=project)

@@ -1,5 +1,6 @@
-"""Static checks of mlgate's workflows and of the baked caller: actionlint, zizmor,
-the security rules, and callers' `with:` against the called workflows' inputs."""
+"""Static checks of mlgate's workflows and of the baked caller: actionlint, zizmor, the
+security rules, the stand-ins' inputs, and callers' `with:` against the called workflows'
+inputs. Each checker also has a test that feeds it the fault it is there to catch."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import yaml
 from conftest import ROOT, bake
 
 WORKFLOWS = ROOT / ".github" / "workflows"
+STAND_INS = ROOT / "tests" / "actions"
 BIN = Path(sys.executable).parent
-FULL_SHA = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
-INPUT_TYPES = {"string": (str,), "boolean": (bool,), "number": (int, float)}
+PINNED_LINE = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+\s*$")
+INPUT_TYPES = {"string": str, "boolean": bool, "number": (int, float)}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +41,12 @@ def triggers(workflow: dict) -> dict:
     return on if isinstance(on, dict) else {name: None for name in ([on] if isinstance(on, str) else on)}
 
 
+# Callers and called workflows -----------------------------------------------------------
+
+
 def resolve_called(uses: str, caller: Path) -> Path:
-    """`./.github/workflows/x.yml` or `owner/repo/.github/workflows/x.yml@ref` -> this repo's file."""
+    """`./.github/workflows/x.yml` (the caller's repository) or
+    `owner/repo/.github/workflows/x.yml@ref` (resolved to this repository's file)."""
     if uses.startswith("./"):
         return caller.parents[2] / uses[2:]
     path = uses.split("@")[0].split("/", 2)[2]
@@ -48,28 +54,114 @@ def resolve_called(uses: str, caller: Path) -> Path:
 
 
 def caller_mismatches(caller: Path) -> list[str]:
-    """Every `with:` key or type that the called workflow's workflow_call inputs do not accept."""
+    """Every `with:` key or value type that the called workflow's workflow_call inputs do not
+    accept, and every required input left out."""
     problems = []
     for name, job in load(caller)["jobs"].items():
         if "uses" not in job:
             continue
-        inputs = triggers(load(resolve_called(job["uses"], caller)))["workflow_call"].get("inputs") or {}
+        called = resolve_called(job["uses"], caller)
+        if not called.exists():
+            problems.append(f"{caller.name}: job {name}: {job['uses']} not found")
+            continue
+        inputs = (triggers(load(called)).get("workflow_call") or {}).get("inputs") or {}
         given = job.get("with") or {}
         for key, value in given.items():
             if key not in inputs:
                 problems.append(f"{caller.name}: job {name}: unknown input {key!r}")
-            elif not isinstance(value, INPUT_TYPES[inputs[key]["type"]]) and not str(value).startswith("${{"):
+            elif isinstance(value, str) and value.strip().startswith("${{"):
+                continue  # an expression: its type is known only at run time
+            elif not isinstance(value, INPUT_TYPES[inputs[key]["type"]]) or (
+                inputs[key]["type"] == "number" and isinstance(value, bool)
+            ):
                 problems.append(f"{caller.name}: job {name}: input {key!r} must be {inputs[key]['type']}")
         for key, spec in inputs.items():
             if spec.get("required") and "default" not in spec and key not in given:
                 problems.append(f"{caller.name}: job {name}: required input {key!r} missing")
+        secrets = (triggers(load(called)).get("workflow_call") or {}).get("secrets") or {}
+        passed = job.get("secrets") or {}
+        if isinstance(passed, dict):  # `secrets: inherit` is refused by the security rules
+            problems += [
+                f"{caller.name}: job {name}: unknown secret {key!r}" for key in passed if key not in secrets
+            ]
+            for key, spec in secrets.items():
+                if (spec or {}).get("required") and key not in passed:
+                    problems.append(f"{caller.name}: job {name}: required secret {key!r} missing")
     return problems
 
 
-def test_actionlint_is_clean(baked_workflows):
-    result = subprocess.run(
-        [str(BIN / "actionlint"), *map(str, all_workflows(baked_workflows))], capture_output=True, text=True
+def test_callers_match_the_called_inputs(baked_workflows):
+    callers = [
+        path
+        for path in all_workflows(baked_workflows)
+        if any("uses" in job for job in load(path)["jobs"].values())
+    ]
+    assert [path.name for path in callers] == ["ci.yml", "deploy.yml"], "the baked callers are checked"
+    assert [problem for path in callers for problem in caller_mismatches(path)] == []
+
+
+def test_input_check_catches_a_bad_caller(tmp_path):
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "called.yml").write_text(
+        "on:\n  workflow_call:\n    inputs:\n"
+        "      model: {type: string, required: true}\n"
+        "      runs: {type: number, default: 1}\n"
+        "    secrets:\n"
+        "      TOKEN: {required: true}\n"
+        "      URI: {required: false}\n"
     )
+    caller = workflows / "ci.yml"
+    caller.write_text(
+        yaml.safe_dump(
+            {
+                "on": "pull_request",
+                "jobs": {
+                    "report": {
+                        "uses": "OWNER/mlgate/.github/workflows/pr-report.yml@v1",
+                        "with": {"comment": "yes", "base_ref": "main", "python-version": "${{ matrix.py }}"},
+                    },
+                    "local": {
+                        "uses": "./.github/workflows/called.yml",
+                        "with": {"runs": True},
+                        "secrets": {"URI": "${{ secrets.URI }}", "URL": "${{ secrets.URL }}"},
+                    },
+                    "gone": {"uses": "OWNER/mlgate/.github/workflows/nope.yml@v1"},
+                },
+            },
+            sort_keys=False,
+        )
+    )
+    assert caller_mismatches(caller) == [
+        "ci.yml: job report: input 'comment' must be boolean",
+        "ci.yml: job report: unknown input 'base_ref'",
+        "ci.yml: job local: input 'runs' must be number",
+        "ci.yml: job local: required input 'model' missing",
+        "ci.yml: job local: unknown secret 'URL'",
+        "ci.yml: job local: required secret 'TOKEN' missing",
+        "ci.yml: job gone: OWNER/mlgate/.github/workflows/nope.yml@v1 not found",
+    ]
+
+
+# actionlint and zizmor ---------------------------------------------------------------
+
+
+def actionlint(*paths: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "actionlint"), *map(str, paths)], capture_output=True, text=True)
+
+
+def zizmor(path: Path) -> list[dict]:
+    result = subprocess.run(
+        [str(BIN / "zizmor"), "--offline", "--min-severity", "medium", "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode in (0, *range(10, 15)), result.stderr  # 1x: findings
+    return json.loads(result.stdout)
+
+
+def test_actionlint_is_clean(baked_workflows):
+    result = actionlint(*all_workflows(baked_workflows))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -80,18 +172,13 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
         "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n"
         "    steps:\n      - run: echo ${{ github.nope }}\n"
     )
-    result = subprocess.run([str(BIN / "actionlint"), str(broken)], capture_output=True, text=True)
-    assert result.returncode != 0
+    result = actionlint(broken)
+    assert result.returncode != 0 and "nope" in result.stdout
 
 
 def test_zizmor_finds_nothing_at_medium_or_above(baked_workflows):
-    for folder in (WORKFLOWS, baked_workflows):
-        result = subprocess.run(
-            [str(BIN / "zizmor"), "--offline", "--min-severity", "medium", "--format", "json", str(folder)],
-            capture_output=True,
-            text=True,
-        )
-        assert json.loads(result.stdout) == [], result.stdout
+    assert zizmor(WORKFLOWS) == []
+    assert zizmor(baked_workflows) == []  # with the baked .github/zizmor.yml policy
 
 
 def test_zizmor_catches_an_injection(tmp_path):
@@ -100,60 +187,141 @@ def test_zizmor_catches_an_injection(tmp_path):
         "on: pull_request\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-latest\n    permissions: {}\n"
         "    steps:\n      - run: echo ${{ github.event.pull_request.title }}\n"
     )
-    result = subprocess.run(
-        [str(BIN / "zizmor"), "--offline", "--min-severity", "medium", "--format", "json", str(bad)],
-        capture_output=True,
-        text=True,
-    )
-    assert json.loads(result.stdout) != []
+    assert {finding["ident"] for finding in zizmor(bad)} >= {"template-injection"}
+
+
+# The security rules of ARCHITECTURE.md ----------------------------------------------------
+
+
+def security_problems(path: Path) -> list[str]:
+    """Breaches of the workflow security rules in one workflow file."""
+    workflow, name, problems = load(path), path.name, []
+    if workflow.get("permissions") != {}:
+        problems.append(f"{name}: top-level permissions must be {{}}")
+    if "pull_request_target" in triggers(workflow):
+        problems.append(f"{name}: pull_request_target")
+    for line in path.read_text().splitlines():
+        if re.match(r"^\s*(- )?uses: (?!\./)", line) and not line.strip().startswith("uses: " + "{{"):
+            is_workflow = ".github/workflows/" in line
+            if not is_workflow and not PINNED_LINE.match(line):
+                problems.append(f"{name}: not pinned as `owner/repo@<full sha> # vX.Y.Z`: {line.strip()}")
+    for job_name, job in workflow["jobs"].items():
+        where = f"{name}: job {job_name}"
+        permissions = job.get("permissions")
+        if permissions is None:
+            problems.append(f"{where}: no permissions of its own")
+        if job.get("secrets") == "inherit":
+            problems.append(f"{where}: secrets: inherit")
+        writes = isinstance(permissions, dict) and "write" in permissions.values()
+        beyond_comments = writes and set(permissions) != {"pull-requests"}
+        if permissions == "write-all" or (beyond_comments and "uses" not in job):
+            problems.append(f"{where}: writes more than pull requests")
+        for step in job.get("steps", []):
+            uses = step.get("uses", "")
+            if "${{" in step.get("run", ""):
+                problems.append(f"{where}: expression inside run:")
+            if uses.startswith("actions/checkout@"):
+                if (step.get("with") or {}).get("persist-credentials") is not False:
+                    problems.append(f"{where}: checkout keeps the credentials")
+                if writes:
+                    problems.append(f"{where}: checks out the PR's code with a token that can write")
+    return problems
 
 
 def test_security_rules(baked_workflows):
-    for path in all_workflows(baked_workflows):
-        workflow = load(path)
-        assert workflow.get("permissions") == {}, f"{path.name}: top-level permissions must be {{}}"
-        assert "pull_request_target" not in triggers(workflow), path.name
-        for name, job in workflow["jobs"].items():
-            assert "permissions" in job, f"{path.name}: job {name} must declare its permissions"
-            assert job.get("secrets") != "inherit", f"{path.name}: job {name} inherits secrets"
-            for step in job.get("steps", []):
-                assert "${{" not in step.get("run", ""), f"{path.name}: expression inside run: in job {name}"
-                uses = step.get("uses", "")
-                if uses and not uses.startswith("./"):
-                    assert FULL_SHA.match(uses), f"{path.name}: {uses} is not pinned to a full SHA"
-                if uses.startswith("actions/checkout@"):
-                    assert step["with"]["persist-credentials"] is False, (
-                        f"{path.name}: checkout keeps credentials"
-                    )
+    assert [problem for path in all_workflows(baked_workflows) for problem in security_problems(path)] == []
 
 
-def test_callers_match_the_called_inputs(baked_workflows):
-    assert caller_mismatches(baked_workflows / "ci.yml") == []
+def test_only_the_comment_job_may_write():
+    writers = {
+        (path.name, job_name)
+        for path in WORKFLOWS.glob("*.yml")
+        for job_name, job in load(path)["jobs"].items()
+        if "write" in (job.get("permissions") or {}).values()
+    }
+    assert writers == {("pr-report.yml", "comment")}
 
 
-def test_input_check_catches_a_bad_caller(tmp_path):
-    caller = tmp_path / ".github" / "workflows" / "ci.yml"
-    caller.parent.mkdir(parents=True)
-    caller.write_text(
-        yaml.safe_dump(
-            {
-                "on": "pull_request",
-                "jobs": {
-                    "report": {
-                        "uses": "OWNER/mlgate/.github/workflows/pr-report.yml@v1",
-                        "with": {"comment": "yes", "base_ref": "main"},
-                    }
-                },
-            }
-        )
+def test_security_check_catches_each_breach(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        """on: [pull_request_target]
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    secrets: inherit
+    steps:
+      - uses: actions/checkout@v7
+      - run: echo ${{ github.head_ref }}
+  b:
+    runs-on: ubuntu-latest
+    permissions:
+      contents: write
+      pull-requests: write
+    steps:
+      - uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1
+        with:
+          persist-credentials: false
+"""
     )
-    assert sorted(caller_mismatches(caller)) == [
-        "ci.yml: job report: input 'comment' must be boolean",
-        "ci.yml: job report: unknown input 'base_ref'",
+    assert security_problems(bad) == [
+        "bad.yml: top-level permissions must be {}",
+        "bad.yml: pull_request_target",
+        "bad.yml: not pinned as `owner/repo@<full sha> # vX.Y.Z`: - uses: actions/checkout@v7",
+        "bad.yml: job a: no permissions of its own",
+        "bad.yml: job a: secrets: inherit",
+        "bad.yml: job a: checkout keeps the credentials",
+        "bad.yml: job a: expression inside run:",
+        "bad.yml: job b: writes more than pull requests",
+        "bad.yml: job b: checks out the PR's code with a token that can write",
+    ]
+
+
+# The stand-ins that act runs instead of third-party actions -------------------------------
+
+
+def stand_in_mismatches(workflows: list[Path]) -> list[str]:
+    """Third-party actions without a stand-in (tests/actions/<name>/ for owner/name), and `with:`
+    keys that their stand-in does not declare (its inputs are the real action's, checked by hand)."""
+    problems = []
+    for path in workflows:
+        for job in load(path)["jobs"].values():
+            for step in job.get("steps", []):
+                action = step.get("uses", "./").split("@")[0]
+                if action.startswith("./"):
+                    continue
+                stand_in = STAND_INS / action.split("/")[1] / "action.yml"
+                if not stand_in.exists():
+                    problems.append(f"{path.name}: {action} has no stand-in")
+                    continue
+                declared = load(stand_in).get("inputs") or {}
+                problems += [
+                    f"{path.name}: {action} input {key!r} unknown to its stand-in"
+                    for key in step.get("with") or {}
+                    if key not in declared
+                ]
+    return problems
+
+
+def test_every_action_has_a_faithful_stand_in():
+    assert stand_in_mismatches(sorted(WORKFLOWS.glob("*.yml"))) == []
+
+
+def test_stand_in_check_catches_a_missing_one(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "jobs:\n  x:\n    steps:\n"
+        "      - uses: actions/setup-node@0000000000000000000000000000000000000000\n"
+        "      - uses: astral-sh/setup-uv@20cfd1bf945f4377ade1205e4dbc17946fc9a30d\n"
+        "        with: {enable-cache: true, pyhton-version: '3.12'}\n"
+    )
+    assert stand_in_mismatches([bad]) == [
+        "bad.yml: actions/setup-node has no stand-in",
+        "bad.yml: astral-sh/setup-uv input 'pyhton-version' unknown to its stand-in",
     ]
 
 
 def test_report_watermark_matches_the_workflow():
     template = ROOT / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}" / "report.py"
-    title = re.search(r'WATERMARK_TITLE = "(.+)"', template.read_text()).group(1)
-    assert load(WORKFLOWS / "pr-report.yml")["jobs"]["report"]["env"]["WATERMARK_TITLE"] == title
+    title = re.search(r'^WATERMARK_TITLE = "(.+)"', template.read_text(), re.MULTILINE).group(1)
+    assert load(WORKFLOWS / "pr-report.yml")["env"]["WATERMARK_TITLE"] == title

@@ -95,66 +95,136 @@ def cmd_evaluate(settings: Settings, paths: Paths, args: argparse.Namespace) -> 
 
 
 def cmd_report(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
-    """Exit 0 when the gate passes, 1 when it fails, 2 when the comparison cannot be made."""
-    from .report import ReportError, compare, judge, render
+    """Exit 0 when the gate passes, 1 when it fails, 2 when the comparison cannot be made.
+
+    Writes the markdown to --output (and --summary or $GITHUB_STEP_SUMMARY) and the verdict to
+    --json in every case, an error report included, so a pull-request comment never keeps a
+    stale verdict and a workflow can tell "fail" from "error" (make turns both into exit 2).
+    """
+    from .report import ReportError, compare, gate_record, judge, render, render_error
 
     try:
         comparison = compare(paths.root, args.base)
     except ReportError as err:
-        print(f"error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split())
+        _write_report(render_error(args.base, message), gate_record(None, None, message), args)
+        print(f"error: {message}", file=sys.stderr)
         return 2
     verdict = judge(comparison, settings)
-    markdown = render(comparison, verdict, settings)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(markdown, encoding="utf-8")
-    summary = args.summary or os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(markdown + "\n")
+    _write_report(render(comparison, verdict, settings), gate_record(comparison, verdict), args)
     for finding in verdict.findings:
         print(f"gate: {finding.check} {finding.metric}: {finding.old} -> {finding.new} ({finding.limit})")
     print(f"report: gate {'passed' if verdict.passed else 'failed'} -> {args.output}")
     return 0 if verdict.passed else 1
 
 
+def _write_report(markdown: str, record: dict, args: argparse.Namespace) -> None:
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(markdown, encoding="utf-8")
+    _write_json(args.json, record)
+    summary = args.summary or os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
+
+
 def cmd_register(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .registry import CHALLENGER, register
+    from .registry import CHALLENGER, register, with_absolute_store
 
-    version = _registry_call(register, settings, paths)
-    print(f"register: {settings.mlflow.registered_model} version {version} is the {CHALLENGER}")
-
-
-def cmd_promote(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .registry import CHAMPION, promote
-
-    version = _registry_call(promote, settings, args.version)
-    print(f"promote: {settings.mlflow.registered_model} version {version} is the {CHAMPION}")
+    registered = _registry_call(register, with_absolute_store(settings, paths.root), paths)
+    print(
+        f"register: {settings.mlflow.registered_model} version {registered.version} "
+        f"({registered.source}) is the {CHALLENGER}"
+    )
 
 
-def cmd_rollback(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .registry import CHAMPION, rollback
+def cmd_promote(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
+    from .registry import CHAMPION, promote, with_absolute_store
 
-    version = _registry_call(rollback, settings, args.version)
-    print(f"rollback: {settings.mlflow.registered_model} version {version} is the {CHAMPION} again")
+    move = _registry_call(promote, with_absolute_store(settings, paths.root), args.version)
+    was = f" (was {move.replaced})" if move.replaced else " (the first)"
+    print(f"promote: {settings.mlflow.registered_model} version {move.version} is the {CHAMPION}{was}")
+    return _reload_servers(args.reload)
+
+
+def cmd_rollback(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
+    from .registry import CHAMPION, rollback, with_absolute_store
+
+    version = None if args.version in (None, "", "previous") else args.version
+    move = _registry_call(rollback, with_absolute_store(settings, paths.root), version)
+    print(
+        f"rollback: {settings.mlflow.registered_model} version {move.version} is the {CHAMPION} again "
+        f"(was {move.replaced})"
+    )
+    return _reload_servers(args.reload)
+
+
+def _reload_servers(urls: list[str]) -> int:
+    """POST /admin/reload to each running server so it serves the new champion now; 1 if one fails."""
+    from .registry import RegistryError, reload_server
+
+    failed = 0
+    for url in urls:
+        try:
+            answer = reload_server(url)
+        except RegistryError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"reload: {url} serves model {answer.get('model_version')}")
+    return 1 if failed else 0
 
 
 def cmd_status(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .registry import format_status, status
+    from .registry import champion_history, format_status, status, with_absolute_store
 
-    print(format_status(_registry_call(status, settings)))
+    settings = with_absolute_store(settings, paths.root)
+    metric = "roc_auc" if settings.task == "classification" else "rmse"
+    print(f"{settings.mlflow.registered_model} at {settings.mlflow.tracking_uri}")
+    print(format_status(_registry_call(status, settings), metric))
+    history = _registry_call(champion_history, settings)
+    if history:
+        print(f"champion history (oldest first): {' -> '.join(history)}")
+
+
+def cmd_canary(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
+    """Exit 0: the challenger passed (and was promoted, with --promote); 1: refused; 2: could not run."""
+    from .canary import CanaryError, format_run, run_canary
+    from .registry import CHAMPION, RegistryError, promote, with_absolute_store
+
+    settings = with_absolute_store(settings, paths.root)
+    try:
+        run = run_canary(settings, paths)
+    except (CanaryError, RegistryError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_run(run))
+    if args.output:
+        _write_json(args.output, run.as_dict())
+    # In a workflow: the version for the promote job, the table for the job summary.
+    verdict = "pass" if run.verdict.passed else "refused"
+    _append_env_file("GITHUB_OUTPUT", f"challenger={run.challenger}\nverdict={verdict}\n")
+    _append_env_file("GITHUB_STEP_SUMMARY", f"## Canary\n\n```\n{format_run(run)}\n```\n")
+    if not run.verdict.passed:
+        return 1
+    if args.promote:
+        move = _registry_call(promote, settings, run.challenger)
+        print(f"promote: {settings.mlflow.registered_model} version {move.version} is the {CHAMPION}")
+    return 0
+
+
+def _append_env_file(variable: str, text: str) -> None:
+    """Append to the file a workflow runner names in `variable` (GITHUB_OUTPUT, ...), if any."""
+    path = os.environ.get(variable)
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
 
 
 def cmd_serve(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    import uvicorn
+    from .serve import run
 
-    from .schema import load_contract
-    from .serve import create_app, load_local
-
-    served = load_local(args.model or paths.model)
-    log = None if args.no_log else paths.root / "logs" / "predictions.jsonl"
-    app = create_app(served, load_contract(paths.contract), settings.task, settings.serving, log)
-    print(f"serve: {served.version} on http://{args.host}:{args.port}")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    run(settings, paths, model=args.model, host=args.host, port=args.port, log=not args.no_log)
 
 
 def _registry_call(function, *args):
@@ -221,20 +291,49 @@ def build_parser() -> argparse.ArgumentParser:
         ("rollback", cmd_rollback, "move the champion back to the version it replaced (or --version)"),
     ):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("--version", help="a registered version number")
+        also = ' (or "previous", the default)' if name == "rollback" else ""
+        command.add_argument("--version", help=f"a registered version number{also}")
+        command.add_argument(
+            "--reload",
+            action="append",
+            default=[],
+            metavar="URL",
+            help="then POST URL/admin/reload so that server serves the new champion now (repeatable)",
+        )
         command.set_defaults(handler=handler)
-    serve = commands.add_parser("serve", help="serve models/model (or --model DIR) over HTTP")
-    serve.add_argument("--model", type=Path, help="an MLflow model directory (default: models/model)")
+    canary = commands.add_parser(
+        "canary", help="serve the challenger, replay recent requests to it and the champion, judge"
+    )
+    canary.add_argument("--promote", action="store_true", help="promote the challenger if it passes")
+    canary.add_argument("--output", type=Path, help="also write the verdict as JSON here")
+    canary.set_defaults(handler=cmd_canary)
+    serve = commands.add_parser("serve", help="serve the champion (or models/model, or --model) over HTTP")
+    serve.add_argument(
+        "--model",
+        metavar="SOURCE",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION or a model directory "
+        "(default: models:/<mlflow.registered_model>@<serving.alias> if registered, else models/model)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-log", action="store_true", help="do not write logs/predictions.jsonl")
     serve.set_defaults(handler=cmd_serve)
-    report = commands.add_parser("report", help="the pull-request report and metric gate against a base ref")
+    report = commands.add_parser(
+        "report",
+        help="the pull-request report and metric gate against a base ref "
+        "(exit 0: passed, 1: gate failed, 2: could not compare)",
+    )
     report.add_argument("--base", default="main", help="git ref to compare with (default: main)")
     report.add_argument(
         "--output", type=Path, default=Path("reports/pr-report.md"), help="markdown file to write"
     )
     report.add_argument("--summary", help="also append the markdown here (default: $GITHUB_STEP_SUMMARY)")
+    report.add_argument(
+        "--json",
+        type=Path,
+        default=Path("reports/gate.json"),
+        help="the verdict (pass, fail or error) and failed checks as JSON",
+    )
     report.set_defaults(handler=cmd_report)
     schema = commands.add_parser("schema", help="tools for the data contract")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="command")

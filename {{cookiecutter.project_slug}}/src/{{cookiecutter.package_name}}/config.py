@@ -125,6 +125,22 @@ class GateSettings(_Strict):
 class ServingSettings(_Strict):
     max_body_bytes: int = Field(gt=0)  # larger request bodies get 413
     max_batch_rows: int = Field(gt=0)  # rows in one /predict request
+    alias: str = "champion"  # `serve` without --model serves models:/<registered_model>@<alias> if it exists
+    reload_seconds: float = Field(default=30, ge=0)  # how often to look for a new model (0: never)
+    p99_ms: float = Field(default=50, gt=0)  # the load test's bound on single-row latency (99th percentile)
+
+
+class CanarySettings(_Strict):
+    """The canary (`canary`): the challenger must answer like the champion, without errors, quickly."""
+
+    sample_size: int = Field(default=200, gt=0)  # rows replayed to both models
+    # Share of rows on which the two models agree (see `tolerance`).
+    min_agreement: float = Field(default=0.85, ge=0, le=1)
+    # Classifier: same label and class probabilities within this of the champion's.
+    # Regressor: within this fraction of the spread (5th-95th percentile) of the champion's predictions.
+    tolerance: float = Field(default=0.1, ge=0)
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)  # share of requests the challenger fails
+    max_p99_ms: float = Field(default=100, gt=0)  # 99th percentile of the challenger's latency, at the client
 
 
 class MlflowSettings(_Strict):
@@ -142,6 +158,7 @@ class Settings(_Strict):
     gate: GateSettings
     serving: ServingSettings
     mlflow: MlflowSettings
+    canary: CanarySettings = CanarySettings()
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Settings:

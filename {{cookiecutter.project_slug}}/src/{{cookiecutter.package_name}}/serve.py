@@ -1,167 +1,1051 @@
-"""The model server (FastAPI): requests are checked against the same data contract
-that training validates with, every prediction is logged, metrics are exposed."""
+"""The model server (FastAPI + uvicorn).
+
+Requests are checked against the same data contract that training validates
+with (`schema.yaml`), every prediction is logged, metrics are exposed, and the
+model is swapped without a restart when its registry alias moves.
+
+A *model source* is either a local MLflow model directory (`models/model`) or a
+registry URI, `models:/<name>@<alias>` (or `models:/<name>/<version>`).
+
+The hot path avoids pandas and scikit-learn's per-call checks: the fitted
+preprocessing is compiled to a few numpy operations and the trees are called
+directly. At every load the compiled path is compared with the pipeline itself
+on rows drawn from the contract; if they differ, the server uses the pipeline.
+"""
 
 # No `from __future__ import annotations` here: FastAPI reads the request model
 # of /predict from the annotation at run time, and that model is built at run time.
+import asyncio
+import contextlib
+import hashlib
 import json
+import logging
+import math
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, create_model
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, create_model
+from starlette.exceptions import HTTPException
 
-from .config import ServingSettings
+from .config import Paths, ServingSettings, Settings
 from .schema import ColumnRule, Contract
+
+logger = logging.getLogger(__name__)
+
+ADMIN_TOKEN_ENV = "SERVE_ADMIN_TOKEN"  # when set, POST /admin/reload needs `Authorization: Bearer <token>`
+GRACEFUL_SHUTDOWN_SECONDS = 10
+INLINE_ROWS = 64  # larger batches (and the slow path) are predicted off the event loop
+CHECK_ROWS = 64  # rows drawn from the contract to compare the fast path with the pipeline
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+REGISTRY_URI = re.compile(r"^models:/(?P<name>[^@/]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+class ServeError(ValueError):
+    """The server cannot start or reload: no model, a bad source, a model that does not fit."""
+
+
+# --- the request model, generated from the contract --------------------------------------------
+
+
+def _field(rule: ColumnRule) -> tuple[object, object]:
+    kind: object = {"integer": int, "number": float, "boolean": bool, "text": str}.get(rule.type, str)
+    if rule.type == "category" and rule.values:
+        kind = Literal[tuple(rule.values)]
+    low, high = (rule.min, rule.max) if rule.type != "integer" else _int64_bounds(rule.min, rule.max)
+    bounds = (("ge", low), ("le", high))
+    constraints: dict[str, object] = {key: value for key, value in bounds if value is not None}
+    if rule.type in ("integer", "number", "boolean"):
+        # "5" is not a number and 1 is not a boolean: no silent coercion.
+        constraints["strict"] = True
+    if rule.type == "number":
+        constraints["allow_inf_nan"] = False
+    if rule.type == "integer":
+        kind = Annotated[int, BeforeValidator(_whole_float_to_int)]  # 21.0 (pandas with gaps) is 21
+    if rule.nullable:
+        return kind | None, Field(default=None, **constraints)
+    return kind, Field(..., **constraints)
+
+
+def _whole_float_to_int(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _int64_bounds(low: float | None, high: float | None) -> tuple[int, int]:
+    # An integer without a bound still has to fit the model's numbers.
+    lowest, highest = -(2**63), 2**63 - 1
+    return (
+        lowest if low is None else max(lowest, math.ceil(low)),
+        highest if high is None else min(highest, math.floor(high)),
+    )
+
+
+def request_model(contract: Contract, inputs: list[str]) -> type[BaseModel]:
+    """One row of model inputs, generated from the contract: types, ranges, categories.
+
+    Only the model's inputs are fields (not the target, not the sensitive features
+    that the model does not use); any other key is refused.
+    """
+    missing = [name for name in inputs if name not in contract.columns]
+    if missing:
+        raise ServeError(f"the model needs columns the contract does not describe: {', '.join(missing)}")
+    fields: dict[str, Any] = {name: _field(contract.columns[name]) for name in inputs}
+    example = contract_rows(contract, inputs, 1)[0]
+    config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+    return create_model("PredictRow", __config__=config, **fields)
+
+
+def body_model(row_model: type[BaseModel], max_rows: int) -> tuple[object, type[BaseModel]]:
+    """The body of POST /predict, one row or `{"rows": [...]}`, and the batch model.
+
+    An object whose `rows` is a list is a batch; any other object is one row. The
+    discriminator keeps the error messages to the shape that was meant.
+    """
+    batch = create_model(
+        "PredictBatch",
+        __config__=ConfigDict(extra="forbid"),
+        rows=(list[row_model], Field(..., min_length=1, max_length=max_rows)),
+    )
+
+    def shape(value: object) -> str:
+        return "batch" if isinstance(value, dict) and isinstance(value.get("rows"), list) else "row"
+
+    body = Annotated[
+        Annotated[row_model, Tag("row")] | Annotated[batch, Tag("batch")],
+        Discriminator(shape),
+    ]
+    return body, batch
+
+
+class Problem(BaseModel):
+    """Why a request was refused: `error` names the fields, `detail` has one entry per problem."""
+
+    error: str
+    detail: list[dict[str, Any]] = []
+
+
+def response_model(classifier: bool) -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        "model_version": (str, ...),
+        "request_id": (str, ...),
+        "predictions": (list[str | int | float | bool], ...),
+    }
+    if classifier:
+        fields["probabilities"] = (list[dict[str, float]], ...)
+    return create_model("Prediction", **fields)
+
+
+def contract_rows(contract: Contract, inputs: Sequence[str], count: int, seed: int = 0) -> list[dict]:
+    """Valid rows drawn from the contract: every category, both bounds, the middle, gaps where allowed."""
+    rng = np.random.default_rng(seed)
+    rows: list[dict] = [{} for _ in range(count)]
+    for name in inputs:
+        rule = contract.columns[name]
+        values = _column_values(rule, rng, count)
+        for index, row in enumerate(rows):
+            row[name] = values[index % len(values)]
+    return rows
+
+
+def _column_values(rule: ColumnRule, rng: np.random.Generator, count: int) -> list:
+    low = rule.min if rule.min is not None else (rule.max - 100 if rule.max is not None else -100.0)
+    high = rule.max if rule.max is not None else low + 200
+    if rule.type == "category":
+        values: list = list(rule.values or ["a", "b"])
+    elif rule.type == "boolean":
+        values = [True, False]
+    elif rule.type == "text":
+        values = ["a", "text never seen in training", ""]
+    elif rule.type == "integer":
+        low, high = math.ceil(low), math.floor(high)
+        values = [low, high, (low + high) // 2, *map(int, rng.integers(low, high + 1, count))]
+    else:
+        values = [float(low), float(high), (low + high) / 2, *map(float, rng.uniform(low, high, count))]
+    if rule.nullable:
+        values.insert(1, None)
+    return values
+
+
+# --- the model and its fast path ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Served:
-    """A loaded model and what identifies it."""
+    """A loaded model: the pipeline, its compiled fast path, and what identifies it."""
 
-    pipeline: object
+    pipeline: Any
     version: str
     info: dict[str, str] = field(default_factory=dict)
+    fingerprint: str = ""  # changes when the source holds another model
+    fast: Callable[[list[dict]], tuple[list, list | None]] | None = None
+    inputs: tuple[str, ...] = ()
+    classes: tuple[str, ...] | None = None  # None for a regressor
 
-    @property
-    def inputs(self) -> list[str]:
-        return [str(name) for name in self.pipeline.feature_names_in_]
-
-
-def _field(rule: ColumnRule) -> tuple[object, object]:
-    kind = {"integer": int, "number": float, "boolean": bool, "text": str}.get(rule.type)
-    if rule.type == "category":
-        kind = Literal[tuple(rule.values)] if rule.values else str
-    bounds = {key: value for key, value in (("ge", rule.min), ("le", rule.max)) if value is not None}
-    if rule.nullable:
-        return kind | None, Field(default=None, **bounds)
-    return kind, Field(..., **bounds)
+    def predict(self, rows: list[dict]) -> tuple[list, list | None]:
+        """Predictions (JSON-ready) and, for a classifier, class probabilities per row."""
+        if self.fast is not None:
+            return self.fast(rows)
+        return slow_predict(self.pipeline, list(self.inputs), rows)
 
 
-def request_model(contract: Contract, inputs: list[str]) -> type[BaseModel]:
-    """One row of model inputs, generated from the contract: types, ranges, categories."""
-    missing = [name for name in inputs if name not in contract.columns]
-    if missing:
-        raise ValueError(f"the model needs columns the contract does not describe: {', '.join(missing)}")
-    fields = {name: _field(contract.columns[name]) for name in inputs}
-    return create_model("Row", __config__=ConfigDict(extra="forbid"), **fields)
+def serve_model(
+    pipeline: Any, contract: Contract, version: str, info: dict | None = None, fingerprint: str = ""
+) -> Served:
+    """Wrap a fitted pipeline for serving: compile the fast path and check it against the pipeline."""
+    from sklearn.base import is_classifier
+
+    inputs = tuple(str(name) for name in pipeline.feature_names_in_)
+    request_model(contract, list(inputs))  # the contract must describe every input
+    fast = compile_fast_path(pipeline)
+    if fast is not None and not fast_path_agrees(fast, pipeline, contract_rows(contract, inputs, CHECK_ROWS)):
+        logger.warning("the compiled fast path disagrees with the pipeline: serving with the pipeline")
+        fast = None
+    classes = tuple(str(label) for label in pipeline.classes_) if is_classifier(pipeline) else None
+    info = {**(info or {}), "fast_path": "yes" if fast else "no"}
+    return Served(pipeline, version, info, fingerprint, fast, inputs, classes)
 
 
-def load_local(path: Path) -> Served:
-    """A model directory written by the train stage, identified by its MLflow run."""
+def _frame(inputs: list[str], rows: list[dict]):
+    import pandas as pd
+
+    # None -> NaN: the imputers treat NaN as missing, not None.
+    return pd.DataFrame({name: [_nan_if_none(row[name]) for row in rows] for name in inputs})
+
+
+def _nan_if_none(value: object) -> object:
+    return float("nan") if value is None else value
+
+
+def slow_predict(pipeline: Any, inputs: list[str], rows: list[dict]) -> tuple[list, list | None]:
+    """The pipeline itself, on a DataFrame: always right, a few milliseconds per call."""
+    from sklearn.base import is_classifier
+
+    frame = _frame(inputs, rows)
+    predictions = pipeline.predict(frame).tolist()
+    if is_classifier(pipeline):
+        return predictions, pipeline.predict_proba(frame).tolist()
+    return predictions, None
+
+
+def fast_path_agrees(fast: Callable, pipeline: Any, rows: list[dict]) -> bool:
+    try:
+        predictions, probabilities = fast(rows)
+    except Exception:  # any failure of the compiled path means: do not use it
+        logger.exception("the compiled fast path failed on rows drawn from the contract")
+        return False
+    expected, expected_proba = slow_predict(pipeline, [str(n) for n in pipeline.feature_names_in_], rows)
+    if probabilities is not None or expected_proba is not None:
+        if probabilities is None or expected_proba is None:
+            return False
+        if not np.allclose(probabilities, expected_proba, rtol=1e-9, atol=1e-12):
+            return False
+        return predictions == expected
+    return bool(np.allclose(predictions, expected, rtol=1e-9, atol=1e-9))
+
+
+def compile_fast_path(pipeline: Any) -> Callable[[list[dict]], tuple[list, list | None]] | None:
+    """The fitted pipeline as plain numpy operations, or None when a step is of a kind not covered."""
+    from sklearn.base import is_classifier
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
+        return None
+    try:
+        features = _compile_features(pipeline.steps[0][1])
+        estimator = _compile_estimator(pipeline.steps[-1][1], is_classifier(pipeline))
+    except (AttributeError, TypeError, ValueError):  # a fitted attribute of another shape or name
+        logger.exception("could not compile the pipeline: serving with the pipeline")
+        return None
+    if features is None or estimator is None:
+        return None
+
+    def predict(rows: list[dict]) -> tuple[list, list | None]:
+        return estimator(features(rows))
+
+    return predict
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _compile_features(preprocessor: Any) -> Callable[[list[dict]], np.ndarray] | None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    if type(preprocessor) is not ColumnTransformer or getattr(preprocessor, "sparse_output_", False):
+        return None
+    blocks = []
+    for _, transformer, columns in preprocessor.transformers_:
+        if len(columns) == 0 or (isinstance(transformer, str) and transformer == "drop"):
+            continue  # what the ColumnTransformer skips too (an empty selection is not even fitted)
+        if isinstance(transformer, str):
+            return None  # passthrough: not covered
+        if not all(isinstance(column, str) for column in columns):
+            return None
+        steps = [step for _, step in transformer.steps] if type(transformer) is Pipeline else [transformer]
+        block = _compile_block(steps, list(columns))
+        if block is None:
+            return None
+        blocks.append(block)
+    if not blocks:
+        return None
+
+    def features(rows: list[dict]) -> np.ndarray:
+        return np.hstack([block(rows) for block in blocks]) if len(blocks) > 1 else blocks[0](rows)
+
+    return features
+
+
+def _compile_block(steps: list, columns: list[str]) -> Callable[[list[dict]], np.ndarray] | None:
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    fills: list = [None] * len(columns)
+    if steps and type(steps[0]) is SimpleImputer:
+        imputer, steps = steps[0], steps[1:]
+        fills = list(imputer.statistics_)
+        if imputer.add_indicator or not _is_missing(imputer.missing_values) or any(map(_is_missing, fills)):
+            return None  # an indicator, another missing marker, or a column the imputer drops
+    if len(steps) == 1 and type(steps[0]) is OneHotEncoder:
+        return _one_hot(steps[0], columns, fills)
+    if not steps or (len(steps) == 1 and type(steps[0]) is StandardScaler):
+        return _scaled(steps[0] if steps else None, columns, fills)
+    return None
+
+
+def _one_hot(encoder: Any, columns: list[str], fills: list) -> Callable[[list[dict]], np.ndarray] | None:
+    if (
+        encoder.sparse_output
+        or encoder.drop_idx_ is not None
+        or encoder.handle_unknown not in ("ignore", "warn")
+        or encoder.max_categories is not None
+        or encoder.min_frequency is not None
+    ):
+        return None
+    lookups = [{value: index for index, value in enumerate(c.tolist())} for c in encoder.categories_]
+    if any(_is_missing(value) for lookup in lookups for value in lookup):
+        return None
+    offsets = np.cumsum([0] + [len(lookup) for lookup in lookups]).tolist()
+    width = offsets[-1]
+    plan = list(zip(columns, fills, lookups, offsets, strict=False))
+
+    def encode(rows: list[dict]) -> np.ndarray:
+        out = np.zeros((len(rows), width))
+        for index, row in enumerate(rows):
+            for name, fill, lookup, offset in plan:
+                value = row[name]
+                if fill is not None and _is_missing(value):
+                    value = fill
+                position = lookup.get(value)
+                if position is not None:
+                    out[index, offset + position] = 1.0
+        return out
+
+    return encode
+
+
+def _scaled(scaler: Any, columns: list[str], fills: list) -> Callable[[list[dict]], np.ndarray] | None:
+    count = len(columns)
+    mean = np.zeros(count) if scaler is None or not scaler.with_mean else np.asarray(scaler.mean_, float)
+    scale = np.ones(count) if scaler is None or not scaler.with_std else np.asarray(scaler.scale_, float)
+    fill = np.array([np.nan if value is None else value for value in fills], dtype=float)
+    has_fill = not np.isnan(fill).all()
+
+    def scaled(rows: list[dict]) -> np.ndarray:
+        values = np.array([[row[name] for name in columns] for row in rows], dtype=float)  # None -> NaN
+        if has_fill:
+            gaps = np.isnan(values)
+            if gaps.any():
+                values = np.where(gaps, fill, values)
+        return (values - mean) / scale
+
+    return scaled
+
+
+def _compile_estimator(estimator: Any, classifier: bool) -> Callable[[np.ndarray], tuple] | None:
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+
+    kind = type(estimator)
+    if kind in (RandomForestClassifier, RandomForestRegressor) and estimator.n_outputs_ == 1:
+        return _forest(estimator, classifier)
+    if kind in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
+        return _boosting(estimator, classifier)
+    if kind in (LogisticRegression, LinearRegression, Ridge):
+        return _linear(estimator, classifier)
+    if classifier:
+        classes = estimator.classes_
+
+        def generic_classifier(x: np.ndarray) -> tuple:
+            return estimator.predict(x).tolist(), estimator.predict_proba(x).tolist()
+
+        return generic_classifier if hasattr(estimator, "predict_proba") and len(classes) else None
+
+    def generic_regressor(x: np.ndarray) -> tuple:
+        return estimator.predict(x).tolist(), None
+
+    return generic_regressor
+
+
+def _linear(model: Any, classifier: bool) -> Callable[[np.ndarray], tuple]:
+    # What the linear models' predict(_proba) compute, without re-validating a checked array.
+    from scipy.special import expit
+    from sklearn.utils.extmath import softmax
+
+    coef = model.coef_.T if model.coef_.ndim == 2 else model.coef_
+    intercept = model.intercept_
+
+    def scores(x: np.ndarray) -> np.ndarray:
+        values = x @ coef + intercept
+        return values.reshape(-1) if values.ndim > 1 and values.shape[1] == 1 else values
+
+    if not classifier:
+        return lambda x: (scores(x).tolist(), None)
+    classes = model.classes_
+    if len(classes) <= 2:
+
+        def binary(x: np.ndarray) -> tuple:
+            decision = scores(x)
+            positive = expit(decision)
+            proba = np.stack([1 - positive, positive], axis=1)
+            return classes.take((decision > 0).astype(int)).tolist(), proba.tolist()
+
+        return binary
+
+    def multiclass(x: np.ndarray) -> tuple:
+        decision = scores(x)
+        return classes.take(decision.argmax(axis=1)).tolist(), softmax(decision.copy()).tolist()
+
+    return multiclass
+
+
+def _forest(forest: Any, classifier: bool) -> Callable[[np.ndarray], tuple]:
+    # What RandomForest*.predict(_proba) does, without a thread pool and checks per tree.
+    trees = [tree.tree_ for tree in forest.estimators_]
+    if classifier:
+        classes, width = forest.classes_, int(forest.n_classes_)
+
+        def forest_classifier(x: np.ndarray) -> tuple:
+            x32 = np.ascontiguousarray(x, dtype=np.float32)
+            proba = np.zeros((len(x32), width))
+            for tree in trees:
+                proba += tree.predict(x32)[:, :width]
+            proba /= len(trees)
+            return classes.take(proba.argmax(axis=1)).tolist(), proba.tolist()
+
+        return forest_classifier
+
+    def forest_regressor(x: np.ndarray) -> tuple:
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        total = np.zeros(len(x32))
+        for tree in trees:
+            total += tree.predict(x32)[:, 0]
+        total /= len(trees)
+        return total.tolist(), None
+
+    return forest_regressor
+
+
+def _boosting(model: Any, classifier: bool) -> Callable[[np.ndarray], tuple]:
+    # HistGradientBoosting*.predict(_proba) on one OpenMP thread: a thread team per call costs more
+    # than the trees for a handful of rows.
+    if classifier:
+        classes = model.classes_
+
+        def boosting_classifier(x: np.ndarray) -> tuple:
+            raw = model._raw_predict(x, n_threads=1)
+            encoded = (raw.ravel() > 0).astype(int) if raw.shape[1] == 1 else raw.argmax(axis=1)
+            return classes.take(encoded).tolist(), model._loss.predict_proba(raw).tolist()
+
+        return boosting_classifier
+
+    def boosting_regressor(x: np.ndarray) -> tuple:
+        return model._loss.link.inverse(model._raw_predict(x, n_threads=1).ravel()).tolist(), None
+
+    return boosting_regressor
+
+
+# --- model sources: a local directory or the registry ---------------------------------------------
+
+
+class LocalSource:
+    """An MLflow model directory written by the train stage."""
+
+    def __init__(self, path: Path, project: Path | None = None) -> None:
+        self.path = path
+        self.project = project  # the project this model belongs to: its git commit and data hash
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def fingerprint(self) -> str:
+        try:
+            stat = (self.path / "model.skops").stat()
+        except FileNotFoundError:
+            raise ServeError(f"{self.path}: no model.skops here (run the train stage first)") from None
+        return f"{stat.st_mtime_ns}:{stat.st_size}"
+
+    def load(self, contract: Contract) -> Served:
+        import yaml
+
+        from .train import load_model
+
+        fingerprint = self.fingerprint()
+        metadata = (yaml.safe_load((self.path / "MLmodel").read_text()) or {}).get("metadata") or {}
+        run_id = metadata.get("mlflow_run_id")
+        if run_id:
+            version = f"run-{run_id}"
+        else:
+            version = "sha-" + hashlib.sha256((self.path / "model.skops").read_bytes()).hexdigest()[:12]
+        info = {"source": str(self.path)}
+        if self.project is not None:
+            info |= project_identity(self.project)
+        info |= {key: str(value) for key, value in metadata.items()}
+        return serve_model(load_model(self.path), contract, version, info, fingerprint)
+
+
+class RegistrySource:
+    """A registered model version in MLflow, by alias (followed when it moves) or by number."""
+
+    def __init__(self, name: str, tracking_uri: str, alias: str | None = None, version: str | None = None):
+        self.name, self.tracking_uri, self.alias, self.version = name, tracking_uri, alias, version
+
+    def __str__(self) -> str:
+        return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
+
+    def _client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _resolve(self):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            if self.alias:
+                return self._client().get_model_version_by_alias(self.name, self.alias)
+            return self._client().get_model_version(self.name, str(self.version))
+        except MlflowException as err:
+            where = f"not in the registry at {self.tracking_uri}"
+            raise ServeError(f"{self}: {where} ({err.error_code})") from err
+
+    def fingerprint(self) -> str:
+        return str(self._resolve().version)
+
+    def load(self, contract: Contract) -> Served:
+        import mlflow.artifacts
+
+        from .train import load_model
+
+        found = self._resolve()
+        target = tempfile.mkdtemp(prefix="serve-model-")
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{self.name}/{found.version}",
+                dst_path=target,
+                tracking_uri=self.tracking_uri,
+                registry_uri=self.tracking_uri,
+            )
+            pipeline = load_model(Path(local))  # read whole into memory: the folder can go
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+        tags = {key: str(value) for key, value in (found.tags or {}).items()}
+        info = {
+            "source": str(self),
+            "registered_model": self.name,
+            "registry_version": str(found.version),
+            "mlflow_run_id": str(found.run_id or ""),
+            **tags,
+        }
+        if self.alias:
+            info["alias"] = self.alias
+        return serve_model(pipeline, contract, str(found.version), info, str(found.version))
+
+
+ModelSource = LocalSource | RegistrySource
+
+
+def project_identity(root: Path) -> dict[str, str]:
+    """The git commit and the data hash (from dvc.lock) of the project the model came from."""
     import yaml
 
-    from .train import load_model
+    commit = os.environ.get("GIT_COMMIT", "")
+    if not commit:
+        with contextlib.suppress(OSError):
+            result = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+            )
+            commit = result.stdout.strip() if result.returncode == 0 else ""
+    data = "unknown"
+    with contextlib.suppress(OSError, yaml.YAMLError, AttributeError, IndexError, TypeError):
+        lock = yaml.safe_load((root / "dvc.lock").read_text())
+        data = str(lock["stages"]["ingest"]["outs"][0]["md5"])
+    return {"git_commit": commit or "unknown", "data_md5": data}
 
-    metadata = (yaml.safe_load((path / "MLmodel").read_text()) or {}).get("metadata") or {}
-    version = metadata.get("mlflow_run_id", "local")
-    return Served(load_model(path), f"run-{version}", {"source": str(path), **metadata})
+
+def absolute_tracking_uri(uri: str, root: Path) -> str:
+    """A relative sqlite path is relative to the project root, wherever the server starts."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+        return prefix + str((root / uri[len(prefix) :]).resolve())
+    return uri
+
+
+def parse_source(text: str, settings: Settings, paths: Paths) -> ModelSource:
+    """`models:/name@alias`, `models:/name/3`, or a model directory."""
+    uri = absolute_tracking_uri(settings.mlflow.tracking_uri, paths.root)
+    if text.startswith("models:/"):
+        match = REGISTRY_URI.match(text)
+        if match is None:
+            raise ServeError(f"{text}: expected models:/<name>@<alias> or models:/<name>/<version>")
+        return RegistrySource(match["name"], uri, alias=match["alias"], version=match["version"])
+    path = Path(text)
+    return LocalSource(path, paths.root if path.resolve() == paths.model.resolve() else None)
+
+
+def default_source(settings: Settings, paths: Paths) -> ModelSource:
+    """`models:/<registered_model>@<serving.alias>` when the registry has it, else models/model."""
+    uri = absolute_tracking_uri(settings.mlflow.tracking_uri, paths.root)
+    local = LocalSource(paths.model, paths.root)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        return local  # no tracking store here (a container, a fresh clone): do not create one
+    registry = RegistrySource(settings.mlflow.registered_model, uri, alias=settings.serving.alias)
+    try:
+        registry.fingerprint()
+    except ServeError:
+        return local
+    return registry
+
+
+# --- the prediction log ---------------------------------------------------------------------------
 
 
 class PredictionLog:
-    """JSON lines, appended under a lock: request id, time, version, inputs, outputs, latency."""
+    """JSON lines, written by a background thread in batches so the request path only enqueues."""
+
+    _STOP = object()
 
     def __init__(self, path: Path | None) -> None:
-        self._lock = threading.Lock()
-        self._handle = None
+        self.path = path
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = path.open("a", encoding="utf-8")
+            self._thread = threading.Thread(target=self._write, name="prediction-log", daemon=True)
+            self._thread.start()
 
     def write(self, record: dict) -> None:
-        if self._handle is None:
-            return
-        line = json.dumps(record, default=str) + "\n"
-        with self._lock:
-            self._handle.write(line)
-            self._handle.flush()
+        if self._thread is not None:
+            self._queue.put(record)
+
+    def _write(self) -> None:
+        stop = False
+        while not stop:
+            records = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(records) < 1000:
+                    records.append(self._queue.get_nowait())
+            if records[-1] is self._STOP:
+                records.pop()
+                stop = True
+            lines = []
+            for record in records:
+                record["time"] = datetime.fromtimestamp(record["time"], UTC).isoformat()
+                lines.append(json.dumps(record, default=str) + "\n")
+            try:
+                self._handle.writelines(lines)
+                self._handle.flush()
+            except (OSError, ValueError):
+                logger.exception("could not write %d prediction log record(s)", len(lines))
+        self._handle.close()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(self._STOP)
+            self._thread.join(timeout)
 
 
-def create_app(served: Served, contract: Contract, task: str, serving: ServingSettings, log: Path | None):
-    from fastapi import FastAPI, Request
-    from fastapi.exception_handlers import request_validation_exception_handler
+# --- the application ------------------------------------------------------------------------------
+
+
+class State:
+    """What the app serves now; swapped as a whole by a reload."""
+
+    def __init__(self, served: Served, source: ModelSource | None) -> None:
+        self.served = served
+        self.source = source
+        self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.refused = ""  # fingerprint of a model refused for its inputs: not loaded again
+        self.reload_lock = asyncio.Lock()
+
+
+def create_app(
+    served: Served,
+    contract: Contract,
+    serving: ServingSettings,
+    log: Path | None = None,
+    source: ModelSource | None = None,
+):
+    """The FastAPI app serving `served`; `source` (if given) is where reloads come from."""
+    from fastapi import FastAPI, Header, Request
+    from fastapi.concurrency import run_in_threadpool
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, PlainTextResponse
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-
-    row_model = request_model(contract, served.inputs)
-    batch_model = create_model(
-        "Batch",
-        __config__=ConfigDict(extra="forbid"),
-        rows=(list[row_model], Field(..., min_length=1, max_length=serving.max_batch_rows)),
+    from fastapi.responses import JSONResponse, Response
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        Counter,
+        Gauge,
+        Histogram,
+        generate_latest,
     )
+
+    state = State(served, source)
+    row_model = request_model(contract, list(served.inputs))
+    body_type, batch_model = body_model(row_model, serving.max_batch_rows)
     registry = CollectorRegistry()
     requests = Counter(
-        "predict_requests", "Prediction requests", ["model_version", "status"], registry=registry
+        "predict_requests", "Prediction requests by outcome", ["model_version", "status"], registry=registry
+    )
+    errors = Counter(
+        "predict_errors", "Failed prediction requests", ["model_version", "reason"], registry=registry
     )
     latency = Histogram(
         "predict_latency_seconds",
-        "Time to answer a prediction request",
+        "Time from request to response, in the server",
         ["model_version"],
         registry=registry,
-        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        buckets=LATENCY_BUCKETS,
     )
+    predicted_rows = Counter("predict_rows", "Rows predicted", ["model_version"], registry=registry)
+    model_info = Gauge(
+        "model_info", "The model served (1)", ["model_version", "source", "fast_path"], registry=registry
+    )
+    reloads = Counter("model_reloads", "Model reload attempts by result", ["result"], registry=registry)
     predictions_log = PredictionLog(log)
-    app = FastAPI(title="Model server", version="1")
+    reasons = {413: "body_too_large", 422: "invalid_input", 500: "prediction_failed"}
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and int(length) > serving.max_body_bytes:
-            requests.labels(served.version, "413").inc()
+    def show(current: Served) -> None:
+        model_info.clear()
+        model_info.labels(current.version, current.info.get("source", ""), current.info["fast_path"]).set(1)
+
+    show(served)
+
+    async def reload_model() -> bool:
+        """Load the source again if it changed; swap only a model that takes the same inputs."""
+        if state.source is None:
+            raise ServeError("this server was started without a model source to reload from")
+        async with state.reload_lock:
+            current = state.served
+            try:
+                fingerprint = await asyncio.to_thread(state.source.fingerprint)
+                if fingerprint == current.fingerprint:
+                    return False
+                if fingerprint == state.refused:
+                    raise ServeError(f"{state.source}: that model was refused before: restart to serve it")
+                new = await asyncio.to_thread(state.source.load, contract)
+                if new.inputs != current.inputs or (new.classes is None) != (current.classes is None):
+                    state.refused = fingerprint
+                    raise ServeError(
+                        f"model {new.version} takes other inputs than {current.version} "
+                        f"({', '.join(new.inputs)}): restart the server to serve it"
+                    )
+            except Exception as err:
+                reloads.labels("failed").inc()
+                if isinstance(err, ServeError):
+                    raise
+                # A half-written directory, an unreadable file, a failed download: keep the current model.
+                raise ServeError(f"could not load the model from {state.source}: {err}") from err
+            state.served = new  # one assignment: each request uses the model it started with
+            state.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
+            show(new)
+            reloads.labels("swapped").inc()
+            logger.warning("serving model %s (was %s)", new.version, current.version)
+            return True
+
+    async def poll() -> None:
+        while True:
+            await asyncio.sleep(serving.reload_seconds)
+            try:
+                await reload_model()
+            except ServeError as err:  # keep serving the current model
+                logger.warning("model reload failed: %s", err)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        poller = None
+        if source is not None and serving.reload_seconds > 0:
+            poller = asyncio.create_task(poll())
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+            predictions_log.close()
+
+    app = FastAPI(
+        title="Model server",
+        version="1",
+        lifespan=lifespan,
+        description="Predictions from the model, checked against the data contract (schema.yaml).",
+    )
+    app.state.serve = state
+
+    def record(scope: dict, status: int, elapsed: float) -> None:
+        version = scope.get("model_version") or state.served.version
+        requests.labels(version, str(status)).inc()
+        if status >= 400:
+            errors.labels(version, reasons.get(status, str(status))).inc()
+        latency.labels(version).observe(elapsed)
+
+    app.add_middleware(PredictGuard, limit=serving.max_body_bytes, path="/predict", record=record)
+
+    @app.post(
+        "/predict",
+        response_model=response_model(served.classes is not None),
+        responses={
+            413: {"model": Problem, "description": "request body too large"},
+            422: {"model": Problem, "description": "invalid input: each field named in `detail`"},
+            500: {"model": Problem, "description": "the model failed on this input"},
+        },
+    )
+    async def predict(body: body_type, request: Request):  # type: ignore[valid-type]
+        """One row (`{"column": value, ...}`) or a batch (`{"rows": [{...}, ...]}`)."""
+        current = state.served
+        request.scope["model_version"] = current.version
+        rows = [row.__dict__ for row in (body.rows if isinstance(body, batch_model) else [body])]
+        request_id = _request_id(request.headers.get("x-request-id"))
+        try:
+            if len(rows) <= INLINE_ROWS and current.fast is not None:
+                predictions, probabilities = current.predict(rows)
+            else:
+                predictions, probabilities = await run_in_threadpool(current.predict, rows)
+        except Exception:
+            logger.exception("prediction failed (request %s)", request_id)
             return JSONResponse(
-                {"detail": f"request body over {serving.max_body_bytes} bytes"}, status_code=413
+                {"error": "prediction failed", "detail": [], "request_id": request_id},
+                status_code=500,
+                headers={"x-request-id": request_id},
             )
-        return await call_next(request)
-
-    @app.post("/predict")
-    def predict(body: row_model | batch_model) -> dict:  # type: ignore[valid-type]
-        start = time.perf_counter()
-        rows = body.rows if isinstance(body, batch_model) else [body]
-        frame = pd.DataFrame([row.model_dump() for row in rows], columns=served.inputs)
-        predictions = served.pipeline.predict(frame)
-        answer = {"model_version": served.version, "predictions": predictions.tolist()}
-        if task == "classification":
-            classes = [str(c) for c in served.pipeline.classes_]
-            probabilities = served.pipeline.predict_proba(frame)
-            answer["probabilities"] = [dict(zip(classes, map(float, p), strict=True)) for p in probabilities]
-        elapsed = time.perf_counter() - start
-        requests.labels(served.version, "200").inc()
-        latency.labels(served.version).observe(elapsed)
+        answer: dict[str, Any] = {
+            "model_version": current.version,
+            "request_id": request_id,
+            "predictions": predictions,
+        }
+        if probabilities is not None:
+            classes = current.classes or ()
+            answer["probabilities"] = [dict(zip(classes, p, strict=True)) for p in probabilities]
+        try:
+            content = json.dumps(answer, allow_nan=False)
+        except ValueError:  # NaN or infinity: JSON cannot carry it, and nobody should act on it
+            return JSONResponse(
+                {
+                    "error": "invalid input: the model's answer is not a finite number "
+                    "(are the inputs far outside the training data?)",
+                    "detail": [],
+                },
+                status_code=422,
+                headers={"x-request-id": request_id},
+            )
+        predicted_rows.labels(current.version).inc(len(rows))
         predictions_log.write(
             {
-                "request_id": str(uuid.uuid4()),
+                "request_id": request_id,
                 "time": time.time(),
-                "model_version": served.version,
-                "inputs": [row.model_dump() for row in rows],
-                "outputs": answer["predictions"],
-                "latency_ms": round(elapsed * 1000, 3),
+                "model_version": current.version,
+                "inputs": rows,
+                "outputs": predictions,
+                **({"probabilities": probabilities} if probabilities is not None else {}),
+                "latency_ms": round((time.perf_counter() - request.scope["started"]) * 1000, 3),
             }
         )
-        return answer
+        return Response(content, media_type="application/json", headers={"x-request-id": request_id})
 
     @app.get("/health")
-    def health() -> dict:
+    async def health() -> dict:
+        """The process is alive."""
         return {"status": "ok"}
 
-    @app.get("/ready")
-    def ready() -> dict:
-        return {"status": "ready", "model_version": served.version}
+    @app.get("/ready", responses={503: {"description": "no model loaded"}})
+    async def ready() -> JSONResponse:
+        """A model is loaded and answers."""
+        current = state.served
+        if current is None:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "ready", "model_version": current.version})
 
     @app.get("/version")
-    def version() -> dict:
-        return {"model_version": served.version, **served.info}
+    async def version() -> dict:
+        """The model being served and what identifies it: source, git commit, data hash."""
+        current = state.served
+        return {"model_version": current.version, "loaded_at": state.loaded_at, **current.info}
 
     @app.get("/metrics")
-    def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    async def metrics() -> Response:
+        """Prometheus text format."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/admin/reload", responses={401: {"description": "bad token"}, 409: {"description": "refused"}})
+    async def admin_reload(authorization: Annotated[str | None, Header()] = None) -> dict:
+        """Load the model source again now (the server also polls it every `serving.reload_seconds`)."""
+        token = os.environ.get(ADMIN_TOKEN_ENV)
+        if token and authorization != f"Bearer {token}":
+            raise HTTPException(401, "admin token required")
+        before = state.served.version
+        try:
+            changed = await reload_model()
+        except ServeError as err:
+            raise HTTPException(409, str(err)) from None
+        return {"changed": changed, "model_version": state.served.version, "previous_version": before}
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"error": exc.detail, "detail": []}, status_code=413)
 
     @app.exception_handler(RequestValidationError)
-    async def count_bad_requests(request: Request, exc: RequestValidationError):
-        requests.labels(served.version, "422").inc()
-        return await request_validation_exception_handler(request, exc)
+    async def invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name each field plainly: {"field": "age", "message": "...", "input": ...} beside FastAPI's detail.
+        detail = []
+        for error in exc.errors():
+            location = [str(part) for part in error.get("loc", ()) if part not in ("body", "row", "batch")]
+            detail.append(
+                {
+                    "field": ".".join(location) or "body",
+                    "message": error.get("msg", "invalid"),
+                    "type": error.get("type", ""),
+                    "loc": list(error.get("loc", ())),
+                }
+            )
+        fields = ", ".join(dict.fromkeys(item["field"] for item in detail))
+        return JSONResponse({"error": f"invalid input: {fields}", "detail": detail}, status_code=422)
 
     return app
+
+
+def _request_id(given: str | None) -> str:
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+class PredictGuard:
+    """ASGI middleware for one path: refuse bodies over the limit (413), time and count requests."""
+
+    def __init__(self, app, limit: int, path: str, record: Callable[[dict, int, float], None]) -> None:
+        self.app, self.limit, self.path, self.record = app, limit, path, record
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        started = scope["started"] = time.perf_counter()
+        status = [500]
+
+        async def reply(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._too_large(reply)
+            self.record(scope, 413, time.perf_counter() - started)
+            return
+        seen = 0
+
+        async def limited():
+            # A body without a length (chunked) is counted as it arrives.
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, limited, reply)
+        self.record(scope, status[0], time.perf_counter() - started)
+
+    async def _too_large(self, send) -> None:
+        body = json.dumps({"error": f"request body over {self.limit} bytes", "detail": []}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while reading a body without a length that grows over the limit.
+
+    An HTTPException, so that FastAPI passes it on instead of calling it a parse error (400).
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes")
+
+
+# --- running it ---------------------------------------------------------------------------------
+
+
+def run(settings: Settings, paths: Paths, model: str | None, host: str, port: int, log: bool) -> None:
+    """Load the model from its source, then serve until SIGTERM or SIGINT (exit 0 after a clean stop)."""
+    import uvicorn
+
+    from .schema import load_contract
+
+    source = parse_source(model, settings, paths) if model else default_source(settings, paths)
+    contract = load_contract(paths.contract)
+    served = source.load(contract)
+    app = create_app(
+        served, contract, settings.serving, paths.root / "logs" / "predictions.jsonl" if log else None, source
+    )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    print(f"serve: model {served.version} from {source} on http://{host}:{port}", flush=True)
+    _server(config).run()
+
+
+def _server(config):
+    """uvicorn's server, but SIGTERM or SIGINT is a clean stop with exit code 0, not a re-raised signal."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return Server(config)

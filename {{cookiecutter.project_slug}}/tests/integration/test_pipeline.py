@@ -94,9 +94,8 @@ def project(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Path:
     """A copy of the project after a successful `dvc repro`."""
     copy = tmp_path_factory.mktemp("pipeline") / root.name
     shutil.copytree(root, copy, ignore=ignore(root), symlinks=True)
-    for step in (("git", "init", "--quiet"), ("git", "add", "--all")):
-        result = run(copy, *step)
-        assert succeeded(result), explain(result)
+    result = run(copy, "git", "init", "--quiet")  # DVC works inside a git repository
+    assert succeeded(result), explain(result)
     if not load_contract(copy / "schema.yaml").columns:
         # A project baked for its own CSV has no contract until `schema infer` writes one.
         result = run(copy, PACKAGE, "schema", "infer")

@@ -1,98 +1,220 @@
-"""Register, promote and roll back with MLflow aliases, against a scratch sqlite store."""
+"""register, promote, rollback and status through the CLI, against a scratch sqlite store per project."""
 
 from __future__ import annotations
 
-import json
-import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+from registry_helpers import DATA_MD5, Project
 
-from {{ cookiecutter.package_name }}.config import Paths, Settings
+from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.registry import (
     CHALLENGER,
     CHAMPION,
+    HISTORY,
     PREVIOUS,
     RegistryError,
-    alias_version,
+    data_hash,
     format_status,
+    git_commit,
     previous_champion,
-    promote,
-    register,
-    rollback,
-    status,
     version_tags,
 )
-from {{ cookiecutter.package_name }}.train import log_run, save_model
+from {{ cookiecutter.package_name }}.train import load_model, save_model
 
 pytestmark = pytest.mark.registry
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, settings: Settings, model, train_set) -> tuple[Settings, Paths]:
-    """A scratch project folder and tracking store holding one trained, evaluated model."""
-    root = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    scratch = settings.model_copy(update={"mlflow": settings.mlflow.model_copy(update={"tracking_uri": uri})})
-    paths = Paths(root)
-    save_model(model, paths.model, metadata=log_run(model, scratch, train_set))
-    paths.metrics.write_text(json.dumps({"model": {"score": 0.75}}))
-    return scratch, paths
+def project(new_project, model, train_set) -> Project:
+    """One project whose models/model holds the session's model, logged to its store."""
+    project = new_project()
+    project.train(model, train_set, {"model": {"roc_auc": 0.71, "log_loss": 0.4}})
+    return project
 
 
-def new_candidate(store) -> str:
-    settings, paths = store
-    return register(settings, paths)
+def client(project: Project):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=project.uri, registry_uri=project.uri)
 
 
-def test_register_tags_the_version_and_points_challenger_at_it(store):
-    settings, _ = store
-    version = new_candidate(store)
-    assert alias_version(settings, CHALLENGER) == version
-    [row] = [row for row in status(settings) if row.version == version]
-    assert row.tags["metric.score"] == "0.75"
-    assert {"git_commit", "data_md5"} <= set(row.tags)
+def register(project: Project) -> str:
+    code, out, err = project.cli("register")
+    assert code == 0, err
+    version = project.alias(CHALLENGER)
+    assert f"version {version} " in out
+    return str(version)
 
 
-def test_promote_then_rollback_restores_the_previous_champion(store):
-    settings, _ = store
-    first = promote(settings, new_candidate(store))
-    assert alias_version(settings, CHAMPION) == first
-    second = promote(settings, new_candidate(store))
-    assert alias_version(settings, CHAMPION) == second != first
-    [row] = [row for row in status(settings) if row.version == second]
-    assert row.tags[PREVIOUS] == first
-
-    assert rollback(settings) == first
-    assert alias_version(settings, CHAMPION) == first
-    assert "champion" in format_status(status(settings))
+def promote(project: Project, *args: str) -> str:
+    code, out, err = project.cli("promote", *args)
+    assert code == 0, err
+    return out
 
 
-def test_rollback_to_an_explicit_version(store):
-    settings, _ = store
-    target = new_candidate(store)
-    promote(settings)
-    other = promote(settings, new_candidate(store))
-    assert alias_version(settings, CHAMPION) == other
-    assert rollback(settings, version=target) == target
+def test_register_tags_the_version_and_points_challenger_at_it(new_project, model, train_set):
+    project = new_project()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q", str(project.root)], check=True)
+    subprocess.run([*git, "-C", str(project.root), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project.root, capture_output=True, text=True)
+    ids = project.train(model, train_set, {"model": {"roc_auc": 0.71}, "baseline": {"roc_auc": 0.5}})
+
+    version = register(project)
+
+    found = client(project).get_model_version(project.settings.mlflow.registered_model, version)
+    assert found.source == f"models:/{ids['mlflow_model_id']}"  # the model the train stage logged, not a copy
+    assert found.run_id == ids["mlflow_run_id"]
+    assert found.tags["git_commit"] == head.stdout.strip()
+    assert found.tags["data_md5"] == DATA_MD5
+    assert found.tags["metric.roc_auc"] == "0.71"
+    assert "metric.baseline" not in str(found.tags)
+    assert project.alias(CHAMPION) is None  # registering deploys nothing
 
 
-def test_rollback_without_history_is_refused():
+def test_register_logs_the_model_directory_when_the_store_does_not_have_its_run(new_project, model, test_set):
+    """A model trained against another store (a CI runner's): its directory is logged here first."""
+    import mlflow.artifacts
+
+    project = new_project()
+    foreign = {"mlflow_run_id": "0" * 32, "mlflow_model_id": "m-" + "0" * 32}
+    save_model(model, project.paths.model, metadata=foreign)
+    version = register(project)
+
+    name = project.settings.mlflow.registered_model
+    found = client(project).get_model_version(name, version)
+    assert found.source.startswith("models:/m-") and found.source != f"models:/{foreign['mlflow_model_id']}"
+    run = client(project).get_run(found.run_id)
+    assert run.data.tags["registered_from"] == str(project.paths.model)
+    local = mlflow.artifacts.download_artifacts(
+        f"models:/{name}/{version}", tracking_uri=project.uri, registry_uri=project.uri
+    )
+    rows = test_set[list(model.feature_names_in_)].head(50)
+    assert (load_model(Path(local)).predict(rows) == model.predict(rows)).all()
+
+
+def test_register_without_a_trained_model_is_refused(new_project):
+    code, _, err = new_project().cli("register")
+    assert code == 1
+    assert "run the train stage first" in err
+
+
+def test_promote_moves_champion_and_records_the_one_it_replaced(project):
+    first = register(project)
+    promote(project)
+    assert project.alias(CHAMPION) == first
+    second = register(project)
+    assert project.alias(CHAMPION) == first  # a new challenger does not move the champion
+    assert f"(was {first})" in promote(project)
+    assert project.alias(CHAMPION) == second
+    name = project.settings.mlflow.registered_model
+    assert client(project).get_model_version(name, second).tags[PREVIOUS] == first
+    assert client(project).get_registered_model(name).tags[HISTORY].split()[-2:] == [first, second]
+
+
+def test_promote_refuses_what_is_not_there(new_project, model, train_set):
+    project = new_project()
+    code, _, err = project.cli("promote")
+    assert code == 1 and "run `register` first" in err
+    project.train(model, train_set)
+    version = register(project)
+    code, _, err = project.cli("promote", "--version", "99")
+    assert code == 1 and "no version '99'" in err
+    assert project.alias(CHAMPION) is None
+    assert "(the first)" in promote(project, "--version", version)
+    assert project.alias(CHAMPION) == version
+
+
+def test_rollback_restores_the_previous_champion_and_goes_further_back(project):
+    older = register(project)
+    promote(project)
+    good = register(project)
+    promote(project)
+    bad = register(project)
+    promote(project)
+    assert project.alias(CHAMPION) == bad
+
+    code, out, err = project.cli("rollback")
+    assert code == 0, err
+    assert project.alias(CHAMPION) == good
+    assert f"version {good} is the champion again (was {bad})" in out
+    project.cli("rollback")
+    assert project.alias(CHAMPION) == older  # one more step back
+    code, _, _ = project.cli("rollback", "--version", bad)
+    assert code == 0 and project.alias(CHAMPION) == bad
+
+
+def test_rollback_without_a_previous_champion_is_refused(new_project, model, train_set):
+    project = new_project()
+    code, _, err = project.cli("rollback")
+    assert code == 1 and "nothing to roll back" in err
+    project.train(model, train_set)
+    only = register(project)
+    promote(project)
+    code, _, err = project.cli("rollback")
+    assert code == 1 and "no previous version" in err
+    code, _, err = project.cli("rollback", "--version", "42")
+    assert code == 1 and "no version '42'" in err
+    assert project.alias(CHAMPION) == only
+
+
+def test_status_lists_versions_and_their_aliases(project):
+    register(project)
+    promote(project)
+    challenger = register(project)
+    champion = project.alias(CHAMPION)
+    code, out, _ = project.cli("status")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1].split()[:2] == ["version", "aliases"]
+    rows = {line.split()[0]: line for line in lines[2:] if line[:1].isdigit()}
+    assert "champion" in rows[str(champion)] and "challenger" not in rows[str(champion)]
+    assert rows[challenger].split()[1] == "challenger"
+    assert DATA_MD5[:12] in rows[challenger]
+    assert lines[-1].startswith("champion history") and lines[-1].endswith(str(champion))
+
+
+def test_a_relative_sqlite_store_is_the_projects_wherever_the_command_runs(
+    new_project, model, train_set, tmp_path, monkeypatch, capsys
+):
+    project = new_project()
+    params = project.paths.params.read_text().replace("tracking_uri:", "tracking_uri: sqlite:///mlflow.db #")
+    project.paths.params.write_text(params)
+    project.train(model, train_set)
+    version = register(project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--root", str(project.root), "status"]) == 0
+    out = capsys.readouterr().out
+    assert f"at sqlite:///{project.root / 'mlflow.db'}" in out
+    assert any(line.split()[:2] == [version, "challenger"] for line in out.splitlines())
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_version_tags_read_the_raw_data_hash_from_the_lock():
+    lock = {
+        "stages": {
+            "ingest": {"outs": [{"path": "data/raw/data.csv", "md5": "abc123", "size": 10}]},
+            "split": {"outs": [{"path": "data/prepared/train.csv", "md5": "other"}]},
+        }
+    }
+    tags = version_tags({"model": {"roc_auc": 0.7}, "baseline": {"roc_auc": 0.5}}, lock, "deadbeef")
+    assert tags == {"git_commit": "deadbeef", "data_md5": "abc123", "metric.roc_auc": "0.7"}
+    assert data_hash({}) == data_hash({"stages": {"ingest": {"outs": []}}}) == "unknown"
+    assert data_hash({"stages": {"ingest": {"outs": [{"path": "elsewhere.csv", "md5": "x"}]}}}) == "unknown"
+
+
+def test_git_commit_outside_a_repository(tmp_path, monkeypatch):
+    monkeypatch.delenv("GIT_COMMIT", raising=False)
+    assert git_commit(tmp_path) == "unknown"
+    monkeypatch.setenv("GIT_COMMIT", "cafe")  # a container built from a commit has no .git
+    assert git_commit(tmp_path) == "cafe"
+
+
+def test_previous_champion_and_an_empty_status():
     with pytest.raises(RegistryError, match="no previous version"):
         previous_champion({})
     assert previous_champion({PREVIOUS: "3"}) == "3"
-
-
-def test_register_refuses_a_model_without_a_run(store, tmp_path: Path, model):
-    settings, _ = store
-    bare = Paths(tmp_path)
-    save_model(model, bare.model, metadata={})
-    with pytest.raises(RegistryError, match="run the train stage"):
-        register(settings, bare)
-    shutil.rmtree(bare.model)
-
-
-def test_version_tags_read_the_data_hash_from_the_lock():
-    lock = {"stages": {"ingest": {"outs": [{"path": "data/raw/data.csv", "md5": "abc123"}]}}}
-    tags = version_tags({"model": {"roc_auc": 0.7}}, lock, "deadbeef")
-    assert tags == {"git_commit": "deadbeef", "data_md5": "abc123", "metric.roc_auc": "0.7"}
+    assert "no registered versions" in format_status([], "roc_auc")

@@ -1,179 +1,405 @@
-"""The pull-request report and gate, on DVC diffs recorded from real runs (tests/fixtures/report)."""
+"""The pull-request report and gate.
+
+The pure part runs on DVC answers recorded from real runs of this template
+(tests/fixtures/report/*.json, written by `report.read_diffs`):
+
+- regression.json       classification, train.model.regularization 1 -> 100000: log_loss regresses
+- regression-task.json  regression, regularization 1 -> 300: overall metrics within tolerance, slices regress
+- first-pr.json         the template's first commit as the base: no metrics there yet
+- unchanged.json        a docs-only change: same params, metrics and dvc.lock
+- corrupted.json        metrics.json in the workspace is not valid JSON
+
+The thin DVC layer runs for real against scratch git repositories at the end.
+Set UPDATE_GOLDEN=1 to rewrite the golden markdown files after an intended change.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.config import parse_settings
+from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.config import ConfigError, load_settings, parse_settings
 from {{ cookiecutter.package_name }}.report import (
     MAX_CHARS,
     WATERMARK_TITLE,
     Change,
     Comparison,
     ReportError,
-    compare,
+    comparison_from_record,
+    gate_record,
     judge,
-    metric_changes,
-    param_changes,
+    read_diffs,
     render,
+    render_error,
 )
 
 pytestmark = pytest.mark.unit
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "report"
+ROOT = Path(__file__).resolve().parents[2]
 
-# Fixed classification settings, so that the recorded cases mean the same in every bake.
-SETTINGS = parse_settings(
-    {
-        "task": "classification",
-        "data": {"source": "demo-arrests", "target": "released", "sensitive_features": ["colour", "sex"]},
-        "split": {"test_size": 0.25, "seed": 42},
-        "train": {"seed": 42, "model": {"kind": "linear", "regularization": 1.0}},
-        "evaluate": {"permutation_repeats": 5, "thresholds": {"roc_auc": {"min": 0.6}}},
-        "gate": {
-            "metrics": {
-                "roc_auc": {"direction": "higher", "tolerance": 0.01},
-                "log_loss": {"direction": "lower", "tolerance": 0.02},
-            },
-            "beat_baseline": ["roc_auc"],
-            "slice_tolerance": 0.05,
+COMMON = {
+    "split": {"test_size": 0.25, "seed": 42},
+    "train": {"seed": 42, "model": {"kind": "linear", "regularization": 1.0}},
+    "serving": {"max_body_bytes": 1000, "max_batch_rows": 10},
+    "mlflow": {"tracking_uri": "sqlite:///mlflow.db", "experiment": "test", "registered_model": "test"},
+}
+# The template's defaults for the demo data, fixed here so that every bake judges the recordings alike.
+CLASSIFICATION = {
+    **COMMON,
+    "task": "classification",
+    "data": {"source": "demo-arrests", "target": "released", "sensitive_features": ["colour", "sex"]},
+    "evaluate": {"permutation_repeats": 5, "thresholds": {"roc_auc": {"min": 0.6}, "log_loss": {"max": 1.0}}},
+    "gate": {
+        "metrics": {
+            "roc_auc": {"direction": "higher", "tolerance": 0.01},
+            "log_loss": {"direction": "lower", "tolerance": 0.02},
+            "balanced_accuracy": {"direction": "higher", "tolerance": 0.02},
         },
-        "serving": {"max_body_bytes": 1000, "max_batch_rows": 10},
-        "mlflow": {"tracking_uri": "sqlite:///mlflow.db", "experiment": "test", "registered_model": "test"},
-    }
-)
+        "beat_baseline": ["roc_auc", "log_loss"],
+        "slice_tolerance": 0.05,
+    },
+}
+REGRESSION = {
+    **COMMON,
+    "task": "regression",
+    "data": {"source": "demo-diabetes", "target": "target", "sensitive_features": ["sex", "age"]},
+    "evaluate": {"permutation_repeats": 5, "thresholds": {"r2": {"min": 0.2}}},
+    "gate": {
+        "metrics": {
+            "rmse": {"direction": "lower", "tolerance": 1.0},
+            "r2": {"direction": "higher", "tolerance": 0.02},
+        },
+        "beat_baseline": ["rmse", "r2"],
+        "slice_tolerance": 0.05,
+    },
+}
+SETTINGS = parse_settings(CLASSIFICATION)
 
 
-def recorded(name: str, base: str = "main", lock_changed: bool = True) -> Comparison:
-    """A Comparison from a DVC diff recorded in a real project (errors stored by class name)."""
-    raw = json.loads((FIXTURES / f"{name}.json").read_text())
-    errors = {
-        revision: {
-            path: FileNotFoundError(text) if text.startswith("FileNotFoundError") else ValueError(text)
-        }
-        for revision, files in raw["metrics"]["errors"].items()
-        for path, text in files.items()
-    }
-    metrics, has_baseline = metric_changes(raw["metrics"]["diff"], errors, base)
-    params = param_changes(raw["params"].get("diff", {}))
-    return Comparison(base, metrics, params, has_baseline, lock_changed)
+def settings_with(base: dict, **gate) -> object:
+    raw = copy.deepcopy(base)
+    raw["gate"].update(gate)
+    return parse_settings(raw)
+
+
+def record(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def recorded(name: str) -> Comparison:
+    return comparison_from_record(record(name), "main")
 
 
 def with_metric(comparison: Comparison, name: str, old: float | None, new: float | None) -> Comparison:
     return dataclasses.replace(comparison, metrics={**comparison.metrics, name: Change(old, new)})
 
 
-def checks(comparison: Comparison) -> set[tuple[str, str]]:
-    return {(f.check, f.metric) for f in judge(comparison, SETTINGS).findings}
+def checks(comparison: Comparison, settings=SETTINGS) -> set[tuple[str, str]]:
+    return {(f.check, f.metric) for f in judge(comparison, settings).findings}
 
 
-def test_recorded_regression_fails_naming_the_metric():
+def flat() -> Comparison:
+    """The recorded regression with log_loss put back: no check fails."""
     comparison = recorded("regression")
+    old = comparison.metrics["model.log_loss"].old
+    comparison = with_metric(comparison, "model.log_loss", old, old)
+    assert judge(comparison, SETTINGS).passed
+    return comparison
+
+
+# The gate ------------------------------------------------------------------------
+
+
+def test_recorded_regression_fails_naming_the_metric_with_old_new_and_delta():
+    comparison = recorded("regression")
+    assert comparison.has_baseline and comparison.lock_changed
+    assert comparison.params == {"train.model.regularization": Change(1.0, 100000.0)}
     verdict = judge(comparison, SETTINGS)
     assert not verdict.passed
-    [finding] = [f for f in verdict.findings if f.metric == "log_loss"]
-    assert (finding.check, finding.old, finding.new) == ("regression", 0.426399, 0.463022)
+    assert [(f.check, f.metric, f.old, f.new) for f in verdict.findings] == [
+        ("regression", "log_loss", 0.426399, 0.463022)
+    ]
+    markdown = render(comparison, verdict, SETTINGS)
+    assert (
+        "| regression | log_loss | 0.4264 | 0.463 | +0.03662 | lower is better, tolerance 0.02 |" in markdown
+    )
 
 
-def test_change_within_tolerance_passes():
+def test_a_change_within_tolerance_passes():
     comparison = recorded("regression")
     old = comparison.metrics["model.log_loss"].old
     assert judge(with_metric(comparison, "model.log_loss", old, old + 0.019), SETTINGS).passed
+    assert judge(with_metric(comparison, "model.log_loss", old, old + 0.02), SETTINGS).passed, (
+        "the limit itself"
+    )
+    assert not judge(with_metric(comparison, "model.log_loss", old, old + 0.0201), SETTINGS).passed
 
 
-def test_regression_beyond_tolerance_in_a_higher_is_better_metric_fails():
-    comparison = with_metric(recorded("regression"), "model.log_loss", 0.42, 0.42)
+def test_a_higher_is_better_metric_that_drops_beyond_tolerance_fails():
+    comparison = flat()
     assert checks(with_metric(comparison, "model.roc_auc", 0.72, 0.70)) == {("regression", "roc_auc")}
+    assert checks(with_metric(comparison, "model.roc_auc", 0.72, 0.80)) == set(), "an improvement passes"
 
 
-def test_slice_regression_fails():
-    comparison = with_metric(recorded("regression"), "model.log_loss", 0.42, 0.42)
+def test_a_gated_metric_that_disappears_fails():
+    comparison = flat()
+    assert ("missing", "balanced_accuracy") in checks(
+        with_metric(comparison, "model.balanced_accuracy", 0.5, None)
+    )
+
+
+def test_recorded_slice_regression_fails_while_overall_metrics_pass():
+    comparison = recorded("regression-task")
+    settings = parse_settings(REGRESSION)
+    verdict = judge(comparison, settings)
+    assert {f.check for f in verdict.findings} == {"slice"}
+    assert ("slice", "sex.groups.2.0.rmse") in checks(comparison, settings)
+    finding = next(f for f in verdict.findings if f.metric == "sex.groups.2.0.rmse")
+    assert (finding.old, finding.new) == (49.899718, 52.862719)
+    assert judge(comparison, settings_with(REGRESSION, slice_tolerance=0.2)).passed
+
+
+def test_slice_metrics_are_gated_by_direction_and_relative_tolerance():
+    comparison = flat()
     name = "slices:colour.groups.Black.accuracy"
     old = comparison.metrics[name].old
     assert checks(with_metric(comparison, name, old, old * 0.9)) == {
         ("slice", "colour.groups.Black.accuracy")
     }
     assert checks(with_metric(comparison, name, old, old * 0.97)) == set()
+    assert checks(with_metric(comparison, "slices:sex.groups.Male.rmse", 10.0, 10.6)) == {
+        ("slice", "sex.groups.Male.rmse")
+    }
+    assert checks(with_metric(comparison, "slices:sex.groups.Male.rmse", 10.0, 5.0)) == set()
+    for neutral in (
+        "colour.groups.Black.selection_rate",
+        "colour.groups.Black.count",
+        "colour.difference.accuracy",
+    ):
+        assert checks(with_metric(comparison, f"slices:{neutral}", 1.0, 0.1)) == set(), neutral
 
 
-def test_losing_to_the_baseline_fails():
-    comparison = with_metric(recorded("regression"), "model.log_loss", 0.42, 0.42)
-    comparison = with_metric(comparison, "model.roc_auc", 0.72, 0.715)
-    assert checks(with_metric(comparison, "baseline.roc_auc", 0.5, 0.72)) == {("baseline", "roc_auc")}
-
-
-def test_absolute_threshold_applies_without_a_baseline():
+def test_losing_to_the_trivial_baseline_fails():
     first = recorded("first-pr")
-    assert not first.has_baseline
-    assert judge(first, SETTINGS).passed
+    model = first.metrics["model.roc_auc"].new
+    assert checks(with_metric(first, "baseline.roc_auc", None, model + 0.01)) == {("baseline", "roc_auc")}
+    assert checks(with_metric(first, "baseline.roc_auc", None, model)) == {("baseline", "roc_auc")}, (
+        "a tie loses"
+    )
+    comparison = flat()
+    assert ("baseline", "log_loss") in checks(with_metric(comparison, "baseline.log_loss", 0.46, 0.40))
+
+
+def test_an_absolute_threshold_fails_even_without_a_baseline():
+    first = recorded("first-pr")
     assert checks(with_metric(first, "model.roc_auc", None, 0.55)) == {("threshold", "roc_auc")}
+    assert checks(with_metric(first, "model.log_loss", None, 1.2)) == {
+        ("threshold", "log_loss"),
+        ("baseline", "log_loss"),  # the trivial baseline's 0.46 is better too
+    }
+    assert ("threshold", "roc_auc") in checks(dataclasses.replace(first, metrics={}))
 
 
-def test_first_pr_ignores_regressions_and_says_no_baseline():
+def test_first_pr_has_no_baseline_checks_thresholds_only_and_says_so():
     first = recorded("first-pr")
+    assert not first.has_baseline and not first.unchanged
+    assert judge(first, SETTINGS).passed
+    worse = with_metric(first, "slices:colour.groups.Black.accuracy", None, 0.1)
+    assert judge(worse, SETTINGS).passed, "nothing to regress from"
     markdown = render(first, judge(first, SETTINGS), SETTINGS)
-    assert "No baseline yet" in markdown
-    assert "mermaid" not in markdown
+    assert "No baseline yet" in markdown and "✅ Model gate passed" in markdown
+    assert '"base"' not in markdown, "the charts show this PR and the trivial baseline only"
 
 
-def test_unreadable_metrics_are_an_error_not_a_pass():
-    errors = {"workspace": {"metrics.json": ValueError("Expecting value: line 1 column 1")}}
-    with pytest.raises(ReportError, match=r"metrics\.json at workspace"):
-        metric_changes({}, errors, "main")
-    with pytest.raises(ReportError, match="at workspace"):
-        metric_changes({}, {"workspace": {"metrics.json": FileNotFoundError("gone")}}, "main")
-    with pytest.raises(ReportError, match="at main"):
-        metric_changes({}, {"main": ValueError("revision broken")}, "main")
+def test_a_base_without_slices_still_gates_the_model_metrics():
+    raw = record("regression")
+    raw["metrics"]["errors"] = {
+        "main": {"reports/slices.json": {"error": "FileNotFoundError", "message": "gone", "missing": True}}
+    }
+    for entry in raw["metrics"]["diff"]["reports/slices.json"].values():
+        entry["old"] = None
+    comparison = comparison_from_record(raw, "main")
+    assert comparison.has_baseline
+    assert checks(comparison) == {("regression", "log_loss")}
 
 
-def test_nothing_changed_says_so():
-    comparison = recorded("regression", lock_changed=False)
-    same = {name: Change(change.old, change.old) for name, change in comparison.metrics.items()}
-    unchanged = dataclasses.replace(comparison, metrics=same, params={})
-    markdown = render(unchanged, judge(unchanged, SETTINGS), SETTINGS)
-    assert "No changes to the model" in markdown
-    assert "No changes to the model" not in render(comparison, judge(comparison, SETTINGS), SETTINGS)
+HIGH_BAR = {"roc_auc": {"min": 0.99}}
 
 
-def test_markdown_follows_the_comment_rules():
-    comparison = recorded("regression")
-    markdown = render(comparison, judge(comparison, SETTINGS), SETTINGS)
+def test_nothing_changed_says_so_and_passes():
+    comparison = recorded("unchanged")
+    assert comparison.unchanged and not comparison.params and not comparison.lock_changed
+    strict = parse_settings(
+        {**CLASSIFICATION, "evaluate": {"permutation_repeats": 5, "thresholds": HIGH_BAR}}
+    )
+    verdict = judge(comparison, strict)
+    assert verdict.passed, "the base already went through the gate"
+    markdown = render(comparison, verdict, strict)
+    assert "No changes to the model" in markdown and "✅ Model gate passed" in markdown
+    moved = dataclasses.replace(comparison, lock_changed=True)
+    assert not moved.unchanged and "No changes to the model" not in render(
+        moved, judge(moved, SETTINGS), SETTINGS
+    )
+
+
+@pytest.mark.parametrize(
+    ("gate", "message"),
+    [
+        (
+            {"metrics": {"rmse": {"direction": "lower", "tolerance": 1}}, "beat_baseline": []},
+            "gate.metrics: unknown metric 'rmse' for classification",
+        ),
+        ({"metrics": {"roc_auc": {"direction": "up", "tolerance": 0.01}}}, "gate.metrics.roc_auc.direction"),
+        (
+            {"metrics": {"roc_auc": {"direction": "higher", "tolerance": -1}}},
+            "gate.metrics.roc_auc.tolerance",
+        ),
+        ({"beat_baseline": ["f1"]}, "'f1' must also be listed in gate.metrics"),
+        ({"slice_tolerance": -0.1}, "gate.slice_tolerance"),
+    ],
+)
+def test_the_gate_settings_are_validated(gate, message):
+    raw = copy.deepcopy(CLASSIFICATION)
+    raw["gate"].update(gate)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_settings(raw)
+
+
+def test_the_baked_params_have_a_valid_gate():
+    settings = load_settings(ROOT / "params.yaml")
+    assert settings.gate.metrics and set(settings.gate.beat_baseline) <= set(settings.gate.metrics)
+
+
+# DVC's errors --------------------------------------------------------------------
+
+
+def test_recorded_unreadable_metrics_are_an_error_not_a_pass():
+    with pytest.raises(ReportError, match=r"metrics\.json at workspace: .*corrupted"):
+        recorded("corrupted")
+
+
+@pytest.mark.parametrize(
+    ("revision", "path", "missing"),
+    [
+        ("main", "metrics.json", False),  # the base's file is corrupted
+        ("workspace", "metrics.json", True),  # this PR has no metrics: `dvc repro` did not run
+        ("workspace", "reports/slices.json", True),
+        ("main", "*", False),  # DVC could not read the base revision at all
+        ("main", "*", True),
+    ],
+)
+def test_every_read_error_but_a_file_missing_on_the_base_fails(revision, path, missing):
+    raw = record("regression")
+    raw["metrics"]["errors"] = {revision: {path: {"error": "Boom", "message": "boom", "missing": missing}}}
+    with pytest.raises(ReportError, match=f"at {revision}: boom"):
+        comparison_from_record(raw, "main")
+    raw["metrics"]["errors"] = {}
+    raw["params"]["errors"] = {revision: {path: {"error": "Boom", "message": "boom", "missing": missing}}}
+    with pytest.raises(ReportError, match=f"at {revision}: boom"):
+        comparison_from_record(raw, "main")
+
+
+# Markdown ------------------------------------------------------------------------
+
+CASES = {
+    "regression": SETTINGS,
+    "regression-task": parse_settings(REGRESSION),
+    "first-pr": SETTINGS,
+    "unchanged": SETTINGS,
+}
+
+
+def assert_follows_the_comment_rules(markdown: str) -> None:
     lines = markdown.splitlines()
-    assert lines[0] == f"<!-- {WATERMARK_TITLE} -->"
-    assert "❌ Model gate failed" in markdown
-    assert "| regression | log_loss | 0.4264 | 0.463 | +0.03662 | tolerance 0.02 |" in markdown
-    for index, line in enumerate(lines[:-1]):
-        if line.startswith("|") and not lines[index + 1].startswith("|"):
-            assert lines[index + 1] == "", f"table not followed by a blank line at line {index + 1}"
-    assert not re.search(r"\]\((?!https?://)", markdown), "no links to local files"
-    assert "- [ ]" not in markdown and "- [x]" not in markdown
-    assert "```mermaid" in markdown and "<details>" in markdown
-
-
-def test_markdown_matches_the_golden_file():
-    comparison = recorded("regression")
-    markdown = render(comparison, judge(comparison, SETTINGS), SETTINGS)
-    assert markdown == (FIXTURES / "regression.md").read_text(encoding="utf-8")
-
-
-def test_huge_report_is_truncated_with_a_note():
-    comparison = recorded("regression")
-    many = {f"slices:f{i}.groups.g{i}.accuracy": Change(0.5, 0.5) for i in range(5000)}
-    big = dataclasses.replace(comparison, metrics={**comparison.metrics, **many})
-    markdown = render(big, judge(big, SETTINGS), SETTINGS)
+    assert lines[0] == f"<!-- {WATERMARK_TITLE} -->", "the hidden watermark comes first"
+    assert re.match(r"## (✅|❌) Model gate (passed|failed)", lines[1]), (
+        "the verdict is the first visible line"
+    )
     assert len(markdown) <= MAX_CHARS
-    assert "more rows not shown" in markdown
-    assert markdown.rstrip().endswith("</details>")
+    for index, line in enumerate(lines):
+        if line.startswith("|") and index + 1 < len(lines):
+            assert lines[index + 1].startswith("|") or lines[index + 1] == "", (
+                f"no blank line after line {index + 1}"
+            )
+    assert not re.search(r"\]\((?!https://)", markdown), "no links or images pointing at local files"
+    assert "<img" not in markdown and "src=" not in markdown
+    assert not re.search(r"^\s*[-*+] \[[ xX]\]", markdown, flags=re.MULTILINE), "no task lists"
+    assert markdown.count("<details") == markdown.count("</details>")
+    assert markdown.count("```") % 2 == 0
+    assert "![" not in markdown
 
 
-# The thin DVC layer, against the real DVC API in a scratch repository ----------
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_markdown_follows_the_comment_rules(name):
+    comparison = recorded(name)
+    markdown = render(comparison, judge(comparison, CASES[name]), CASES[name])
+    assert_follows_the_comment_rules(markdown)
+    assert "### Metrics" in markdown and "model." in markdown
+    assert ("```mermaid\nxychart-beta" in markdown) is not comparison.unchanged, (
+        "charts unless nothing changed"
+    )
+
+
+@pytest.mark.parametrize("name", ["regression", "regression-task"])
+def test_markdown_matches_the_golden_file(name):
+    comparison = recorded(name)
+    markdown = render(comparison, judge(comparison, CASES[name]), CASES[name])
+    golden = FIXTURES / f"{name}.md"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(markdown, encoding="utf-8")
+    assert markdown == golden.read_text(encoding="utf-8")
+
+
+def test_a_huge_report_is_cut_to_the_limit_with_a_note():
+    comparison = recorded("regression")
+    slices = {f"slices:f{i}.groups.g{i}.accuracy": Change(0.9, 0.5) for i in range(5_000)}
+    params = {f"train.p{i}": Change("x" * 300, i) for i in range(3_000)}
+    big = dataclasses.replace(comparison, metrics={**comparison.metrics, **slices}, params=params)
+    verdict = judge(big, SETTINGS)
+    assert len(verdict.findings) == 5_001
+    markdown = render(big, verdict, SETTINGS)
+    assert_follows_the_comment_rules(markdown)
+    assert "❌ Model gate failed: 5001 checks" in markdown
+    assert "| regression | log_loss |" in markdown, "the first failures are shown"
+    assert re.search(r"\d+ more rows not shown", markdown)
+    assert len(render(big, verdict, SETTINGS, limit=10_000)) <= 10_000
+
+
+def test_the_verdict_record_names_each_failed_check():
+    comparison = recorded("regression")
+    record = gate_record(comparison, judge(comparison, SETTINGS))
+    assert record["verdict"] == "fail" and record["error"] is None and record["has_baseline"]
+    assert record["findings"] == [
+        {
+            "check": "regression",
+            "metric": "log_loss",
+            "old": 0.426399,
+            "new": 0.463022,
+            "limit": "lower is better, tolerance 0.02",
+        }
+    ]
+    unchanged = recorded("unchanged")
+    assert gate_record(unchanged, judge(unchanged, SETTINGS))["verdict"] == "pass"
+    assert json.dumps(record)
+
+
+def test_the_error_report_replaces_a_stale_verdict():
+    markdown = render_error("origin/main", "DVC could not read metrics.json at workspace: corrupted")
+    assert markdown.splitlines()[0] == f"<!-- {WATERMARK_TITLE} -->"
+    assert "could not be computed" in markdown and "corrupted" in markdown
+    assert "✅" not in markdown and markdown.count("```") == 2
+
+
+# The thin DVC layer and the command, against real DVC in scratch repositories ----
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -181,31 +407,72 @@ def git(cwd: Path, *args: str) -> None:
 
 
 @pytest.fixture
-def scratch_repo(tmp_path: Path) -> Path:
-    dvc = str(Path(sys.executable).parent / "dvc")
+def scratch(tmp_path: Path) -> Path:
+    """A git + DVC repository: dvc.yaml naming the metrics, params and metrics committed on main."""
+    from dvc.repo import Repo
+
     git(tmp_path, "init", "-q", "-b", "main")
     git(tmp_path, "config", "user.email", "test@example.com")
     git(tmp_path, "config", "user.name", "Test")
-    subprocess.run([dvc, "init", "-q"], cwd=tmp_path, check=True)
+    Repo.init(str(tmp_path)).close()
     (tmp_path / "dvc.yaml").write_text("metrics:\n  - metrics.json\n")
-    (tmp_path / "params.yaml").write_text("train:\n  seed: 1\n")
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text(encoding="utf-8"))
     (tmp_path / "metrics.json").write_text(json.dumps({"model": {"roc_auc": 0.7}}))
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "base")
     return tmp_path
 
 
-def test_compare_reads_real_dvc_diffs(scratch_repo):
-    (scratch_repo / "metrics.json").write_text(json.dumps({"model": {"roc_auc": 0.75}}))
-    (scratch_repo / "params.yaml").write_text("train:\n  seed: 2\n")
-    comparison = compare(scratch_repo, "main")
-    assert comparison.has_baseline
+def test_read_diffs_returns_what_the_pure_code_reads(scratch):
+    (scratch / "metrics.json").write_text(json.dumps({"model": {"roc_auc": 0.75}}))
+    (scratch / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("seed: 42", "seed: 7"))
+    raw = read_diffs(scratch, "main")
+    assert set(raw) == set(record("regression")), "the recordings have the same shape"
+    entry = raw["metrics"]["diff"]["metrics.json"]["model.roc_auc"]
+    assert (entry["old"], entry["new"]) == (0.7, 0.75)
+    comparison = comparison_from_record(json.loads(json.dumps(raw)), "main")
+    assert comparison.has_baseline and not comparison.lock_changed
     assert comparison.metrics["model.roc_auc"] == Change(0.7, 0.75)
-    assert comparison.params["train.seed"] == Change(1, 2)
-    assert not comparison.lock_changed
+    assert {name: change for name, change in comparison.params.items() if name.endswith("seed")} == {
+        "split.seed": Change(42, 7),
+        "train.seed": Change(42, 7),
+    }
+
+    (scratch / "metrics.json").write_text("{not json")
+    raw = read_diffs(scratch, "main")
+    [[path, error]] = raw["metrics"]["errors"]["workspace"].items()
+    assert (path, error["missing"], set(error)) == ("metrics.json", False, {"error", "message", "missing"})
+    with pytest.raises(ReportError, match=r"metrics\.json at workspace"):
+        comparison_from_record(raw, "main")
 
 
-def test_compare_fails_on_a_corrupted_metrics_file(scratch_repo):
-    (scratch_repo / "metrics.json").write_text("{not json")
-    with pytest.raises(ReportError, match=r"metrics\.json"):
-        compare(scratch_repo, "main")
+def test_read_diffs_tells_a_base_without_metrics_from_an_unknown_base(scratch):
+    git(scratch, "rm", "-q", "metrics.json")
+    git(scratch, "commit", "-qm", "no metrics")
+    git(scratch, "branch", "empty")
+    git(scratch, "checkout", "-q", "HEAD~1", "--", "metrics.json")
+    (scratch / "dvc.lock").write_text("schema: '2.0'\n")
+    raw = read_diffs(scratch, "empty")
+    assert raw["metrics"]["errors"]["empty"]["metrics.json"]["missing"] is True
+    comparison = comparison_from_record(raw, "empty")
+    assert not comparison.has_baseline and comparison.lock_changed, "an untracked dvc.lock is a change"
+    with pytest.raises(ReportError, match="nosuch"):
+        read_diffs(scratch, "nosuch")
+
+
+def test_the_command_exits_2_with_one_error_line_and_an_error_report(scratch, capsys, monkeypatch):
+    summary = scratch / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    output = scratch / "reports" / "pr-report.md"
+    (scratch / "metrics.json").write_text("{not json")
+    args = ["--root", str(scratch), "report", "--base", "main", "--output", str(output)]
+    args += ["--json", str(scratch / "gate.json")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "metrics.json" in err
+    assert "could not be computed" in output.read_text() and "could not be computed" in summary.read_text()
+    verdict = json.loads((scratch / "gate.json").read_text())
+    assert verdict["verdict"] == "error" and "metrics.json" in verdict["error"]
+    args[args.index("main")] = "nosuch"
+    assert main(args) == 2
+    assert "nosuch" in capsys.readouterr().err

@@ -1,0 +1,268 @@
+"""Deploy and rollback, run for real: the baked project's deploy.yml and mlgate's reusable
+deploy.yml and rollback.yml under act (host mode, offline), against a real `mlflow server`
+on 127.0.0.1 (sqlite backend) given to the workflows as the MLFLOW_TRACKING_URI secret.
+
+One project is baked, installed, reproduced and pushed to a bare `origin` once per module
+(shared with the pull-request scenarios' helpers); each scenario clones it, commits on main,
+writes the push (or workflow_dispatch) event and runs act.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run, subprocess_env
+from test_pr_gate_act import IMPROVED, REPOSITORY, Outcome, prepare_origins, run_act, set_model
+
+# One worker runs the whole module (`--dist loadgroup`): one bake, one tracking server.
+pytestmark = [pytest.mark.act, pytest.mark.slow, pytest.mark.xdist_group("act-deploy")]
+
+SERVER_READY_WITHIN = 120  # seconds: the first start migrates the sqlite store
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answers_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def origins(tmp_path_factory):
+    return prepare_origins(tmp_path_factory.mktemp("deploy-project"))
+
+
+@pytest.fixture(scope="module")
+def tracking_server(origins, tmp_path_factory) -> Iterator[str]:
+    """`mlflow server` from the baked project's environment, on a free loopback port."""
+    folder = tmp_path_factory.mktemp("tracking-server")
+    port = free_port()
+    command = [str(origins.project / ".venv" / "bin" / "mlflow"), "server", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", "1"]
+    command += ["--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"]
+    command += ["--artifacts-destination", str(folder / "artifacts")]
+    url = f"http://127.0.0.1:{port}"
+    with (folder / "server.log").open("w") as log:
+        server = subprocess.Popen(
+            command,
+            # No background job runners (MLflow's GenAI jobs): a registry needs none of them.
+            env={**subprocess_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + SERVER_READY_WITHIN
+        while not answers_200(f"{url}/health"):
+            assert server.poll() is None and time.monotonic() < deadline, (folder / "server.log").read_text()
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def registered_model(project: Path) -> str:
+    return yaml.safe_load((project / "params.yaml").read_text())["mlflow"]["registered_model"]
+
+
+def aliases(project: Path, uri: str) -> dict[str, str]:
+    """alias -> version of the project's registered model on the tracking server ({} if none)."""
+    script = (
+        "import json, sys; from mlflow import MlflowClient; from mlflow.exceptions import MlflowException\n"
+        "try: model = MlflowClient(sys.argv[1]).get_registered_model(sys.argv[2])\n"
+        "except MlflowException: print('{}'); raise SystemExit\n"
+        "print(json.dumps(model.aliases))"
+    )
+    python = str(project / ".venv" / "bin" / "python")
+    answer = run([python, "-c", script, uri, registered_model(project)], cwd=project)
+    return json.loads(answer.stdout)
+
+
+def cli(project: Path, uri: str, *args: str) -> str:
+    """`<package> <args>` in the host project, against the tracking server."""
+    env = {**subprocess_env(), "MLFLOW_TRACKING_URI": uri}
+    result = subprocess.run(
+        ["uv", "run", "ml_project", *args], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def push_to_main(origin: Path, where: Path, change) -> tuple[Path, Path]:
+    """Clone the origin, commit a change on main (as a merge lands), write the push event."""
+    where.mkdir(parents=True, exist_ok=True)
+    clone = where / "main"
+    run(["git", "clone", "-q", str(origin), str(clone)], cwd=where)
+    before = run(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip()
+    change(clone)
+    run(["git", "commit", "-qam", "A merged change to the model"], cwd=clone)
+    after = run(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip()
+    run(["git", "push", "-q", "origin", "main"], cwd=clone)
+    event = {
+        "ref": "refs/heads/main",
+        "before": before,
+        "after": after,
+        "repository": {"full_name": REPOSITORY, "default_branch": "main"},
+    }
+    return clone, write_event(where, event)
+
+
+def dispatch(origin: Path, where: Path, inputs: dict[str, str]) -> tuple[Path, Path]:
+    """Clone the origin and write a workflow_dispatch event with `inputs`."""
+    where.mkdir(parents=True, exist_ok=True)
+    clone = where / "dispatch"
+    run(["git", "clone", "-q", str(origin), str(clone)], cwd=where)
+    event = {"ref": "refs/heads/main", "inputs": inputs, "repository": {"full_name": REPOSITORY}}
+    return clone, write_event(where, event)
+
+
+def write_event(where: Path, event: dict) -> Path:
+    path = where / "event.json"
+    path.write_text(json.dumps(event))
+    return path
+
+
+def caller(clone: Path, target: Path, jobs: tuple[str, ...], **test_inputs) -> Path:
+    """The clone's own deploy.yml, keeping only `jobs` (a kept job's `needs` on a dropped one goes)."""
+    workflow = yaml.safe_load((clone / ".github" / "workflows" / "deploy.yml").read_text())
+    workflow["on"] = workflow.pop(True)  # YAML 1.1 reads the key `on` as the boolean True
+    workflow["jobs"] = {name: job for name, job in workflow["jobs"].items() if name in jobs}
+    for job in workflow["jobs"].values():
+        if job.get("needs") and job["needs"] not in jobs:
+            del job["needs"]
+    if test_inputs:
+        workflow["jobs"]["test"]["with"] |= test_inputs
+    target.write_text(yaml.safe_dump(workflow, sort_keys=False))
+    return target
+
+
+def deploy(origin: Path, where: Path, change, jobs, secrets: dict[str, str], **test_inputs) -> Outcome:
+    clone, event = push_to_main(origin, where, change)
+    workflow = caller(clone, where / "deploy-caller.yml", jobs, **test_inputs)
+    outcome = run_act(clone, event, workflow, where / "record", event_name="push", secrets=secrets)
+    print(f"act push: {outcome.seconds:.1f} s")
+    return outcome
+
+
+def no_change(clone: Path) -> None:
+    with (clone / "README.md").open("a") as handle:
+        handle.write("\nDeployed by the workflow.\n")
+
+
+# Scenarios --------------------------------------------------------------------------
+
+
+def test_push_promotes_through_the_canary_and_rollback_restores(origins, tracking_server, tmp_path):
+    """The whole baked deploy.yml on a push (tests, gate, register, canary, promote), then rollback."""
+    project, uri = origins.project, tracking_server
+    cli(project, uri, "register")
+    cli(project, uri, "promote")  # the champion the deploy replaces
+    old = aliases(project, uri)["champion"]
+    new = str(int(old) + 1)
+
+    outcome = deploy(
+        origins.with_metrics,
+        tmp_path / "push",
+        set_model(IMPROVED),
+        jobs=("test", "deploy"),
+        secrets={"MLFLOW_TRACKING_URI": uri},
+        **{"pytest-markers": "unit"},
+    )
+    assert outcome.returncode == 0, outcome.tail()
+    assert f"canary: challenger version {new} against champion version {old}" in outcome.output, (
+        outcome.tail()
+    )
+    assert f"canary: pass: version {new} may be promoted" in outcome.output
+    assert f"promote: ml-project version {new} is the champion (was {old})" in outcome.output
+    assert aliases(project, uri) == {"challenger": new, "champion": new}
+    verdict = json.loads((outcome.record / "artifacts" / "canary" / "canary.json").read_text())
+    assert (verdict["challenger"], verdict["champion"], verdict["passed"]) == (new, old, True)
+
+    clone, event = dispatch(
+        origins.with_metrics, tmp_path / "rollback", {"action": "rollback", "version": "previous"}
+    )
+    workflow = caller(clone, tmp_path / "rollback" / "caller.yml", jobs=("rollback",))
+    rolled = run_act(
+        clone,
+        event,
+        workflow,
+        tmp_path / "rollback" / "record",
+        event_name="workflow_dispatch",
+        secrets={"MLFLOW_TRACKING_URI": uri},
+    )
+    assert rolled.returncode == 0, rolled.tail()
+    assert f"rollback: ml-project version {old} is the champion again (was {new})" in rolled.output, (
+        rolled.tail()
+    )
+    assert aliases(project, uri)["champion"] == old
+
+
+def test_refused_canary_fails_the_deploy_and_leaves_the_champion(origins, tracking_server, tmp_path):
+    """A challenger that disagrees with the champion beyond canary.min_agreement is not promoted."""
+    project, uri = origins.project, tracking_server
+    before = aliases(project, uri)
+    if "champion" not in before:
+        cli(project, uri, "register")
+        cli(project, uri, "promote")
+        before = aliases(project, uri)
+
+    def strict_canary(clone: Path) -> None:
+        # Any other model disagrees on some rows once nothing is tolerated.
+        set_model(IMPROVED)(clone)
+        params = clone / "params.yaml"
+        text = params.read_text()
+        text = text.replace("  min_agreement: 0.85", "  min_agreement: 1.0")
+        text = text.replace("  tolerance: 0.1 ", "  tolerance: 0.0 ")
+        params.write_text(text)
+
+    outcome = deploy(
+        origins.with_metrics,
+        tmp_path / "push",
+        strict_canary,
+        jobs=("deploy",),
+        secrets={"MLFLOW_TRACKING_URI": uri},
+    )
+    assert outcome.returncode != 0, outcome.tail()
+    assert "canary: refused" in outcome.output and "fails agreement" in outcome.output, outcome.tail()
+    assert "Promote the challenger" not in outcome.output, "promotion must not start"
+    after = aliases(project, uri)
+    assert after["champion"] == before["champion"], "the champion may not move"
+    assert int(after["challenger"]) > int(before.get("challenger", 0)), "the refused version was registered"
+
+
+def test_push_without_a_tracking_server_stops_before_promotion(origins, tracking_server, tmp_path):
+    project, uri = origins.project, tracking_server
+    before = aliases(project, uri)
+    outcome = deploy(origins.with_metrics, tmp_path / "push", no_change, jobs=("deploy",), secrets={})
+    assert outcome.returncode == 0, outcome.tail()
+    assert "The secret MLFLOW_TRACKING_URI is not set" in outcome.output
+    assert "canary: pass (first deploy" in outcome.output, "the canary runs on a throwaway registry"
+    assert "Promote the challenger" not in outcome.output
+    assert aliases(project, uri) == before, "the shared registry is untouched"
+
+
+def test_rollback_without_a_tracking_server_is_a_clear_error(origins, tmp_path):
+    clone, event = dispatch(origins.with_metrics, tmp_path, {"action": "rollback", "version": "previous"})
+    workflow = caller(clone, tmp_path / "caller.yml", jobs=("rollback",))
+    outcome = run_act(clone, event, workflow, tmp_path / "record", event_name="workflow_dispatch")
+    assert outcome.returncode != 0
+    assert "there is no shared registry to roll back" in outcome.output, outcome.tail()
+    assert "make rollback" not in outcome.output

@@ -1,0 +1,443 @@
+"""The canary: serve the challenger, replay recent requests to it and to the champion, and judge.
+
+Both registered versions are served by the real model server (`serve`), each in
+its own process on a free loopback port, pinned to its version number (an alias
+that moves during the canary changes nothing). The rows replayed are the latest
+`canary.sample_size` rows of the prediction log (`logs/predictions.jsonl`) when
+it holds that many, else a seeded sample of the test set without its target.
+Each row is sent alone, to both servers in turn, after a few warm-up requests;
+each server gets the row cut to the inputs its model takes (from its OpenAPI
+document), so a challenger with a new feature is compared fairly.
+
+The verdict (`judge`) is a pure function of the recorded replies:
+
+- agreement: the share of rows, among those both models answered, on which
+  they agree: a classifier's label is the same and its class probabilities are
+  within `canary.tolerance` of the champion's; a regressor's prediction is
+  within `canary.tolerance` times the spread (5th to 95th percentile) of the
+  champion's predictions on the sample;
+- error rate: the share of rows the challenger did not answer with 200;
+- p99 latency: the 99th percentile (nearest rank) of the challenger's request
+  times, measured at the client.
+
+Without a champion (the first deploy) only the error rate and latency are judged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .config import CanarySettings, Paths, Settings
+
+READY_WITHIN = 120.0  # seconds for a server process to download and load its model
+STOP_WITHIN = 15.0  # seconds for a server to stop after SIGTERM before it is killed
+REQUEST_TIMEOUT = 10.0  # seconds; a request that takes longer counts as an error
+WARM_UP = 5  # requests per server before measuring
+LOG_BLOCK = 1 << 20  # the prediction log is read backwards in blocks of this many bytes
+
+
+class CanaryError(RuntimeError):
+    """The canary could not be run (no challenger, no rows, a server that did not start)."""
+
+
+# --- the pure part: recorded replies in, verdict out ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One answer to one row: did it succeed, how long it took, and what it said."""
+
+    ok: bool
+    latency_ms: float
+    prediction: object = None
+    probabilities: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: float | None
+    limit: str
+    passed: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    first_deploy: bool
+    rows: int
+    checks: tuple[Check, ...]
+    champion_error_rate: float | None = None
+    champion_p99_ms: float | None = None
+
+
+def reply_from(status: int, body: object, latency_ms: float) -> Reply:
+    """A /predict answer for one row -> Reply (anything but a 200 with one prediction is a failure)."""
+    if status != 200 or not isinstance(body, dict):
+        return Reply(False, latency_ms)
+    predictions = body.get("predictions")
+    if not isinstance(predictions, list) or len(predictions) != 1:
+        return Reply(False, latency_ms)
+    probabilities = body.get("probabilities")
+    first = probabilities[0] if isinstance(probabilities, list) and probabilities else None
+    return Reply(True, latency_ms, predictions[0], first if isinstance(first, dict) else None)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least q% of the values at or below it."""
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def error_rate(replies: Sequence[Reply]) -> float:
+    return sum(not reply.ok for reply in replies) / len(replies) if replies else 1.0
+
+
+def agreement(challenger: Sequence[Reply], champion: Sequence[Reply], task: str, tolerance: float) -> float:
+    """Share of rows, among those both answered, on which the two models agree (0 if there are none)."""
+    if len(challenger) != len(champion):
+        raise ValueError("challenger and champion must answer the same rows")
+    pairs = [(a, b) for a, b in zip(challenger, champion, strict=True) if a.ok and b.ok]
+    if not pairs:
+        return 0.0
+    if task == "classification":
+        return sum(_same_class(a, b, tolerance) for a, b in pairs) / len(pairs)
+    reference = [float(b.prediction) for _, b in pairs]  # type: ignore[arg-type]
+    within = tolerance * (percentile(reference, 95) - percentile(reference, 5))
+    close = sum(
+        abs(float(a.prediction) - float(b.prediction)) <= within  # type: ignore[arg-type]
+        if within > 0
+        else math.isclose(float(a.prediction), float(b.prediction))  # type: ignore[arg-type]
+        for a, b in pairs
+    )
+    return close / len(pairs)
+
+
+def _same_class(a: Reply, b: Reply, tolerance: float) -> bool:
+    if a.prediction != b.prediction:
+        return False
+    if a.probabilities is None or b.probabilities is None:
+        return True
+    classes = set(a.probabilities) | set(b.probabilities)
+    return all(abs(a.probabilities.get(c, 0.0) - b.probabilities.get(c, 0.0)) <= tolerance for c in classes)
+
+
+def judge(
+    challenger: Sequence[Reply], champion: Sequence[Reply] | None, limits: CanarySettings, task: str
+) -> Verdict:
+    """Pass or refuse the challenger on agreement (when there is a champion), error rate and p99 latency."""
+    if not challenger:
+        raise ValueError("no replies to judge")
+    errors = error_rate(challenger)
+    p99 = percentile([reply.latency_ms for reply in challenger], 99)
+    checks = []
+    if champion is None:
+        checks.append(Check("agreement", None, "n/a: first deploy, no champion", True))
+    else:
+        agreed = agreement(challenger, champion, task, limits.tolerance)
+        checks.append(
+            Check("agreement", agreed, f">= {limits.min_agreement:g}", agreed >= limits.min_agreement)
+        )
+    checks.append(
+        Check("error_rate", errors, f"<= {limits.max_error_rate:g}", errors <= limits.max_error_rate)
+    )
+    checks.append(Check("p99_ms", p99, f"<= {limits.max_p99_ms:g}", p99 <= limits.max_p99_ms))
+    return Verdict(
+        passed=all(check.passed for check in checks),
+        first_deploy=champion is None,
+        rows=len(challenger),
+        checks=tuple(checks),
+        champion_error_rate=None if champion is None else error_rate(champion),
+        champion_p99_ms=None if champion is None else percentile([r.latency_ms for r in champion], 99),
+    )
+
+
+# --- the rows to replay -----------------------------------------------------------------------------
+
+
+def recent_rows(log: Path, size: int) -> list[dict]:
+    """The latest `size` request rows of the prediction log, oldest first (fewer if it has fewer).
+
+    Read backwards from the end, so a long log costs only its tail; lines that are not
+    a complete record (one being written) are skipped.
+    """
+    if size <= 0 or not log.exists():
+        return []
+    newest_first: list[dict] = []
+    with log.open("rb") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        carry = b""
+        while end > 0 and len(newest_first) < size:
+            start = max(0, end - LOG_BLOCK)
+            handle.seek(start)
+            lines = (handle.read(end - start) + carry).split(b"\n")
+            carry = lines.pop(0) if start > 0 else b""  # may be cut: completed by the next block
+            end = start
+            for line in reversed(lines):
+                newest_first.extend(reversed(_record_rows(line)))
+        if end == 0 and carry:
+            newest_first.extend(reversed(_record_rows(carry)))
+    return list(reversed(newest_first[:size]))
+
+
+def _record_rows(line: bytes) -> list[dict]:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return []
+    inputs = record.get("inputs") if isinstance(record, dict) else None
+    return [row for row in inputs if isinstance(row, dict)] if isinstance(inputs, list) else []
+
+
+def holdout_rows(test: Path, target: str, size: int, seed: int) -> list[dict]:
+    """A seeded sample of the held-out set, without the target, as JSON-ready rows (NaN -> null)."""
+    import pandas as pd
+
+    if not test.exists():
+        return []
+    frame = pd.read_csv(test).drop(columns=[target], errors="ignore")
+    sample = frame.sample(n=min(size, len(frame)), random_state=seed)
+    return json.loads(sample.to_json(orient="records"))
+
+
+def pick_rows(settings: Settings, paths: Paths) -> tuple[list[dict], str]:
+    """The rows to replay and where they came from: the prediction log if it has enough, else the test set."""
+    size = settings.canary.sample_size
+    log = paths.root / "logs" / "predictions.jsonl"
+    rows = recent_rows(log, size)
+    if len(rows) >= size:
+        return rows, str(log.relative_to(paths.root))
+    rows = holdout_rows(paths.test, settings.data.target, size, settings.split.seed)
+    if not rows:
+        raise CanaryError(
+            f"no rows to replay: {log.relative_to(paths.root)} has fewer than {size} rows "
+            f"and {paths.test.relative_to(paths.root)} is missing or empty (run the pipeline first)"
+        )
+    return rows, str(paths.test.relative_to(paths.root))
+
+
+def only(rows: list[dict], inputs: Sequence[str]) -> list[dict]:
+    """Each row with the model's inputs only: the server refuses columns it does not know."""
+    return [{name: row.get(name) for name in inputs} for row in rows]
+
+
+# --- the thin part: servers and HTTP ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    output: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_WITHIN)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def tail(self, lines: int = 15) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.output.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+@contextlib.contextmanager
+def serving(root: Path, tracking_uri: str, servers: dict[str, list[str]]) -> Iterator[dict[str, str]]:
+    """`serve ARGS...` per name, all started at once, each on a free loopback port; name -> URL once ready."""
+    package = __name__.rpartition(".")[0]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    running: dict[str, Server] = {}
+    with tempfile.TemporaryDirectory(prefix="canary-") as scratch:
+        try:
+            for name, args in servers.items():
+                port = free_port()
+                output = Path(scratch) / f"{name}.log"
+                command = [sys.executable, "-m", package, "--root", str(root), "serve", *args]
+                command += ["--host", "127.0.0.1", "--port", str(port)]
+                with output.open("w") as sink:
+                    process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+                running[name] = Server(f"http://127.0.0.1:{port}", process, output)
+            deadline = time.monotonic() + READY_WITHIN
+            for name, server in running.items():
+                _wait_ready(name, " ".join(servers[name]) or "default model", server, deadline)
+            yield {name: server.url for name, server in running.items()}
+        finally:
+            for server in running.values():
+                server.stop()
+
+
+def _wait_ready(name: str, source: str, server: Server, deadline: float) -> None:
+    """Until GET /ready answers 200; CanaryError if the process exits or the deadline passes."""
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            status, _ = request(server.url, "GET", "/ready", timeout=2)
+            if status == 200:
+                return
+        if server.process.poll() is not None:
+            raise CanaryError(
+                f"the {name} server ({source}) exited with {server.process.returncode}:\n{server.tail()}"
+            )
+        if time.monotonic() > deadline:
+            raise CanaryError(
+                f"the {name} server ({source}) was not ready within {READY_WITHIN:.0f} s:\n{server.tail()}"
+            )
+        time.sleep(0.2)
+
+
+def request(url: str, method: str, path: str, body: object = None, timeout: float = REQUEST_TIMEOUT):
+    """One request on a fresh connection: (status, decoded JSON or None)."""
+    connection = _connect(url, timeout)
+    try:
+        return _exchange(connection, method, path, body)
+    finally:
+        connection.close()
+
+
+def _connect(url: str, timeout: float) -> http.client.HTTPConnection:
+    host, port = url.removeprefix("http://").split(":")
+    return http.client.HTTPConnection(host, int(port), timeout=timeout)
+
+
+def _exchange(connection: http.client.HTTPConnection, method: str, path: str, body: object = None):
+    payload = None if body is None else json.dumps(body)
+    headers = {"Content-Type": "application/json"} if payload is not None else {}
+    connection.request(method, path, body=payload, headers=headers)
+    answer = connection.getresponse()
+    raw = answer.read()
+    try:
+        return answer.status, json.loads(raw)
+    except ValueError:
+        return answer.status, None
+
+
+def served_inputs(url: str) -> list[str] | None:
+    """The columns the server's /predict takes (its request model, from its OpenAPI document)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
+        _, document = request(url, "GET", "/openapi.json")
+        return list(document["components"]["schemas"]["PredictRow"]["properties"])
+    return None
+
+
+def replay(urls: dict[str, str], rows: dict[str, list[dict]]) -> dict[str, list[Reply]]:
+    """Send row i alone to every server in turn (alternating who goes first), on kept-alive connections.
+
+    `rows` holds, per server, the same rows cut to the inputs that server's model takes.
+    """
+    connections = {name: _connect(url, REQUEST_TIMEOUT) for name, url in urls.items()}
+    replies: dict[str, list[Reply]] = {name: [] for name in urls}
+    order = list(urls)
+    try:
+        for name in order:  # warm-up: not measured
+            for row in rows[name][:WARM_UP]:
+                _timed(connections, name, urls[name], row)
+        for index in range(len(rows[order[0]])):
+            for name in order if index % 2 == 0 else reversed(order):
+                replies[name].append(_timed(connections, name, urls[name], rows[name][index]))
+    finally:
+        for connection in connections.values():
+            connection.close()
+    return replies
+
+
+def _timed(connections: dict, name: str, url: str, row: dict) -> Reply:
+    started = time.perf_counter()
+    try:
+        status, body = _exchange(connections[name], "POST", "/predict", row)
+    except (OSError, http.client.HTTPException):
+        connections[name].close()
+        connections[name] = _connect(url, REQUEST_TIMEOUT)  # a timeout or reset: the next row reconnects
+        return Reply(False, (time.perf_counter() - started) * 1000)
+    return reply_from(status, body, (time.perf_counter() - started) * 1000)
+
+
+# --- the command's work -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CanaryRun:
+    verdict: Verdict
+    challenger: str
+    champion: str | None
+    origin: str
+
+    def as_dict(self) -> dict:
+        return {
+            "challenger": self.challenger,
+            "champion": self.champion,
+            "rows_from": self.origin,
+            **asdict(self.verdict),
+        }
+
+
+def run_canary(settings: Settings, paths: Paths) -> CanaryRun:
+    """Serve challenger and champion (pinned to their versions), replay the sample, judge."""
+    from .registry import CHALLENGER, CHAMPION, alias_version
+
+    name = settings.mlflow.registered_model
+    challenger = alias_version(settings, CHALLENGER)
+    if challenger is None:
+        raise CanaryError(f"no '{CHALLENGER}' alias on {name}: run `register` first")
+    champion = alias_version(settings, CHAMPION)
+    rows, origin = pick_rows(settings, paths)
+    servers = {"challenger": ["--model", f"models:/{name}/{challenger}", "--no-log"]}
+    if champion is not None:
+        servers["champion"] = ["--model", f"models:/{name}/{champion}", "--no-log"]
+    with serving(paths.root, settings.mlflow.tracking_uri, servers) as urls:
+        per_server = {}
+        for server, url in urls.items():
+            inputs = served_inputs(url)
+            if inputs is None:  # not found in its OpenAPI document: what training would select
+                from .features import model_inputs
+
+                inputs = model_inputs(list(rows[0]), settings.data.target, settings.banned_features)
+            per_server[server] = only(rows, inputs)
+        replies = replay(urls, per_server)
+    verdict = judge(replies["challenger"], replies.get("champion"), settings.canary, settings.task)
+    return CanaryRun(verdict, challenger, champion, origin)
+
+
+def format_run(run: CanaryRun) -> str:
+    against = f"champion version {run.champion}" if run.champion else "no champion (first deploy)"
+    lines = [
+        f"canary: challenger version {run.challenger} against {against}, "
+        f"{run.verdict.rows} rows from {run.origin}",
+        f"  {'check':11}  {'value':>9}  {'limit':30}  result",
+    ]
+    for check in run.verdict.checks:
+        value = "-" if check.value is None else f"{check.value:.{1 if check.name == 'p99_ms' else 3}f}"
+        lines.append(f"  {check.name:11}  {value:>9}  {check.limit:30}  {'pass' if check.passed else 'FAIL'}")
+    if run.verdict.champion_p99_ms is not None:
+        champion_errors, champion_p99 = run.verdict.champion_error_rate, run.verdict.champion_p99_ms
+        lines.append(f"  champion: error_rate {champion_errors:.3f}, p99_ms {champion_p99:.1f}")
+    if run.verdict.passed:
+        first = " (first deploy: judged on error rate and latency only)" if run.verdict.first_deploy else ""
+        lines.append(f"canary: pass{first}: version {run.challenger} may be promoted")
+    else:
+        failed = ", ".join(check.name for check in run.verdict.checks if not check.passed)
+        lines.append(f"canary: refused: version {run.challenger} fails {failed}")
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""Scratch projects and processes for the registry tests: run the CLI in a project, start and stop servers."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }}.canary import free_port
+from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.config import Paths, Settings, load_settings
+from {{ cookiecutter.package_name }}.registry import alias_version
+from {{ cookiecutter.package_name }}.train import log_run, save_model
+
+PACKAGE = "{{ cookiecutter.package_name }}"
+DATA_MD5 = "0123456789abcdef0123456789abcdef"  # the raw data's md5 in each scratch project's dvc.lock
+READY_WITHIN = 120.0  # seconds for a server process to answer
+STOP_WITHIN = 15.0  # seconds for a server process to stop after SIGTERM
+
+
+@dataclass
+class Project:
+    """A scratch project folder and the tracking URI its commands use (as MLFLOW_TRACKING_URI)."""
+
+    root: Path
+    uri: str
+
+    @property
+    def paths(self) -> Paths:
+        return Paths(self.root)
+
+    @property
+    def settings(self) -> Settings:
+        with tracking(self.uri):
+            return load_settings(self.paths.params)
+
+    def cli(self, *args: str) -> tuple[int, str, str]:
+        """`<package> --root ROOT ARGS...` in this process: exit code, stdout, stderr."""
+        out, err = io.StringIO(), io.StringIO()
+        with tracking(self.uri), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["--root", str(self.root), *args])
+        return code, out.getvalue(), err.getvalue()
+
+    def train(self, pipeline, train_set: pd.DataFrame, metrics: dict | None = None) -> dict[str, str]:
+        """What the train and evaluate stages leave behind: a logged run, models/model, metrics.json."""
+        ids = log_run(pipeline, self.settings, train_set)
+        save_model(pipeline, self.paths.model, metadata=ids)
+        self.paths.metrics.write_text(json.dumps(metrics or {"model": {"score": 0.75}}))
+        return ids
+
+    def alias(self, alias: str) -> str | None:
+        return alias_version(self.settings, alias)
+
+
+@contextlib.contextmanager
+def tracking(uri: str) -> Iterator[None]:
+    """MLFLOW_TRACKING_URI=uri for the duration (restored after)."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@dataclass
+class Process:
+    """A server started by a test, in its own process group (its workers stop with it)."""
+
+    process: subprocess.Popen
+    url: str
+    output: Path
+
+    def stop(self) -> int:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=STOP_WITHIN)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait()
+
+
+def start(command: list[str], url: str, ready: str, output: Path, env: dict | None = None) -> Process:
+    """Start `command`, wait until GET url+ready answers 200 (bounded), or fail with its output."""
+    with output.open("w") as sink:
+        process = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    running = Process(process, url, output)
+    deadline = time.monotonic() + READY_WITHIN
+    while get(url + ready) != 200:
+        if process.poll() is not None or time.monotonic() > deadline:
+            running.stop()
+            pytest.fail(f"{' '.join(command[:5])}... did not start:\n{output.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return running
+
+
+def serve(project: Project, *args: str) -> Process:
+    """`<package> serve` in the project, on a free loopback port, once /ready answers."""
+    port = free_port()
+    command = [sys.executable, "-m", PACKAGE, "--root", str(project.root), "serve", *args]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": project.uri}
+    return start(command, f"http://127.0.0.1:{port}", "/ready", project.root / f"serve-{port}.log", env)
+
+
+def get(url: str) -> int:
+    """The status of GET url (0: no answer)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return answer.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return 0
+
+
+def post(url: str, body: object) -> tuple[int, dict | None]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as err:
+        return err.code, None

@@ -1,0 +1,173 @@
+"""The deploy loop with real processes: canary, promote, a server that follows `champion`, roll back.
+
+Every model server here is the real `serve` command in its own process on
+127.0.0.1. The loop runs once on a scratch sqlite store and once on a real
+`mlflow server` (sqlite backend in a temporary folder) through MLFLOW_TRACKING_URI.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pandas as pd
+import pytest
+from registry_helpers import Project, post, serve
+
+from {{ cookiecutter.package_name }}.registry import CHALLENGER, CHAMPION
+
+pytestmark = pytest.mark.registry
+
+# A server polls the alias every serving.reload_seconds (1 s in these projects), then downloads and
+# loads the new version; the swap must be done within this many seconds after that.
+LOAD_WITHIN = 20.0
+
+
+@pytest.fixture(params=["sqlite", "tracking-server"])
+def project(request, new_project) -> Project:
+    if request.param == "sqlite":
+        return new_project()
+    return new_project(request.getfixturevalue("tracking_server"))
+
+
+def client_rows(model, test_set: pd.DataFrame, count: int) -> list[dict]:
+    return json.loads(test_set[list(model.feature_names_in_)].head(count).to_json(orient="records"))
+
+
+def register(project: Project) -> str:
+    code, _, err = project.cli("register")
+    assert code == 0, err
+    return str(project.alias(CHALLENGER))
+
+
+def canary(project: Project) -> tuple[int, str, dict]:
+    """`canary --promote`, as the deploy workflow runs it: exit code, output, the JSON verdict."""
+    report = project.root / "canary.json"
+    report.unlink(missing_ok=True)
+    code, out, err = project.cli("canary", "--promote", "--output", str(report))
+    assert code in (0, 1), f"the canary could not run:\n{err}"
+    return code, out, json.loads(report.read_text())
+
+
+def answered_by(url: str, row: dict) -> str:
+    status, body = post(f"{url}/predict", row)
+    assert status == 200, body
+    return str(body["model_version"])  # type: ignore[index]
+
+
+def until_served(url: str, row: dict, version: str, within: float) -> float:
+    """Seconds until /predict answers with `version` (polled every 50 ms); fails after `within`."""
+    started = time.monotonic()
+    while (seen := answered_by(url, row)) != version:
+        if time.monotonic() - started > within:
+            pytest.fail(f"still served by version {seen}, not {version}, after {within:.0f} s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def check(report: dict, name: str) -> dict:
+    return next(item for item in report["checks"] if item["name"] == name)
+
+
+def test_canary_promote_and_rollback_with_a_running_server(
+    project, model, retrained_model, shuffled_model, train_set, test_set
+):
+    settings = project.settings
+    reload_seconds = settings.serving.reload_seconds
+    bound = reload_seconds + LOAD_WITHIN
+    row = client_rows(model, test_set, 1)[0]
+
+    # First deploy: no champion, judged on errors and latency only, then promoted.
+    project.train(model, train_set)
+    first = register(project)
+    code, out, report = canary(project)
+    assert code == 0, out
+    assert "first deploy" in out and report["champion"] is None and report["first_deploy"]
+    assert report["rows_from"] == "data/prepared/test.csv"
+    assert project.alias(CHAMPION) == first
+
+    server = serve(project)  # no --model: models:/<name>@champion, followed as the alias moves
+    try:
+        assert answered_by(server.url, row) == first
+        # Clients' traffic fills the prediction log, which the next canaries replay.
+        status, _ = post(
+            f"{server.url}/predict", {"rows": client_rows(model, test_set, settings.canary.sample_size)}
+        )
+        assert status == 200
+
+        # A challenger trained on shuffled labels disagrees: refused, and champion does not move.
+        project.train(shuffled_model, train_set)
+        bad = register(project)
+        code, out, report = canary(project)
+        assert code == 1, out
+        assert "refused" in out
+        assert report["rows_from"] == "logs/predictions.jsonl"
+        assert not check(report, "agreement")["passed"]
+        assert project.alias(CHAMPION) == first
+        time.sleep(reload_seconds * 2)
+        assert answered_by(server.url, row) == first
+
+        # A sound retrain agrees: promoted, and the running server picks it up.
+        project.train(retrained_model, train_set)
+        good = register(project)
+        code, out, report = canary(project)
+        assert code == 0, out
+        assert check(report, "agreement")["value"] >= settings.canary.min_agreement
+        assert project.alias(CHAMPION) == good
+        promoted_in = until_served(server.url, row, good, bound)
+
+        # The bad version is promoted anyway (by hand); rollback restores the good one, one call.
+        assert project.cli("promote", "--version", bad)[0] == 0
+        until_served(server.url, row, bad, bound)
+        code, out, _ = project.cli("rollback")
+        assert code == 0 and project.alias(CHAMPION) == good
+        rolled_back_in = until_served(server.url, row, good, bound)
+        print(
+            f"\n[{project.uri.split(':')[0]}] served the new champion {promoted_in:.2f} s after promote, "
+            f"the previous one {rolled_back_in:.2f} s after rollback (reload_seconds={reload_seconds:g})"
+        )
+    finally:
+        server.stop()
+
+    code, out, _ = project.cli("status")
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines()[2:] if line[:1].isdigit()}
+    assert set(rows) == {first, bad, good}
+    assert "champion" in rows[good] and "challenger" in rows[good]
+    assert "champion" not in rows[first] + rows[bad]
+    assert out.splitlines()[-1].endswith(f"{first} -> {good} -> {bad} -> {good}")
+
+
+def test_rollback_with_reload_is_served_when_the_command_returns(
+    new_project, model, shuffled_model, train_set, test_set
+):
+    """`rollback --reload URL`: the server swaps before the command returns (its polling is off here)."""
+    project = new_project(reload_seconds=0)
+    row = client_rows(model, test_set, 1)[0]
+    project.train(model, train_set)
+    good = register(project)
+    project.cli("promote")
+    project.train(shuffled_model, train_set)
+    bad = register(project)
+    project.cli("promote")
+    server = serve(project)
+    try:
+        assert answered_by(server.url, row) == bad
+        code, out, err = project.cli("rollback")  # without --reload, and no polling: nothing changes
+        assert code == 0, err
+        time.sleep(1)
+        assert answered_by(server.url, row) == bad
+        project.cli("promote", "--version", bad)
+
+        started = time.monotonic()
+        code, out, err = project.cli("rollback", "--reload", server.url)
+        took = time.monotonic() - started
+        assert code == 0, err
+        assert f"serves model {good}" in out
+        assert answered_by(server.url, row) == good  # the first request after the command
+        print(f"\nrollback --reload: {took:.2f} s from command start to the previous version serving")
+
+        code, _, err = project.cli("promote", "--version", bad, "--reload", "http://127.0.0.1:9")
+        assert code == 1 and "did not reload" in err  # a server that cannot be told is an error
+    finally:
+        server.stop()

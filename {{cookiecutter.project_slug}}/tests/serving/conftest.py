@@ -1,0 +1,60 @@
+"""The model server's fixtures: the session's model served in-process, and in a real process.
+
+The model comes from the shared session fixtures (the stages' pure functions),
+so no `dvc repro` is needed; a real server gets a copy saved in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from serving_helpers import ServerProcess, start_server
+
+from {{ cookiecutter.package_name }}.serve import Served, create_app, serve_model
+from {{ cookiecutter.package_name }}.train import save_model
+
+
+@pytest.fixture(scope="session")
+def served(model, contract) -> Served:
+    return serve_model(model, contract, "test-1", {"git_commit": "abc"})
+
+
+@pytest.fixture(scope="session")
+def rows(served: Served, test_set) -> list[dict]:
+    """Real rows as a client sends them: the test set's model inputs, through JSON."""
+    return json.loads(test_set[list(served.inputs)].head(20).to_json(orient="records"))
+
+
+@pytest.fixture(scope="session")
+def app_for(contract, settings):
+    """An app serving a given model (default: the session's), logging to a given file."""
+
+    def make(served: Served, log: Path | None = None, source=None, **serving):
+        return create_app(served, contract, settings.serving.model_copy(update=serving), log, source)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def client(app_for, served) -> Iterator[TestClient]:
+    with TestClient(app_for(served)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def model_dir(model, tmp_path_factory) -> Path:
+    """The session's model saved as the train stage saves it."""
+    path = tmp_path_factory.mktemp("served") / "model"
+    save_model(model, path, metadata={"mlflow_run_id": "abc"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(root: Path, model_dir: Path) -> Iterator[ServerProcess]:
+    running = start_server(root, model_dir)
+    yield running
+    running.stop()

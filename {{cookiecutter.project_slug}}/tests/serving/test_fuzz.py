@@ -1,0 +1,80 @@
+"""Fuzzing: schemathesis generates requests from the server's OpenAPI schema, both ones
+the schema allows and ones it does not, and sends them to the app (in-process). No
+request may make the server fail (5xx); valid rows must be answered (200)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+
+pytestmark = pytest.mark.serving
+
+# (method, path, generation mode, examples): bounded, and the same examples on every run.
+CAMPAIGNS = [
+    ("POST", "/predict", GenerationMode.POSITIVE, 60),
+    ("POST", "/predict", GenerationMode.NEGATIVE, 60),
+    ("POST", "/admin/reload", GenerationMode.POSITIVE, 5),
+    ("GET", "/health", GenerationMode.POSITIVE, 3),
+    ("GET", "/ready", GenerationMode.POSITIVE, 3),
+    ("GET", "/version", GenerationMode.POSITIVE, 3),
+    ("GET", "/metrics", GenerationMode.POSITIVE, 3),
+]
+
+
+@pytest.fixture(scope="module")
+def api(app_for, served):
+    return schemathesis.openapi.from_asgi("/openapi.json", app_for(served))
+
+
+def test_the_schema_lists_every_endpoint(api):
+    listed = {(result.ok().method.upper(), result.ok().path) for result in api.get_all_operations()}
+    assert listed == {(method, path) for method, path, _, _ in CAMPAIGNS}
+
+
+def fuzz(api, method: str, path: str, mode: GenerationMode, examples: int) -> list[int]:
+    """Send generated requests; fail on a 5xx (or a valid row refused). The statuses seen."""
+    seen: list[int] = []
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],  # report a failure as found: no shrinking
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=api[path][method].as_strategy(mode))
+    def run(case) -> None:
+        response = case.call()
+        seen.append(response.status_code)
+        assert response.status_code < 500, f"{response.status_code} from {method} {path} {case.body!r}"
+        if path == "/predict" and mode is GenerationMode.POSITIVE:
+            assert response.status_code in (200, 413), f"a valid body was refused: {response.text[:500]}"
+
+    run()
+    return seen
+
+
+@pytest.mark.parametrize(("method", "path", "mode", "examples"), CAMPAIGNS, ids=str)
+def test_no_request_makes_the_server_fail(api, method, path, mode, examples):
+    assert fuzz(api, method, path, mode, examples), "no request was generated"
+
+
+def test_fuzzing_finds_a_server_error(app_for, served):
+    def fail_on_the_largest_value(rows):
+        if any(row[name] == top for row in rows for name, top in highest.items()):
+            raise RuntimeError("a bug at the edge of the contract")
+        return served.fast(rows)
+
+    contract_bounds = app_for(served).openapi()["components"]["schemas"]["PredictRow"]["properties"]
+    highest = {name: prop["maximum"] for name, prop in contract_bounds.items() if "maximum" in prop}
+    if not highest:
+        pytest.skip("no model input has a maximum in the contract")
+    buggy = dataclasses.replace(served, fast=fail_on_the_largest_value)
+    api = schemathesis.openapi.from_asgi("/openapi.json", app_for(buggy))
+    with pytest.raises(AssertionError, match=r"^500 from POST /predict"):
+        fuzz(api, "POST", "/predict", GenerationMode.POSITIVE, 60)

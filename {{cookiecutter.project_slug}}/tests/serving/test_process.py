@@ -1,0 +1,65 @@
+"""The server as a process: `<package> serve` starts on a loopback port, answers, and
+stops cleanly on SIGTERM (exit code 0, in bounded time, requests in flight answered),
+as a container runtime expects."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+from serving_helpers import PACKAGE, STOP_WITHIN, post, start_server
+
+pytestmark = pytest.mark.serving
+
+
+def test_server_starts_answers_and_stops_on_sigterm(root, model_dir, rows):
+    server = start_server(root, model_dir)
+    statuses: list[int] = []
+
+    def client() -> None:
+        # Batches back to back until the server stops listening: each is answered or refused,
+        # never cut off mid-answer.
+        while True:
+            try:
+                statuses.append(post(f"{server.url}/predict", {"rows": rows}, timeout=10)[0])
+            except OSError:
+                return
+
+    try:
+        with urllib.request.urlopen(f"{server.url}/version", timeout=5) as answer:
+            version = json.load(answer)
+        assert version["model_version"] == "run-abc"
+        assert version["fast_path"] == "yes"
+        status, body = post(f"{server.url}/predict", rows[0])
+        assert status == 200 and len(body["predictions"]) == 1
+        status, body = post(f"{server.url}/predict", {**rows[0], "surprise": 1})
+        assert status == 422 and "surprise" in body["error"]
+        threads = [threading.Thread(target=client) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+    finally:
+        started = time.monotonic()
+        code = server.stop()
+    stopped = time.monotonic() - started
+    for thread in threads:
+        thread.join(10)
+    stderr = server.process.stderr.read()
+    assert code == 0, stderr
+    assert stopped < STOP_WITHIN
+    assert "Traceback" not in stderr, stderr
+    assert statuses and set(statuses) == {200}
+    assert "serve: model run-abc" in server.process.stdout.read()
+
+
+def test_a_missing_model_is_a_clear_error_not_a_traceback(root, tmp_path):
+    command = [sys.executable, "-m", PACKAGE, "--root", str(root), "serve", "--model", str(tmp_path / "none")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "no model.skops" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,197 @@
+"""The canary's pure part: recorded replies -> agreement, error rate, p99 and a verdict; the rows to replay.
+
+Each check is shown to catch its fault: a challenger that disagrees, fails or is slow is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }} import canary
+from {{ cookiecutter.package_name }}.canary import (
+    CanaryError,
+    Reply,
+    agreement,
+    error_rate,
+    holdout_rows,
+    judge,
+    only,
+    percentile,
+    pick_rows,
+    recent_rows,
+    reply_from,
+)
+from {{ cookiecutter.package_name }}.config import CanarySettings, Paths
+
+pytestmark = pytest.mark.unit
+
+LIMITS = CanarySettings(sample_size=10, min_agreement=0.9, tolerance=0.1, max_error_rate=0.1, max_p99_ms=50)
+
+
+def label(value: str, yes: float, ms: float = 1.0) -> Reply:
+    return Reply(True, ms, value, {"Yes": yes, "No": round(1 - yes, 6)})
+
+
+def number(value: float, ms: float = 1.0) -> Reply:
+    return Reply(True, ms, value)
+
+
+FAILED = Reply(False, 1.0)
+
+
+def test_a_server_answer_becomes_a_reply():
+    body = {"model_version": "3", "predictions": ["Yes"], "probabilities": [{"Yes": 0.8, "No": 0.2}]}
+    assert reply_from(200, body, 2.5) == Reply(True, 2.5, "Yes", {"Yes": 0.8, "No": 0.2})
+    assert reply_from(200, {"predictions": [41.5]}, 1.0) == Reply(True, 1.0, 41.5)
+    for status, broken in ((422, {"error": "invalid input: age"}), (200, {}), (200, {"predictions": [1, 2]})):
+        assert reply_from(status, broken, 1.0) == Reply(False, 1.0)
+    assert not reply_from(500, None, 1.0).ok
+
+
+def test_percentile_is_the_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile(list(range(1, 11)), 99) == 10  # with few rows, p99 is the slowest
+    assert percentile([7.0], 50) == 7.0
+    with pytest.raises(ValueError):
+        percentile([], 99)
+
+
+def test_classifiers_agree_on_label_and_close_probabilities():
+    champion = [label("Yes", 0.80), label("Yes", 0.70), label("No", 0.30), label("Yes", 0.9)]
+    assert agreement(champion, champion, "classification", 0.1) == 1.0
+    close = [label("Yes", 0.85), label("Yes", 0.65), label("No", 0.35), label("Yes", 0.95)]
+    assert agreement(close, champion, "classification", 0.1) == 1.0
+    # Same labels, but probabilities flattened: what a model trained on shuffled labels does.
+    flat = [label("Yes", 0.55), label("Yes", 0.55), label("No", 0.45), label("Yes", 0.55)]
+    assert agreement(flat, champion, "classification", 0.1) == 0.0
+    other_label = [label("No", 0.75), *close[1:]]
+    assert agreement(other_label, champion, "classification", 0.1) == 0.75
+
+
+def test_agreement_counts_only_rows_both_answered():
+    champion = [label("Yes", 0.8), label("Yes", 0.7), FAILED, label("No", 0.3)]
+    challenger = [label("Yes", 0.8), FAILED, label("Yes", 0.5), label("Yes", 0.6)]
+    assert agreement(challenger, champion, "classification", 0.1) == 0.5
+    assert agreement([FAILED, FAILED], [label("Yes", 0.8), FAILED], "classification", 0.1) == 0.0
+    with pytest.raises(ValueError):
+        agreement([FAILED], [FAILED, FAILED], "classification", 0.1)
+
+
+def test_regressors_agree_within_a_share_of_the_champions_spread():
+    champion = [number(float(value)) for value in range(0, 101)]  # spread (p5..p95) = 90
+    shifted = [number(reply.prediction + 8.0) for reply in champion]  # type: ignore[operator]
+    assert agreement(shifted, champion, "regression", 0.1) == 1.0  # 8 <= 0.1 * 90
+    far = [number(reply.prediction + 10.0) for reply in champion]  # type: ignore[operator]
+    assert agreement(far, champion, "regression", 0.1) == 0.0
+    constant = [number(5.0)] * 3  # no spread: only (nearly) equal predictions agree
+    assert agreement(constant, constant, "regression", 0.1) == 1.0
+    assert agreement([number(5.1)] * 3, constant, "regression", 0.1) == 0.0
+
+
+def test_error_rate():
+    assert error_rate([FAILED, number(1.0), number(2.0), number(3.0)]) == 0.25
+    assert error_rate([]) == 1.0
+
+
+def good_pair(rows: int = 20) -> tuple[list[Reply], list[Reply]]:
+    champion = [label("Yes", 0.6 + i / 100) for i in range(rows)]
+    return list(champion), champion
+
+
+def test_a_challenger_that_answers_like_the_champion_passes():
+    challenger, champion = good_pair()
+    verdict = judge(challenger, champion, LIMITS, "classification")
+    assert verdict.passed and not verdict.first_deploy
+    assert [check.name for check in verdict.checks] == ["agreement", "error_rate", "p99_ms"]
+    assert verdict.rows == 20
+    assert verdict.champion_error_rate == 0.0
+
+
+def test_a_challenger_that_disagrees_is_refused():
+    _, champion = good_pair()
+    flipped = [label("No", 0.4) for _ in champion]
+    verdict = judge(flipped, champion, LIMITS, "classification")
+    assert not verdict.passed
+    assert [check.name for check in verdict.checks if not check.passed] == ["agreement"]
+
+
+def test_a_challenger_that_fails_requests_is_refused():
+    challenger, champion = good_pair()
+    challenger[:3] = [FAILED] * 3  # 15% > 10%
+    verdict = judge(challenger, champion, LIMITS, "classification")
+    assert [check.name for check in verdict.checks if not check.passed] == ["error_rate"]
+
+
+def test_a_slow_challenger_is_refused():
+    challenger, champion = good_pair()
+    challenger[-1] = label(challenger[-1].prediction, 0.79, ms=500.0)  # type: ignore[arg-type]
+    verdict = judge(challenger, champion, LIMITS, "classification")
+    assert [check.name for check in verdict.checks if not check.passed] == ["p99_ms"]
+    assert verdict.checks[-1].value == 500.0
+
+
+def test_first_deploy_is_judged_on_errors_and_latency_only():
+    challenger, _ = good_pair()
+    verdict = judge(challenger, None, LIMITS, "classification")
+    assert verdict.passed and verdict.first_deploy
+    assert verdict.checks[0].value is None and "first deploy" in verdict.checks[0].limit
+    assert not judge([FAILED] * 5, None, LIMITS, "classification").passed
+    with pytest.raises(ValueError):
+        judge([], None, LIMITS, "classification")
+
+
+def write_log(path: Path, records: list[dict], tail: str = "") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(record) + "\n" for record in records) + tail)
+
+
+def test_recent_rows_are_the_latest_of_the_prediction_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    log = tmp_path / "predictions.jsonl"
+    records = [{"inputs": [{"n": 2 * i}, {"n": 2 * i + 1}], "outputs": [0, 0]} for i in range(50)]
+    write_log(log, records, tail='{"inputs": [{"n": "half-writ')  # a record being written
+    expected = [{"n": n} for n in range(90, 100)]
+    assert recent_rows(log, 10) == expected
+    monkeypatch.setattr(canary, "LOG_BLOCK", 64)  # many blocks: lines cut at block edges are joined
+    assert recent_rows(log, 10) == expected
+    assert recent_rows(log, 1000) == [{"n": n} for n in range(100)]
+    assert recent_rows(tmp_path / "none.jsonl", 10) == []
+
+
+def test_holdout_rows_drop_the_target_and_carry_missing_values_as_null(tmp_path: Path):
+    test = tmp_path / "test.csv"
+    frame = pd.DataFrame({"age": [30, None, 41], "colour": ["White", "Black", None], "y": [1, 0, 1]})
+    frame.to_csv(test, index=False)
+    rows = holdout_rows(test, "y", 10, seed=0)
+    assert len(rows) == 3
+    assert all("y" not in row for row in rows)
+    assert {row["age"] for row in rows} == {30.0, None, 41.0}
+    assert len(holdout_rows(test, "y", 2, seed=0)) == 2
+    assert holdout_rows(test, "y", 2, seed=0) == holdout_rows(test, "y", 2, seed=0)  # seeded
+
+
+def test_rows_come_from_the_log_when_it_has_enough_else_the_test_set(tmp_path: Path, settings):
+    paths = Paths(tmp_path)
+    size = settings.canary.sample_size
+    with pytest.raises(CanaryError, match="no rows to replay"):
+        pick_rows(settings, paths)
+    target = settings.data.target
+    paths.test.parent.mkdir(parents=True)
+    pd.DataFrame({"x": range(size + 5), target: 0}).to_csv(paths.test, index=False)
+    log = tmp_path / "logs" / "predictions.jsonl"
+    write_log(log, [{"inputs": [{"x": -1}] * (size - 1)}])
+    rows, origin = pick_rows(settings, paths)
+    assert origin == "data/prepared/test.csv" and len(rows) == size and target not in rows[0]
+    write_log(log, [{"inputs": [{"x": -1}] * size}])
+    rows, origin = pick_rows(settings, paths)
+    assert origin == "logs/predictions.jsonl" and rows == [{"x": -1}] * size
+
+
+def test_only_the_model_inputs_are_sent():
+    rows = [{"a": 1, "b": 2, "extra": 3}, {"a": 4}]
+    assert only(rows, ["a", "b"]) == [{"a": 1, "b": 2}, {"a": 4, "b": None}]
