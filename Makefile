@@ -27,12 +27,14 @@ $(TOOLS)/bin/uv:
 
 tools: .venv/.synced
 
-demo: tools  ## bake the default answers into build/demo/ml-project, install, dvc repro, show metrics
+demo: tools  ## bake the default answers into build/demo/ml-project, dvc repro, then register, canary and promote
 	rm -rf $(DEMO)
 	uv run cookiecutter --no-input --output-dir $(DEMO) .
 	cd $(DEMO)/ml-project && $(MAKE) install && uv run dvc repro
 	@echo "Test-set metrics of the model and of a trivial baseline ($(DEMO)/ml-project/metrics.json):"
 	@cat $(DEMO)/ml-project/metrics.json
+	cd $(DEMO)/ml-project && $(MAKE) register && $(MAKE) canary CANARY_ARGS=--promote && $(MAKE) status
+	@echo "Serve the champion: cd $(DEMO)/ml-project && make serve"
 
 test: tools  ## every template test, the slow bakes included
 	uv run pytest -n 2 --dist loadgroup
@@ -44,9 +46,10 @@ lint: tools
 	uv run ruff check .
 	uv run ruff format --check .
 
-bench: tools  ## timings of bake, install, repro, tests and the PR loop (see benchmarks/)
+bench: tools  ## timings of bake, install, repro, tests, the PR loop and serving (see benchmarks/)
 	uv run python benchmarks/bench_skeleton.py
 	uv run python benchmarks/bench_pr_loop.py
+	uv run python benchmarks/bench_serving.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -227,7 +227,7 @@ def python_client(url: str, body: Path, connections: int, seconds: int, script: 
 def measure(name: str, command: list[str], path: str, body: Path, args, generate) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    probe = "/ready" if name == "mlgate" else "/ping"
+    probe = "/ready" if name.startswith("mlgate") else "/ping"
     process = start([arg.replace("{port}", str(port)) for arg in command], url, probe)
     try:
         generate(url + path, body, 2, 2, args.script)  # warm up
@@ -271,11 +271,14 @@ def main() -> None:
     generate = wrk if generator == "wrk" else python_client
 
     venv = PROJECT / ".venv" / "bin"
-    mlgate = [str(venv / PACKAGE), "serve", "--model", "models/model", "--port", "{port}", "--no-log"]
+    logged = [str(venv / PACKAGE), "serve", "--model", "models/model", "--port", "{port}"]
+    mlgate = [*logged, "--no-log"]
     mlflow = [str(venv / "mlflow"), "models", "serve", "-m", "models/model", "--env-manager", "local"]
     mlflow += ["--host", "127.0.0.1", "--port", "{port}", "--workers", "1"]
     figures = {
         "mlgate": measure("mlgate", mlgate, "/predict", ours, args, generate),
+        # As deployed: every prediction appended to logs/predictions.jsonl by the background writer.
+        "mlgate + log": measure("mlgate-log", logged, "/predict", ours, args, generate),
         "mlflow models serve": measure("mlflow", mlflow, "/invocations", theirs, args, generate),
     }
     shutil.rmtree(scratch, ignore_errors=True)
@@ -288,20 +291,14 @@ def main() -> None:
                 f"{name:22} {connections:4} {values['rps']:8.0f} {values['p50_ms']:8.2f} "
                 f"{values['p99_ms']:8.2f} {values['errors']:6} {result['rss_mb']:7.0f}"
             )
-    a, b = figures["mlgate"], figures["mlflow models serve"]
-    ratios = {}
-    for connections in CONCURRENCY:
-        mine, peer = a["concurrency"][connections], b["concurrency"][connections]
-        ratios[connections] = {
-            "rps": mine["rps"] / peer["rps"],
-            "p50": peer["p50_ms"] / mine["p50_ms"],
-            "p99": peer["p99_ms"] / mine["p99_ms"],
-        }
-        print(
-            f"{'ratio (mlgate better)':22} {connections:4} {ratios[connections]['rps']:7.1f}x "
-            f"{ratios[connections]['p50']:7.1f}x {ratios[connections]['p99']:7.1f}x"
-        )
-    print(f"{'RSS ratio (mlflow/mlgate)':>43} {b['rss_mb'] / a['rss_mb']:.2f}")
+    peer = figures["mlflow models serve"]
+    ratios = {name: ratios_to(figures[name], peer) for name in ("mlgate", "mlgate + log")}
+    for name, by_connections in ratios.items():
+        for connections, ratio in by_connections.items():
+            print(
+                f"{'ratio ' + name:22} {connections:4} {ratio['rps']:7.1f}x "
+                f"{ratio['p50']:7.1f}x {ratio['p99']:7.1f}x  (RSS {ratio['rss']:.2f}x less)"
+            )
     report = {
         "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()},
         "model": described,
@@ -315,6 +312,20 @@ def main() -> None:
     name = "serving.json" if args.model == "linear" else f"serving-{args.model}.json"
     (OUT / name).write_text(json.dumps(report, indent=2) + "\n")
     print(f"written: {(OUT / name).relative_to(ROOT)}")
+
+
+def ratios_to(mine: dict, peer: dict) -> dict[int, dict[str, float]]:
+    """How many times better than the peer, per concurrency: throughput, p50, p99; and memory."""
+    ratios = {}
+    for connections in CONCURRENCY:
+        ours, theirs = mine["concurrency"][connections], peer["concurrency"][connections]
+        ratios[connections] = {
+            "rps": ours["rps"] / theirs["rps"],
+            "p50": theirs["p50_ms"] / ours["p50_ms"],
+            "p99": theirs["p99_ms"] / ours["p99_ms"],
+            "rss": peer["rss_mb"] / mine["rss_mb"],
+        }
+    return ratios
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from sklearn.preprocessing import MinMaxScaler
 
 from {{ cookiecutter.package_name }} import serve
 from {{ cookiecutter.package_name }}.config import GradientBoostingModel, LinearModel, RandomForestModel
-from {{ cookiecutter.package_name }}.serve import compile_fast_path, fast_path_agrees, serve_model, slow_predict
+from {{ cookiecutter.package_name }}.fast_path import compile_fast_path, fast_path_agrees, slow_predict
+from {{ cookiecutter.package_name }}.serve import serve_model
 from {{ cookiecutter.package_name }}.train import fit
 
 pytestmark = pytest.mark.serving
