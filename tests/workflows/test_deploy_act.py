@@ -266,3 +266,28 @@ def test_rollback_without_a_tracking_server_is_a_clear_error(origins, tmp_path):
     assert outcome.returncode != 0
     assert "there is no shared registry to roll back" in outcome.output, outcome.tail()
     assert "make rollback" not in outcome.output
+
+
+def test_a_rollback_version_never_reaches_a_shell(origins, tracking_server, tmp_path):
+    """The dispatch input `version` is free text: it reaches the command as one argument,
+    which refuses anything but a number or "previous", in the job that holds the secrets."""
+    marker = tmp_path / "pwned"
+    project, uri = origins.project, tracking_server
+    before = aliases(project, uri)
+    payload = f"1; touch {marker}; echo $(touch {marker}) `touch {marker}`"
+    clone, event = dispatch(
+        origins.with_metrics, tmp_path / "run", {"action": "rollback", "version": payload}
+    )
+    workflow = caller(clone, tmp_path / "run" / "caller.yml", jobs=("rollback",))
+    outcome = run_act(
+        clone,
+        event,
+        workflow,
+        tmp_path / "run" / "record",
+        event_name="workflow_dispatch",
+        secrets={"MLFLOW_TRACKING_URI": uri},
+    )
+    assert not marker.exists(), "the version ran as shell"
+    assert outcome.returncode != 0, outcome.tail()
+    assert "error: --version '1; touch" in outcome.output and "is not a version" in outcome.output
+    assert aliases(project, uri) == before, "nothing changed in the registry"

@@ -9,10 +9,12 @@ bare `origin`, commits a change on a branch, writes the pull_request event and r
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,8 @@ pytestmark = [pytest.mark.act, pytest.mark.slow, pytest.mark.xdist_group("act-pr
 WORKFLOWS = ROOT / ".github" / "workflows"
 STAND_INS = ROOT / "tests" / "actions"  # owner/name@sha -> tests/actions/<name>/
 REPOSITORY = "acme/ml-project"  # github.repository in the act runs
+AUTHOR = "contributor"  # who opens the pull requests
+APPROVAL_LABEL = "gate-policy-approved"  # = APPROVAL_LABEL in the baked policy.py
 WATERMARK_TITLE = yaml.safe_load((WORKFLOWS / "pr-report.yml").read_text())["env"]["WATERMARK_TITLE"]
 STAGES = ("ingest", "validate", "split", "train", "evaluate")
 # The default model is a logistic regression with regularization 1.0 (1/C). Measured on the
@@ -68,6 +72,7 @@ def act_command(
     record: Path,
     event_name: str = "pull_request",
     secrets: dict[str, str] | None = None,
+    origin: str = "",
 ) -> list[str]:
     command = [str(Path(sys.executable).parent / "act"), event_name, "-W", str(workflow)]
     command += ["-e", str(event), "-P", "ubuntu-latest=-self-hosted", "-s", "GITHUB_TOKEN=fake-token"]
@@ -79,11 +84,16 @@ def act_command(
     for name, value in {
         "GITHUB_REPOSITORY": REPOSITORY,
         "STANDIN_UV": host_uv(),
+        "STANDIN_ORIGIN": origin,  # where the checkout stand-in fetches a `ref` from
         "CML_RECORD_DIR": record / "cml",
         "ARTIFACT_DIR": record / "artifacts",
     }.items():
         command += ["--env", f"{name}={value}"]
     return command
+
+
+def origin_of(clone: Path) -> str:
+    return run(["git", "remote", "get-url", "origin"], cwd=clone).stdout.strip()
 
 
 @dataclass
@@ -124,7 +134,7 @@ def run_act(clone: Path, event: Path, workflow: Path, record: Path, **act_option
     comment_seconds = None
     with log.open("w") as out:
         process = subprocess.Popen(
-            act_command(workflow, event, record, **act_options),
+            act_command(workflow, event, record, origin=origin_of(clone), **act_options),
             cwd=clone,
             env=subprocess_env(),
             stdout=out,
@@ -181,15 +191,18 @@ def prepare_origins(where: Path) -> Origins:
     return Origins(with_metrics, without_metrics, storage, project)
 
 
-def open_pull_request(origin: Path, where: Path, change, fork: bool = False) -> tuple[Path, Path]:
-    """Clone the origin, commit a change on a branch, and write the pull_request event."""
+def open_pull_request(
+    origin: Path, where: Path, change, fork: bool = False, base: str = "main", **event_fields
+) -> tuple[Path, Path]:
+    """Clone the origin, commit a change on a branch off `base`, and write the pull_request event
+    (`event_fields` are merged into it: e.g. the action `labeled` with its label and sender)."""
     clone = where / "pr"
-    run(["git", "clone", "-q", str(origin), str(clone)], cwd=where)
+    run(["git", "clone", "-q", "--branch", base, str(origin), str(clone)], cwd=where)
     run(["git", "checkout", "-qb", "feature"], cwd=clone)
     change(clone)
     run(["git", "commit", "-qam", "The change under review"], cwd=clone)
     head_sha = run(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip()
-    base_sha = run(["git", "rev-parse", "main"], cwd=clone).stdout.strip()
+    base_sha = run(["git", "rev-parse", "--end-of-options", base], cwd=clone).stdout.strip()
     base_repo = {"full_name": REPOSITORY, "fork": False}
     head_repo = {"full_name": "someone/ml-project", "fork": True} if fork else base_repo
     event = {
@@ -197,11 +210,15 @@ def open_pull_request(origin: Path, where: Path, change, fork: bool = False) -> 
         "number": 7,
         "pull_request": {
             "number": 7,
+            "user": {"login": AUTHOR},
+            "labels": [],
             "head": {"ref": "feature", "sha": head_sha, "repo": head_repo},
-            "base": {"ref": "main", "sha": base_sha, "repo": base_repo},
+            "base": {"ref": base, "sha": base_sha, "repo": base_repo},
         },
         "repository": base_repo,
+        "sender": {"login": AUTHOR},
     }
+    event |= event_fields
     event_path = where / "event.json"
     event_path.write_text(json.dumps(event))
     return clone, event_path
@@ -221,6 +238,43 @@ def set_model(model: dict[str, object]):
         params.write_text(text[:start] + block + text[end:])
 
     return change
+
+
+def loosen_the_gate(clone: Path) -> None:
+    """The pull request's own params.yaml: every gate tolerance and bound made harmless."""
+    params = clone / "params.yaml"
+    text = re.sub(r"tolerance: [0-9.]+\}", "tolerance: 1.0}", params.read_text())
+    text = re.sub(r"slice_tolerance: [0-9.]+", "slice_tolerance: 1.0", text)
+    params.write_text(text)
+
+
+def gate_code_always_passes(clone: Path) -> None:
+    """The pull request's own gate code and Makefile say "passed", whatever the metrics."""
+    report = clone / "src" / "ml_project" / "report.py"
+    text = report.read_text()
+    text = text.replace(
+        '    """Regressions beyond tolerance', '    return Verdict(passed=True)\n    """Regressions beyond', 1
+    )
+    report.write_text(text)
+    makefile = clone / "Makefile"
+    text = re.sub(r"(?m)^(report:.*\n)(\t.*\n)+", "\\1\t@echo 'report: gate passed'\n", makefile.read_text())
+    makefile.write_text(text)
+
+
+def degraded_and_self_approved(clone: Path) -> None:
+    set_model(DEGRADED)(clone)
+    loosen_the_gate(clone)
+    gate_code_always_passes(clone)
+
+
+def degraded_with_a_looser_policy(clone: Path) -> None:
+    set_model(DEGRADED)(clone)
+    loosen_the_gate(clone)
+
+
+def broken_pipeline(clone: Path) -> None:
+    """A params.yaml the pipeline refuses: training cannot run."""
+    set_model({"kind": "linear", "regularization": -1.0, "max_iter": 1000})(clone)
 
 
 def edit_readme(clone: Path) -> None:
@@ -253,8 +307,17 @@ def origins(tmp_path_factory) -> Origins:
     return prepare_origins(tmp_path_factory.mktemp("gate-project"))
 
 
-def scenario(origin: Path, where: Path, change, jobs=("report",), fork=False, **test_inputs) -> Outcome:
-    clone, event = open_pull_request(origin, where, change, fork=fork)
+def scenario(
+    origin: Path,
+    where: Path,
+    change,
+    jobs=("report",),
+    fork=False,
+    event_fields=None,
+    base="main",
+    **test_inputs,
+) -> Outcome:
+    clone, event = open_pull_request(origin, where, change, fork=fork, base=base, **(event_fields or {}))
     workflow = caller(clone, where / "caller.yml", jobs=jobs, **test_inputs)
     outcome = run_act(clone, event, workflow, where / "record")
     print(f"act: {outcome.seconds:.1f} s, comment after {outcome.comment_seconds} s")
@@ -332,3 +395,54 @@ def test_fork_pr_writes_the_summary_but_no_comment(origins, tmp_path):
     assert not (outcome.record / "cml").exists(), "no comment may be attempted from a fork"
     assert "setup-cml" not in outcome.output and "cml comment" not in outcome.output
     assert "No changes to the model" in outcome.summary, "the job summary carries the report"
+
+
+def test_a_pr_that_rewrites_its_own_gate_and_policy_still_fails(origins, tmp_path):
+    """Worse metrics, tolerances raised to 1.0, and its own gate code and Makefile always passing:
+    the base's code judges, with the base's policy, and the change is shown in the verdict."""
+    outcome = scenario(origins.with_metrics, tmp_path, degraded_and_self_approved)
+    assert outcome.returncode != 0, outcome.tail()
+    comment = outcome.comment
+    assert comment is not None and "❌ Model gate failed" in comment, outcome.tail()
+    assert ("regression", "log_loss") in {
+        (row["check"], row["metric"]) for row in table_after(comment, "### What failed")
+    }
+    assert "This pull request changes the gate's policy" in comment and "Not applied" in comment
+    changed = {row["policy key"]: row["this PR"] for row in table_after(comment, "changes the gate's policy")}
+    assert changed["gate.metrics.log_loss.tolerance"] == "1", changed
+    assert "Error: Job 'gate' failed" in outcome.output
+
+
+def test_a_policy_change_applies_when_someone_else_approves_it(origins, tmp_path):
+    """The run that adding the approval label starts judges with the pull request's own policy."""
+    approval = {"action": "labeled", "label": {"name": APPROVAL_LABEL}, "sender": {"login": "maintainer"}}
+    outcome = scenario(origins.with_metrics, tmp_path, degraded_with_a_looser_policy, event_fields=approval)
+    assert outcome.returncode == 0, outcome.tail()
+    comment = outcome.comment
+    assert comment is not None and "✅ Model gate passed" in comment, outcome.tail()
+    assert "Applied: approved by `maintainer`" in comment
+
+
+def test_a_failed_pipeline_replaces_the_comment_and_fails(origins, tmp_path):
+    outcome = scenario(origins.with_metrics, tmp_path, broken_pipeline)
+    assert outcome.returncode != 0, outcome.tail()
+    comment = outcome.comment
+    assert comment is not None, "a failure report replaces any earlier verdict"
+    assert "The pipeline failed on this pull request" in comment and "✅" not in comment
+    assert "::error::Model gate: fail" in outcome.output or "::error::Model gate: error" in outcome.output
+
+
+def test_a_base_branch_name_never_reaches_a_shell(origins, tmp_path):
+    """git accepts `$(...)` and backticks in branch names; the gate refuses such a base in one line."""
+    marker = Path("/tmp") / f"pwned-{uuid.uuid4().hex}"
+    base = f"main$(touch${{IFS}}{marker})`touch${{IFS}}{marker}`"
+    origin = tmp_path / "origin.git"
+    shutil.copytree(origins.with_metrics, origin)
+    run(["git", "branch", "--end-of-options", base, "main"], cwd=origin)
+    (tmp_path / "pr-run").mkdir()
+    outcome = scenario(origin, tmp_path / "pr-run", edit_readme, base=base)
+    assert not marker.exists(), "the branch name ran as shell"
+    assert outcome.returncode != 0, outcome.tail()
+    assert "is not a ref the gate takes" in outcome.output, outcome.tail()
+    comment = outcome.comment
+    assert comment is not None and "could not be computed" in comment

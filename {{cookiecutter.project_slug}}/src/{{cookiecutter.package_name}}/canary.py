@@ -2,9 +2,13 @@
 
 Both registered versions are served by the real model server (`serve`), each in
 its own process on a free loopback port, pinned to its version number (an alias
-that moves during the canary changes nothing). The rows replayed are the latest
-`canary.sample_size` rows of the prediction log (`logs/predictions.jsonl`) when
-it holds that many, else a seeded sample of the test set without its target.
+that moves during the canary changes nothing). The rows replayed are trusted
+rows only: the latest `canary.sample_size` rows of the prediction log
+(`logs/predictions.jsonl`) that came with a trusted token (the server marks them
+`"trusted": true`, see `config.TRUSTED_TOKEN_ENV`) when it holds that many, else a
+seeded sample of the test set without its target. Anonymous requests are never
+replayed: anyone who can reach the server could otherwise choose the rows that
+decide a promotion.
 Each row is sent alone, to both servers in turn, after a few warm-up requests;
 each server gets the row cut to the inputs its model takes (from its OpenAPI
 document), so a challenger with a new feature is compared fairly.
@@ -171,7 +175,7 @@ def judge(
 
 
 def recent_rows(log: Path, size: int) -> list[dict]:
-    """The latest `size` request rows of the prediction log, oldest first (fewer if it has fewer).
+    """The latest `size` trusted request rows of the prediction log, oldest first (fewer if it has fewer).
 
     Read backwards from the end, so a long log costs only its tail; lines that are not
     a complete record (one being written) are skipped.
@@ -200,7 +204,9 @@ def _record_rows(line: bytes) -> list[dict]:
         record = json.loads(line)
     except ValueError:
         return []
-    inputs = record.get("inputs") if isinstance(record, dict) else None
+    if not isinstance(record, dict) or record.get("trusted") is not True:
+        return []  # an anonymous request (or a log written before requests were marked)
+    inputs = record.get("inputs")
     return [row for row in inputs if isinstance(row, dict)] if isinstance(inputs, list) else []
 
 
@@ -216,7 +222,7 @@ def holdout_rows(test: Path, target: str, size: int, seed: int) -> list[dict]:
 
 
 def pick_rows(settings: Settings, paths: Paths) -> tuple[list[dict], str]:
-    """The rows to replay and where they came from: the prediction log if it has enough, else the test set."""
+    """The rows to replay and where they came from: the log's trusted rows if enough, else the test set."""
     size = settings.canary.sample_size
     log = paths.root / "logs" / "predictions.jsonl"
     rows = recent_rows(log, size)
@@ -225,7 +231,7 @@ def pick_rows(settings: Settings, paths: Paths) -> tuple[list[dict], str]:
     rows = holdout_rows(paths.test, settings.data.target, size, settings.split.seed)
     if not rows:
         raise CanaryError(
-            f"no rows to replay: {log.relative_to(paths.root)} has fewer than {size} rows "
+            f"no rows to replay: {log.relative_to(paths.root)} has fewer than {size} trusted rows "
             f"and {paths.test.relative_to(paths.root)} is missing or empty (run the pipeline first)"
         )
     return rows, str(paths.test.relative_to(paths.root))
@@ -396,13 +402,16 @@ class CanaryRun:
 
 def run_canary(settings: Settings, paths: Paths) -> CanaryRun:
     """Serve challenger and champion (pinned to their versions), replay the sample, judge."""
-    from .registry import CHALLENGER, CHAMPION, alias_version
+    from .registry import CHALLENGER, CHAMPION, alias_version, check_servable
 
     name = settings.mlflow.registered_model
     challenger = alias_version(settings, CHALLENGER)
     if challenger is None:
         raise CanaryError(f"no '{CHALLENGER}' alias on {name}: run `register` first")
     champion = alias_version(settings, CHAMPION)
+    for version in (challenger, champion):
+        if version is not None:
+            check_servable(settings, version)  # one clear line, not a server that fails to start
     rows, origin = pick_rows(settings, paths)
     servers = {"challenger": ["--model", f"models:/{name}/{challenger}", "--no-log"]}
     if champion is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +18,49 @@ from .schema import ContractError
 
 class StageFailed(Exception):
     """A stage refused its input; the message says why."""
+
+
+# What command-line values may be. They arrive from people, make and workflows (a dispatch
+# input, a branch name): anything else is refused before it is used.
+VERSION = re.compile(r"^[1-9][0-9]{0,8}$")
+# A branch, tag or commit, optionally with ~n / ^n: git allows more (backticks, `$(`, `;`),
+# which no gate needs.
+GIT_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?:[~^][0-9]{0,3})*$")
+RELOAD_URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(?::[0-9]{1,5})?/?$")
+
+
+def checked_version(text: str | None, allow_previous: bool = False) -> str | None:
+    """A registered version number (or, for rollback, "previous" = None); else StageFailed."""
+    if text in (None, "") or (allow_previous and text == "previous"):
+        return None
+    if not VERSION.fullmatch(text):
+        also = " or 'previous'" if allow_previous else ""
+        raise StageFailed(f"--version {_shown(text)} is not a version: use a number (e.g. 3){also}")
+    return text
+
+
+def checked_ref(text: str) -> str:
+    if not GIT_REF.fullmatch(text) or text.endswith((".", "/", ".lock")):
+        raise StageFailed(
+            f"--base {_shown(text)} is not a ref the gate takes: a branch, tag or commit of letters, "
+            "digits, '.', '_', '-' and '/' (optionally ~n), e.g. main or HEAD~1"
+        )
+    return text
+
+
+def checked_urls(urls: list[str]) -> list[str]:
+    for url in urls:
+        if not RELOAD_URL.fullmatch(url):
+            raise StageFailed(
+                f"--reload {_shown(url)} is not a server address: use http(s)://host:port, e.g. "
+                "http://127.0.0.1:8000"
+            )
+    return urls
+
+
+def _shown(text: str, width: int = 60) -> str:
+    """A value for an error line: quoted, control characters escaped, cut when long."""
+    return repr(text if len(text) <= width else text[:width] + "…")
 
 
 def cmd_ingest(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
@@ -68,7 +112,7 @@ def cmd_train(settings: Settings, paths: Paths, args: argparse.Namespace) -> Non
 
     train = read_frame(paths.train)
     pipeline = fit(train, settings)
-    ids = log_run(pipeline, settings, train)
+    ids = log_run(pipeline, settings, train, root=paths.root)
     save_model(pipeline, paths.model, metadata=ids)
     print(
         f"train: {settings.train.model.kind} model -> {_rel(paths.model, paths)} (run {ids['mlflow_run_id']})"
@@ -94,28 +138,75 @@ def cmd_evaluate(settings: Settings, paths: Paths, args: argparse.Namespace) -> 
     print(f"evaluate: {model_metrics}")
 
 
-def cmd_report(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
+def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     """Exit 0 when the gate passes, 1 when it fails, 2 when the comparison cannot be made.
 
-    Writes the markdown to --output (and --summary or $GITHUB_STEP_SUMMARY) and the verdict to
-    --json in every case, an error report included, so a pull-request comment never keeps a
-    stale verdict and a workflow can tell "fail" from "error" (make turns both into exit 2).
+    The policy is the base's (`--policy base`, for pull requests) unless the event approves
+    the pull request's own (see policy.py); `--policy workspace` takes this tree's (a merged
+    commit on main). With `--results DIR` the pull request's results are judged in this tree
+    (a checkout of the base). Writes the markdown to --output (and --summary or
+    $GITHUB_STEP_SUMMARY) and the verdict to --json in every case, an error report included,
+    so a pull-request comment never keeps a stale verdict and a workflow can tell "fail"
+    from "error" (make turns both into exit 2).
     """
-    from .report import ReportError, compare, gate_record, judge, render, render_error
+    from .config import ConfigError
+    from .policy import policy_changes, read_policy
+    from .report import (
+        NoResults,
+        PolicyNote,
+        ReportError,
+        compare,
+        gate_record,
+        judge,
+        render,
+        render_error,
+        take_results,
+    )
 
+    base = args.base
     try:
-        comparison = compare(paths.root, args.base)
-    except ReportError as err:
+        checked_ref(base)
+        if args.results is not None:
+            take_results(args.results, paths.root)
+        base_policy = read_policy(paths.root, base)
+        own_policy = read_policy(paths.root, None)
+        comparison = compare(paths.root, base)
+    except (ReportError, ConfigError, StageFailed) as err:
         message = " ".join(str(err).split())
-        _write_report(render_error(args.base, message), gate_record(None, None, message), args)
+        report = render_error(base, message, pipeline_failed=isinstance(err, NoResults))
+        _write_report(report, gate_record(None, None, message), args)
         print(f"error: {message}", file=sys.stderr)
         return 2
-    verdict = judge(comparison, settings)
-    _write_report(render(comparison, verdict, settings), gate_record(comparison, verdict), args)
+    note = None
+    if args.policy == "workspace":
+        policy = own_policy
+    else:
+        note = PolicyNote(policy_changes(base_policy, own_policy), _approval(args.event))
+        policy = own_policy if note.applied else base_policy
+    verdict = judge(comparison, policy)
+    _write_report(
+        render(comparison, verdict, policy, note), gate_record(comparison, verdict, note=note), args
+    )
+    if note is not None and note.changes:
+        state = "applied" if note.applied else "not applied"
+        print(f"report: this change sets {len(note.changes)} policy key(s), {state}: {note.approval.note}")
     for finding in verdict.findings:
         print(f"gate: {finding.check} {finding.metric}: {finding.old} -> {finding.new} ({finding.limit})")
     print(f"report: gate {'passed' if verdict.passed else 'failed'} -> {args.output}")
     return 0 if verdict.passed else 1
+
+
+def _approval(event_file: str | None):
+    """The approval of a policy change that the workflow's event carries (none outside CI)."""
+    from .policy import approval_from_event
+
+    event = None
+    if event_file:
+        try:
+            event = json.loads(Path(event_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            event = None
+    return approval_from_event(event)
 
 
 def _write_report(markdown: str, record: dict, args: argparse.Namespace) -> None:
@@ -141,22 +232,23 @@ def cmd_register(settings: Settings, paths: Paths, args: argparse.Namespace) -> 
 def cmd_promote(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
     from .registry import CHAMPION, promote, with_absolute_store
 
-    move = _registry_call(promote, with_absolute_store(settings, paths.root), args.version)
+    version, urls = checked_version(args.version), checked_urls(args.reload)
+    move = _registry_call(promote, with_absolute_store(settings, paths.root), version)
     was = f" (was {move.replaced})" if move.replaced else " (the first)"
     print(f"promote: {settings.mlflow.registered_model} version {move.version} is the {CHAMPION}{was}")
-    return _reload_servers(args.reload)
+    return _reload_servers(urls)
 
 
 def cmd_rollback(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
     from .registry import CHAMPION, rollback, with_absolute_store
 
-    version = None if args.version in (None, "", "previous") else args.version
+    version, urls = checked_version(args.version, allow_previous=True), checked_urls(args.reload)
     move = _registry_call(rollback, with_absolute_store(settings, paths.root), version)
     print(
         f"rollback: {settings.mlflow.registered_model} version {move.version} is the {CHAMPION} again "
         f"(was {move.replaced})"
     )
-    return _reload_servers(args.reload)
+    return _reload_servers(urls)
 
 
 def _reload_servers(urls: list[str]) -> int:
@@ -266,6 +358,30 @@ def _rel(path: Path, paths: Paths) -> str:
     return str(path.relative_to(paths.root))
 
 
+def cmd_check(settings: None, paths: Paths, args: argparse.Namespace) -> int:
+    """The first stage: every problem in params.yaml and the inputs, one `error:` line each."""
+    from .check import run_checks, write_passed
+
+    problems = run_checks(paths)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    write_passed(paths.check)
+    print("check: params.yaml, schema.yaml and the input data fit every stage")
+    return 0
+
+
+def cmd_repro(settings: None, paths: Paths, args: argparse.Namespace) -> int:
+    """dvc repro that puts every declared output and dvc.lock back when it fails; dvc's exit code."""
+    from . import repro
+
+    if any(word in repro.HELP for word in args.words):
+        print(repro.usage(repro.stage_names(repro.read_pipeline(paths.root))))
+        return 0
+    return repro.run(paths.root, args.words)
+
+
 COMMANDS = {
     "ingest": (cmd_ingest, "write the raw data to data/raw"),
     "validate": (cmd_validate, "check the raw data against the contract in schema.yaml"),
@@ -279,8 +395,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (default: here)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    # check reads params.yaml itself, to report every problem in it at once.
+    commands.add_parser(
+        "check", help="the first stage: params.yaml and the input data against what every stage needs"
+    ).set_defaults(handler=cmd_check, needs_settings=False)
     for name, (handler, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text).set_defaults(handler=handler)
+    # "+" as the option prefix: every word, "-f" included, reaches repro's allowlist as given.
+    # No settings: the check stage reports a broken params.yaml, and nothing is lost by then.
+    repro = commands.add_parser(
+        "repro",
+        prefix_chars="+",
+        add_help=False,
+        help="dvc repro [flags] [stage ...]; on failure the last good outputs and dvc.lock are kept",
+    )
+    repro.add_argument("words", nargs="*", help="dvc repro flags and stage names (-h for the list)")
+    repro.set_defaults(handler=cmd_repro, needs_settings=False)
     commands.add_parser("register", help="register models/model as the challenger").set_defaults(
         handler=cmd_register
     )
@@ -325,6 +455,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--base", default="main", help="git ref to compare with (default: main)")
     report.add_argument(
+        "--policy",
+        choices=("base", "workspace"),
+        default="base",
+        help="whose gate policy applies: the base's (default; a pull request's own only when approved) "
+        "or this tree's (a merged commit)",
+    )
+    report.add_argument(
+        "--results",
+        type=Path,
+        help="judge the results a pull request's pipeline wrote (a folder with its metrics, params and "
+        "dvc.lock) in this tree, a checkout of the base",
+    )
+    report.add_argument(
+        "--event",
+        default=os.environ.get("GITHUB_EVENT_PATH"),
+        help="the pull-request event (JSON) that may approve a policy change (default: $GITHUB_EVENT_PATH)",
+    )
+    report.add_argument(
         "--output", type=Path, default=Path("reports/pr-report.md"), help="markdown file to write"
     )
     report.add_argument("--summary", help="also append the markdown here (default: $GITHUB_STEP_SUMMARY)")
@@ -334,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("reports/gate.json"),
         help="the verdict (pass, fail or error) and failed checks as JSON",
     )
-    report.set_defaults(handler=cmd_report)
+    # The report judges from files and git alone: this tree's params.yaml may be a pull request's.
+    report.set_defaults(handler=cmd_report, needs_settings=False)
     schema = commands.add_parser("schema", help="tools for the data contract")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="command")
     infer = schema_commands.add_parser("infer", help="write a first schema.yaml from the data")
@@ -347,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     paths = Paths(args.root.resolve())
     try:
-        settings = load_settings(paths.params)
+        settings = load_settings(paths.params) if getattr(args, "needs_settings", True) else None
         return args.handler(settings, paths, args) or 0
     except (ConfigError, ContractError, StageFailed, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

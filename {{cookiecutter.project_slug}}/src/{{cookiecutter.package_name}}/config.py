@@ -2,7 +2,9 @@
 
 This is the one place that reads `params.yaml`. Every command loads the
 settings once and passes them down; a typo or a wrong type fails here, before
-any work, with the key's dotted name.
+any work, with the key's dotted name. Validation is strict: YAML gives numbers
+and booleans their types, so a quoted `"1"` or `'yes'` is a mistake, not a value
+to coerce (an integer is still a valid float: `regularization: 1`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "log_loss", "brier")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
+# The model server's bearer tokens (environment variables): admin calls and /version's detail;
+# a trusted traffic source, whose logged rows the canary may replay.
+ADMIN_TOKEN_ENV = "SERVE_ADMIN_TOKEN"
+TRUSTED_TOKEN_ENV = "SERVE_TRUSTED_TOKEN"
 
 
 class ConfigError(ValueError):
@@ -24,8 +30,16 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    # extra="forbid" turns a misspelt key into an error instead of a silent default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # extra="forbid" turns a misspelt key into an error instead of a silent default;
+    # strict=True refuses "0.5" for a number and 'yes' for a boolean instead of converting them.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _no_repeats(values: list[str]) -> list[str]:
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        raise ValueError(f"{repeated[0]!r} is listed twice")
+    return values
 
 
 class DataSettings(_Strict):
@@ -37,10 +51,27 @@ class DataSettings(_Strict):
     use_sensitive_features: bool = False
     time_column: str | None = None
 
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _class_as_text(cls, value: object) -> object:
+        # Labels are compared as text; YAML reads yes/no/true/false as booleans, 1 as a number.
+        if isinstance(value, bool):
+            raise ValueError(f'YAML read this as the boolean {value}: quote the class name, e.g. "yes"')
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("sensitive_features")
+    @classmethod
+    def _sensitive_once(cls, value: list[str]) -> list[str]:
+        return _no_repeats(value)
+
     @model_validator(mode="after")
-    def _csv_needs_path(self) -> DataSettings:
+    def _consistent(self) -> DataSettings:
         if self.source == "csv" and not self.csv_path:
-            raise ValueError("data.csv_path is required when data.source is 'csv'")
+            raise ValueError("data.csv_path: required when data.source is 'csv'")
+        if self.target in self.sensitive_features:
+            raise ValueError(f"data.sensitive_features: {self.target!r} is the target (data.target)")
+        if self.time_column == self.target:
+            raise ValueError(f"data.time_column: {self.target!r} is the target (data.target)")
         return self
 
 
@@ -88,6 +119,8 @@ class Threshold(_Strict):
     def _one_bound(self) -> Threshold:
         if self.min is None and self.max is None:
             raise ValueError("a threshold needs 'min' or 'max'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max}): no value could pass")
         return self
 
     def holds(self, value: float) -> bool:
@@ -114,6 +147,11 @@ class GateSettings(_Strict):
     # The model must beat the trivial baseline on these (each also listed in `metrics`).
     beat_baseline: list[str] = []
 
+    @field_validator("beat_baseline")
+    @classmethod
+    def _baseline_once(cls, value: list[str]) -> list[str]:
+        return _no_repeats(value)
+
     @model_validator(mode="after")
     def _baseline_metrics_have_a_direction(self) -> GateSettings:
         missing = [name for name in self.beat_baseline if name not in self.metrics]
@@ -128,6 +166,8 @@ class ServingSettings(_Strict):
     alias: str = "champion"  # `serve` without --model serves models:/<registered_model>@<alias> if it exists
     reload_seconds: float = Field(default=30, ge=0)  # how often to look for a new model (0: never)
     p99_ms: float = Field(default=50, gt=0)  # the load test's bound on single-row latency (99th percentile)
+    # A request's head, then its body, must arrive within this (408, or the connection is closed).
+    body_timeout_seconds: float = Field(default=10, gt=0)
 
 
 class CanarySettings(_Strict):
@@ -199,6 +239,11 @@ class Paths:
         return self.root / "schema.yaml"
 
     @property
+    def check(self) -> Path:
+        """The check stage's mark: written, always the same, when params and inputs fit every stage."""
+        return self.root / "data" / "check.json"
+
+    @property
     def raw(self) -> Path:
         return self.root / "data" / "raw" / "data.csv"
 
@@ -228,14 +273,36 @@ class Paths:
 
 
 def parse_settings(raw: object, source: str = "params.yaml") -> Settings:
-    """Validate already-parsed params; errors name the dotted key."""
+    """Validate already-parsed params; errors name the dotted key (the first problem only)."""
     try:
         return Settings.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(part) for part in first["loc"] if not _is_union_tag(part))
-        where = f"{source}: {key}" if key else source
-        raise ConfigError(f"{where}: {first['msg']}") from None
+        raise ConfigError(format_error(err.errors()[0], source)) from None
+
+
+def settings_problems(raw: object, source: str = "params.yaml") -> list[str]:
+    """Every problem in already-parsed params, one line each; [] when they are valid."""
+    try:
+        Settings.model_validate(raw)
+    except ValidationError as err:
+        return list(dict.fromkeys(format_error(error, source) for error in err.errors()))
+    return []
+
+
+def format_error(error: dict, source: str) -> str:
+    """One pydantic error as `source: dotted.key: message`."""
+    key = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part))
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if error["type"] not in ("missing", "extra_forbidden", "value_error") and _is_scalar(value):
+        message += f", got {value!r}"  # the repr shows a quoted "0.5" as the string it is
+    if not key or message.startswith(f"{key}."):  # our validators name the exact key themselves
+        return f"{source}: {message}"
+    return f"{source}: {key}: {message}"
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _is_union_tag(part: object) -> bool:
@@ -243,15 +310,43 @@ def _is_union_tag(part: object) -> bool:
     return part in ("linear", "random_forest", "gradient_boosting")
 
 
-def load_settings(path: Path) -> Settings:
-    """Read params.yaml; MLFLOW_TRACKING_URI in the environment overrides the file."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (PyYAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<:` merges may override keys on purpose
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_params(path: Path) -> object:
+    """params.yaml as plain data; a missing file or broken YAML is a ConfigError naming the line."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (run commands from the project root)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot be read ({err.__class__.__name__})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err.__class__.__name__})") from None
-    settings = parse_settings(raw, source=path.name)
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or err.__class__.__name__
+        raise ConfigError(f"{path}: not valid YAML{where} ({problem})") from None
+
+
+def load_settings(path: Path) -> Settings:
+    """Read params.yaml; MLFLOW_TRACKING_URI in the environment overrides the file."""
+    settings = parse_settings(read_params(path), source=path.name)
     override = os.environ.get("MLFLOW_TRACKING_URI")
     if override:
         mlflow = settings.mlflow.model_copy(update={"tracking_uri": override})

@@ -9,7 +9,11 @@ registered model also keeps `champion_history`, the versions that held
 Each version is tagged with what identifies it: the git commit, the data hash
 and its test metrics. The data hash is the md5 that `dvc.lock` records for the
 ingest stage's output, `data/raw/data.csv`: the data the whole pipeline
-started from (the server's `/version` reports the same hash).
+started from (the server's `/version` reports the same hash). A model without
+test metrics, or whose files are gone, is not registered.
+
+The store is opened through `tracking.open_store`: a store that is gone, damaged,
+unreachable or missing what this project registered is refused in one line.
 """
 
 from __future__ import annotations
@@ -22,7 +26,19 @@ from pathlib import Path
 
 import yaml
 
-from .config import Paths, Settings
+from .config import ADMIN_TOKEN_ENV, Paths, Settings
+from .tracking import (
+    ABSENT,
+    RegistryError,  # defined with the store's errors; importable from here as before
+    absolute_uri,
+    check_version_files,
+    exists,
+    experiment_for_runs,
+    missing_files,
+    open_store,
+    remember,
+    store_errors,
+)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -30,12 +46,8 @@ PREVIOUS = "previous_champion"  # version tag: the champion this version replace
 HISTORY = "champion_history"  # registered-model tag: versions that held `champion`, oldest first
 HISTORY_LENGTH = 20
 RAW_DATA = "data/raw/data.csv"
-ADMIN_TOKEN_ENV = "SERVE_ADMIN_TOKEN"  # the server's admin token, sent as a bearer token by `reload_server`
+MODEL_DIR = "models/model"
 RELOAD_TIMEOUT = 120.0  # seconds for a server to download and load the new model
-
-
-class RegistryError(RuntimeError):
-    """The registry cannot do what was asked (e.g. no previous champion to go back to)."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +73,9 @@ class Move:
 
 def with_absolute_store(settings: Settings, root: Path) -> Settings:
     """A relative sqlite path (`sqlite:///mlflow.db`) is relative to the project root, not the shell."""
-    uri, prefix = settings.mlflow.tracking_uri, "sqlite:///"
-    if not uri.startswith(prefix) or uri[len(prefix) :].startswith("/"):
+    absolute = absolute_uri(settings.mlflow.tracking_uri, root)
+    if absolute == settings.mlflow.tracking_uri:
         return settings
-    absolute = prefix + str((root / uri[len(prefix) :]).resolve())
     return settings.model_copy(
         update={"mlflow": settings.mlflow.model_copy(update={"tracking_uri": absolute})}
     )
@@ -83,6 +94,33 @@ def version_tags(metrics: dict, lock: dict, commit: str) -> dict[str, str]:
     tags = {"git_commit": commit, "data_md5": data_hash(lock)}
     tags |= {f"metric.{name}": str(value) for name, value in metrics.get("model", {}).items()}
     return tags
+
+
+def model_metrics(metrics: object, where: str = "metrics.json") -> dict:
+    """The evaluate stage's output, if it holds test metrics of the model; RegistryError if not."""
+    model = metrics.get("model") if isinstance(metrics, dict) else None
+    if not isinstance(model, dict) or not model:
+        raise RegistryError(f"{where} has no `model` metrics: run the evaluate stage (`dvc repro`) first")
+    bad = next((name for name, value in model.items() if not _is_number(value)), None)
+    if bad is not None:
+        raise RegistryError(f"{where}: model metric {bad!r} is not a number: run the evaluate stage again")
+    return metrics
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _stage_md5(lock: dict, stage: str, kind: str, path: str) -> str | None:
+    entries = (((lock or {}).get("stages") or {}).get(stage) or {}).get(kind) or []
+    return next((str(e["md5"]) for e in entries if e.get("path") == path and e.get("md5")), None)
+
+
+def evaluated_other_model(lock: dict) -> bool:
+    """dvc.lock says the evaluate stage last ran on another models/model than the train stage wrote."""
+    trained = _stage_md5(lock, "train", "outs", MODEL_DIR)
+    evaluated = _stage_md5(lock, "evaluate", "deps", MODEL_DIR)
+    return trained is not None and evaluated is not None and trained != evaluated
 
 
 def previous_champion(tags: dict[str, str]) -> str:
@@ -105,36 +143,60 @@ def git_commit(root: Path) -> str:
     return os.environ.get("GIT_COMMIT") or "unknown"
 
 
-def _client(settings: Settings):
-    from mlflow import MlflowClient
+def _open(settings: Settings):
+    """The checked client for this project's store (see `tracking.open_store`)."""
+    mlflow = settings.mlflow
+    return open_store(mlflow.tracking_uri, mlflow.registered_model, mlflow.experiment)
 
-    uri = settings.mlflow.tracking_uri
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+def _read_metrics(paths: Paths) -> dict:
+    where = paths.metrics.name
+    try:
+        raw = json.loads(paths.metrics.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegistryError(f"{where} not found: run the evaluate stage (`dvc repro`) first") from None
+    except ValueError:
+        raise RegistryError(f"{where}: not valid JSON: run the evaluate stage (`dvc repro`) again") from None
+    return model_metrics(raw, where)
+
+
+def _read_lock(root: Path) -> dict:
+    path = root / "dvc.lock"
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return {}
+    except yaml.YAMLError:
+        raise RegistryError("dvc.lock: not valid YAML: run `dvc repro` to write it again") from None
 
 
 def _logged_model(client, metadata: dict) -> str | None:
-    """`models:/<id>` of the model the train stage logged, if this tracking store has it."""
+    """`models:/<id>` of the model the train stage logged, if this tracking store has it and its files."""
     from mlflow.exceptions import MlflowException
 
     model_id = metadata.get("mlflow_model_id")
     if not model_id:
         return None
     try:
-        client.get_logged_model(str(model_id))
-    except MlflowException:
-        return None  # trained against another store (a CI runner's, a colleague's)
+        found = client.get_logged_model(str(model_id))
+    except MlflowException as err:
+        if err.error_code in ABSENT:
+            return None  # trained against another store (a CI runner's, a colleague's)
+        raise
+    if missing_files(found.artifact_location):
+        return None  # its files were deleted: models/model is logged again instead
     return f"models:/{model_id}"
 
 
-def _log_local_model(settings: Settings, paths: Paths) -> str:
+def _log_local_model(client, settings: Settings, paths: Paths) -> str:
     """Log the model directory's pipeline in a new run of this store; `models:/<id>` of it."""
     import mlflow
     import mlflow.sklearn
 
     from .train import TRUSTED_TYPES, load_model, pip_requirements
 
-    mlflow.set_experiment(settings.mlflow.experiment)
-    with mlflow.start_run(run_name="register models/model"):
+    experiment = experiment_for_runs(client, settings.mlflow.tracking_uri, settings.mlflow.experiment)
+    with mlflow.start_run(experiment_id=experiment, run_name="register models/model"):
         mlflow.set_tag("registered_from", str(paths.model))
         info = mlflow.sklearn.log_model(
             load_model(paths.model),
@@ -146,40 +208,62 @@ def _log_local_model(settings: Settings, paths: Paths) -> str:
     return f"models:/{info.model_id}"
 
 
+def _check_source(client, uri: str, source: str) -> None:
+    """What is about to be registered must have its files (else the version would point at nothing)."""
+    gone = missing_files(client.get_logged_model(source.removeprefix("models:/")).artifact_location)
+    if gone:
+        raise RegistryError(f"{uri}: {source} has no files in {gone}: nothing registered")
+
+
 def register(settings: Settings, paths: Paths) -> Registered:
     """Add models/model as a new version, tagged, and point `challenger` at it.
 
     The version is made from the model the train stage logged when this tracking
-    store has it (the model directory's MLmodel names it); otherwise the model
-    directory is logged first, in a new run.
+    store has it and its files (the model directory's MLmodel names it); otherwise
+    the model directory is logged first, in a new run. Refused, with nothing
+    registered, without test metrics in metrics.json or when they are another model's.
     """
-    import mlflow
-    from mlflow.models import Model
-
     if not (paths.model / "MLmodel").exists():
         raise RegistryError(f"{paths.model}: no MLflow model here; run the train stage first")
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-    client = _client(settings)
-    metadata = Model.load(str(paths.model)).metadata or {}
-    source = _logged_model(client, metadata) or _log_local_model(settings, paths)
-    metrics = json.loads(paths.metrics.read_text()) if paths.metrics.exists() else {}
-    lock_path = paths.root / "dvc.lock"
-    lock = yaml.safe_load(lock_path.read_text()) if lock_path.exists() else {}
-    name = settings.mlflow.registered_model
+    metrics = _read_metrics(paths)
+    lock = _read_lock(paths.root)
+    if evaluated_other_model(lock):
+        raise RegistryError(
+            f"{paths.metrics.name} is another model's: dvc.lock says the evaluate stage did not run on "
+            "this models/model: run `dvc repro` first"
+        )
+    uri, name = settings.mlflow.tracking_uri, settings.mlflow.registered_model
     tags = version_tags(metrics, lock, git_commit(paths.root))
-    version = str(mlflow.register_model(source, name, tags=tags).version)
-    client.set_registered_model_alias(name, CHALLENGER, version)
+    client = _open(settings)
+    import mlflow  # only now: a refused store costs no MLflow import (seconds)
+    from mlflow.models import Model
+
+    with store_errors(uri):
+        mlflow.set_tracking_uri(uri)  # the registry follows it (never set apart: it would stick)
+        metadata = Model.load(str(paths.model)).metadata or {}
+        source = _logged_model(client, metadata) or _log_local_model(client, settings, paths)
+        _check_source(client, uri, source)
+        version = str(mlflow.register_model(source, name, tags=tags).version)
+        client.set_registered_model_alias(name, CHALLENGER, version)
+    remember(uri, name, int(version))
     return Registered(version, source)
 
 
-def alias_version(settings: Settings, alias: str) -> str | None:
+def _alias(client, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        found = _client(settings).get_model_version_by_alias(settings.mlflow.registered_model, alias)
-        return str(found.version)
-    except MlflowException:
-        return None
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as err:
+        if err.error_code in ABSENT:
+            return None
+        raise
+
+
+def alias_version(settings: Settings, alias: str) -> str | None:
+    client = _open(settings)
+    with store_errors(settings.mlflow.tracking_uri):
+        return _alias(client, settings.mlflow.registered_model, alias)
 
 
 def _version(client, name: str, version: str):
@@ -187,8 +271,19 @@ def _version(client, name: str, version: str):
 
     try:
         return client.get_model_version(name, str(version))
-    except MlflowException:
-        raise RegistryError(f"{name} has no version {version!r}") from None
+    except MlflowException as err:
+        if err.error_code in ABSENT:
+            raise RegistryError(f"{name} has no version {version!r}") from None
+        raise
+
+
+def check_servable(settings: Settings, version: str) -> None:
+    """RegistryError (one line) unless `version` exists and its files are there to be served."""
+    client = _open(settings)
+    uri, name = settings.mlflow.tracking_uri, settings.mlflow.registered_model
+    with store_errors(uri):
+        _version(client, name, version)
+    check_version_files(client, uri, name, version)
 
 
 def _point_champion(client, name: str, version: str) -> None:
@@ -199,53 +294,58 @@ def _point_champion(client, name: str, version: str) -> None:
 
 def promote(settings: Settings, version: str | None = None) -> Move:
     """Point `champion` at the challenger (or a given version), remembering the one it replaces."""
-    client = _client(settings)
-    name = settings.mlflow.registered_model
-    target = version or alias_version(settings, CHALLENGER)
-    if target is None:
-        raise RegistryError(f"no '{CHALLENGER}' alias on {name}: run `register` first")
-    _version(client, name, target)
-    current = alias_version(settings, CHAMPION)
-    if current == target:
-        return Move(target, current)
-    if current is not None:
-        client.set_model_version_tag(name, target, PREVIOUS, current)
-    _point_champion(client, name, target)
+    client = _open(settings)
+    uri, name = settings.mlflow.tracking_uri, settings.mlflow.registered_model
+    with store_errors(uri):
+        target = version or _alias(client, name, CHALLENGER)
+        if target is None:
+            raise RegistryError(f"no '{CHALLENGER}' alias on {name}: run `register` first")
+        _version(client, name, target)
+        check_version_files(client, uri, name, target)  # never make a champion that cannot be served
+        current = _alias(client, name, CHAMPION)
+        if current == target:
+            return Move(target, current)
+        if current is not None:
+            client.set_model_version_tag(name, target, PREVIOUS, current)
+        _point_champion(client, name, target)
     return Move(target, current)
 
 
 def rollback(settings: Settings, version: str | None = None) -> Move:
     """Move `champion` back to the version it replaced (or to a given version)."""
-    client = _client(settings)
-    name = settings.mlflow.registered_model
-    current = alias_version(settings, CHAMPION)
-    if current is None:
-        raise RegistryError(f"no '{CHAMPION}' alias on {name}: nothing to roll back")
-    target = version or previous_champion(_version(client, name, current).tags or {})
-    _version(client, name, target)
-    if target != current:
-        _point_champion(client, name, target)
+    client = _open(settings)
+    uri, name = settings.mlflow.tracking_uri, settings.mlflow.registered_model
+    with store_errors(uri):
+        current = _alias(client, name, CHAMPION)
+        if current is None:
+            raise RegistryError(f"no '{CHAMPION}' alias on {name}: nothing to roll back")
+        target = version or previous_champion(_version(client, name, current).tags or {})
+        _version(client, name, target)
+        check_version_files(client, uri, name, target)
+        if target != current:
+            _point_champion(client, name, target)
     return Move(target, current)
 
 
 def champion_history(settings: Settings) -> list[str]:
     """Versions that held `champion`, oldest first (promotions and rollbacks)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        model = _client(settings).get_registered_model(settings.mlflow.registered_model)
-    except MlflowException:
-        return []
+    client = _open(settings)
+    name = settings.mlflow.registered_model
+    with store_errors(settings.mlflow.tracking_uri):
+        if not exists(client.get_registered_model, name):
+            return []
+        model = client.get_registered_model(name)
     return (model.tags or {}).get(HISTORY, "").split()
 
 
 def status(settings: Settings) -> list[VersionRow]:
     """Every version of the registered model, newest first, with its aliases and tags."""
-    client = _client(settings)
+    client = _open(settings)
     name = settings.mlflow.registered_model
-    versions = client.search_model_versions(f"name = '{name}'")
-    # Searches leave aliases out; the registered model lists them.
-    aliases = client.get_registered_model(name).aliases if versions else {}
+    with store_errors(settings.mlflow.tracking_uri):
+        versions = client.search_model_versions(f"name = '{name}'")
+        # Searches leave aliases out; the registered model lists them.
+        aliases = client.get_registered_model(name).aliases if versions else {}
     return sorted(
         (
             VersionRow(

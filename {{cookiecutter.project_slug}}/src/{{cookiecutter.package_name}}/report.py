@@ -2,17 +2,23 @@
 
 `read_diffs` is the only part that talks to DVC and git. It returns plain JSON-able
 data (recorded as golden files under tests/fixtures/report); everything after it is
-pure: `comparison_from_record` -> `judge` -> `render`.
+pure: `comparison_from_record` -> `judge` -> `render`. The policy that `judge` applies
+is the base branch's (see policy.py), never the pull request's own.
+
+In CI the pull request's pipeline runs in one job and its results (`RESULT_FILES`)
+are judged in another that checks out the base branch only: the base's code and
+policy decide, the pull request's code never runs there (`take_results`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Settings
+from .policy import Approval, Policy, PolicyChange
 
 # `cml comment update --watermark-title=...` in the pr-report workflow uses this exact text.
 WATERMARK_TITLE = "mlgate model report"
@@ -20,6 +26,10 @@ MAX_CHARS = 65_536  # GitHub's limit for a comment body
 METRICS_FILE = "metrics.json"
 SLICES_FILE = "reports/slices.json"
 LOCK_FILE = "dvc.lock"
+# What the pull request's pipeline hands to the judge: its metrics and what they came from.
+# pr-report.yml uploads exactly these (a test checks it).
+RESULT_FILES = ("dvc.yaml", LOCK_FILE, "params.yaml", METRICS_FILE, SLICES_FILE)
+MAX_RESULT_BYTES = 10_000_000
 WHOLE_REVISION = "*"  # the error key when DVC could not read a revision at all
 # Per-group metrics (reports/slices.json) that the gate watches, and which way is better.
 SLICE_DIRECTIONS = {"accuracy": "higher", "recall": "higher", "rmse": "lower", "mae": "lower"}
@@ -28,6 +38,10 @@ MAX_CELL = 120  # characters per table cell (long param values are cut)
 
 class ReportError(RuntimeError):
     """The comparison could not be computed (DVC or git failed, or a metrics file is unreadable)."""
+
+
+class NoResults(ReportError):
+    """The pull request's pipeline left no results to judge: it failed."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,18 @@ class Finding:
 class Verdict:
     passed: bool
     findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PolicyNote:
+    """The pull request changes the policy: what, and whether its version was applied."""
+
+    changes: list[PolicyChange]
+    approval: Approval
+
+    @property
+    def applied(self) -> bool:
+        return bool(self.changes) and self.approval.approved
 
 
 # From DVC's answers to a Comparison (pure) ---------------------------------------
@@ -135,7 +161,7 @@ def param_changes(diff: dict) -> dict[str, Change]:
 # The gate (pure) ----------------------------------------------------------------
 
 
-def judge(comparison: Comparison, settings: Settings) -> Verdict:
+def judge(comparison: Comparison, policy: Policy) -> Verdict:
     """Regressions beyond tolerance, slices, the trivial baseline and absolute thresholds.
 
     Without a baseline (first PR) only the thresholds and the trivial baseline are checked;
@@ -147,7 +173,7 @@ def judge(comparison: Comparison, settings: Settings) -> Verdict:
     new = {name: _number(change.new) for name, change in comparison.metrics.items()}
     findings = []
     if comparison.has_baseline:
-        for name, rule in settings.gate.metrics.items():
+        for name, rule in policy.gate.metrics.items():
             change = comparison.metrics.get(f"model.{name}")
             if change is None or _number(change.old) is None:
                 continue  # a metric the base did not have: nothing to regress from
@@ -157,15 +183,15 @@ def judge(comparison: Comparison, settings: Settings) -> Verdict:
             elif _worse_by(change, rule.direction) > rule.tolerance + 1e-12:
                 findings.append(Finding("regression", name, _number(change.old), _number(change.new), limit))
         findings += sorted(
-            slice_findings(comparison.metrics, settings.gate.slice_tolerance), key=lambda f: f.metric
+            slice_findings(comparison.metrics, policy.gate.slice_tolerance), key=lambda f: f.metric
         )
-    for name in settings.gate.beat_baseline:
+    for name in policy.gate.beat_baseline:
         model, baseline = new.get(f"model.{name}"), new.get(f"baseline.{name}")
-        direction = settings.gate.metrics[name].direction
+        direction = policy.gate.metrics[name].direction
         if model is None or baseline is None or not _better(model, baseline, direction):
             limit = f"{direction} than the trivial baseline ({_fmt(baseline)})"
             findings.append(Finding("baseline", name, old.get(f"model.{name}"), model, limit))
-    for name, threshold in settings.evaluate.thresholds.items():
+    for name, threshold in policy.thresholds.items():
         value = new.get(f"model.{name}")
         if value is None or not threshold.holds(value):
             bounds = " and ".join(
@@ -216,7 +242,12 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def gate_record(comparison: Comparison | None, verdict: Verdict | None, error: str | None = None) -> dict:
+def gate_record(
+    comparison: Comparison | None,
+    verdict: Verdict | None,
+    error: str | None = None,
+    note: PolicyNote | None = None,
+) -> dict:
     """The machine-readable verdict (reports/gate.json): "pass", "fail" or "error"."""
     return {
         "verdict": "error" if error is not None else "pass" if verdict.passed else "fail",
@@ -225,15 +256,27 @@ def gate_record(comparison: Comparison | None, verdict: Verdict | None, error: s
         "has_baseline": comparison.has_baseline if comparison else None,
         "unchanged": comparison.unchanged if comparison else None,
         "findings": [dataclasses.asdict(finding) for finding in verdict.findings] if verdict else [],
+        "policy": {
+            "changed": [change.key for change in note.changes] if note else [],
+            "applied": "pull request" if note and note.applied else "base",
+            "approved_by": note.approval.by if note and note.applied else None,
+        },
     }
 
 
 # Markdown (pure) -----------------------------------------------------------------
 
 
-def render(comparison: Comparison, verdict: Verdict, settings: Settings, limit: int = MAX_CHARS) -> str:
-    """GFM for the pull-request comment: verdict first, then what failed, metrics, charts,
-    and the long parts (other metrics, slices, params) folded in <details>.
+def render(
+    comparison: Comparison,
+    verdict: Verdict,
+    policy: Policy,
+    note: PolicyNote | None = None,
+    limit: int = MAX_CHARS,
+) -> str:
+    """GFM for the pull-request comment: verdict first, then a policy change (if any), what
+    failed, metrics, charts, and the long parts (other metrics, slices, params) folded in
+    <details>.
 
     Never longer than `limit`: tables that do not fit shed rows and say so."""
     failed = len(verdict.findings)
@@ -244,6 +287,8 @@ def render(comparison: Comparison, verdict: Verdict, settings: Settings, limit: 
     )
     out = _Budget(limit)
     out.add(f"<!-- {WATERMARK_TITLE} -->", headline, "", _summary_line(comparison), "")
+    if note is not None and note.changes:
+        out.add(*_policy_lines(note, out))
     if verdict.findings:
         rows = [
             [f.check, f.metric, _fmt(f.old), _fmt(f.new), _fmt_delta(f.old, f.new), f.limit]
@@ -252,9 +297,9 @@ def render(comparison: Comparison, verdict: Verdict, settings: Settings, limit: 
         header = ["check", "metric", "base", "this PR", "delta", "limit"]
         out.add("### What failed", "", *out.table(header, rows, reserve=4_000))
     header = ["metric", f"base ({_code(comparison.base)})", "this PR", "delta", "trivial baseline", "gate"]
-    out.add("### Metrics", "", *out.table(header, _gated_rows(comparison, settings), reserve=1_000))
+    out.add("### Metrics", "", *out.table(header, _gated_rows(comparison, policy), reserve=1_000))
     if not comparison.unchanged:
-        out.add(*_charts(comparison, settings))
+        out.add(*_charts(comparison, policy))
     other_rows = _metric_rows(comparison, lambda name: not name.startswith(("model.", "slices:")))
     slice_rows = _metric_rows(comparison, lambda name: name.startswith("slices:"))
     param_rows = [[name, _fmt(c.old), _fmt(c.new)] for name, c in sorted(comparison.params.items())]
@@ -270,14 +315,26 @@ def render(comparison: Comparison, verdict: Verdict, settings: Settings, limit: 
     return out.text()
 
 
-def render_error(base: str, message: str) -> str:
-    """The comment when the comparison could not be made (so no stale verdict stays up)."""
+def render_error(base: str, message: str, pipeline_failed: bool = False) -> str:
+    """The comment when the comparison could not be made, or the pull request's pipeline
+    failed (so no stale verdict stays up)."""
+    title, reason = (
+        (
+            "## ❌ The pipeline failed on this pull request",
+            "The pipeline did not finish, so the model was not judged",
+        )
+        if pipeline_failed
+        else (
+            "## ⚠️ Model report could not be computed",
+            f"Comparing with `{_code(base)}` failed, so the gate did not run",
+        )
+    )
     return "\n".join(
         [
             f"<!-- {WATERMARK_TITLE} -->",
-            "## ⚠️ Model report could not be computed",
+            title,
             "",
-            f"Comparing with `{_code(base)}` failed, so the gate did not run:",
+            f"{reason}:",
             "",
             "```text",
             _cell(message, 4_000).replace("```", "'''"),
@@ -304,10 +361,21 @@ def _summary_line(comparison: Comparison) -> str:
     return f"Compared with `{base}`: {', '.join(what)}."
 
 
-def _gated_rows(comparison: Comparison, settings: Settings) -> list[list[str]]:
+def _policy_lines(note: PolicyNote, out: _Budget) -> list[str]:
+    """The policy change in the verdict section: applied (approved) or not, and what changed."""
+    if note.applied:
+        status = f"Applied: {note.approval.note}."
+    else:
+        status = f"Not applied: this pull request was judged with the base's policy; {note.approval.note}."
+    rows = [[change.key, _fmt(change.base), _fmt(change.proposed)] for change in note.changes]
+    table = out.table(["policy key", "base", "this PR"], rows, reserve=6_000)
+    return ["### ⚠️ This pull request changes the gate's policy", "", status, "", *table]
+
+
+def _gated_rows(comparison: Comparison, policy: Policy) -> list[list[str]]:
     """The model's metrics, gated ones first, with the trivial baseline beside them."""
     names = [n.removeprefix("model.") for n in comparison.metrics if n.startswith("model.")]
-    gated = [n for n in settings.gate.metrics if n in names]
+    gated = [n for n in policy.gate.metrics if n in names]
     rows = []
     for name in gated + sorted(set(names) - set(gated)):
         trivial = comparison.metrics.get(f"baseline.{name}")
@@ -316,16 +384,16 @@ def _gated_rows(comparison: Comparison, settings: Settings) -> list[list[str]]:
                 f"model.{name}",
                 *_change_cells(comparison.metrics[f"model.{name}"]),
                 _fmt(trivial.new if trivial else None),
-                _gate_cell(name, settings),
+                _gate_cell(name, policy),
             ]
         )
     return rows
 
 
-def _gate_cell(name: str, settings: Settings) -> str:
-    rule = settings.gate.metrics.get(name)
+def _gate_cell(name: str, policy: Policy) -> str:
+    rule = policy.gate.metrics.get(name)
     parts = [f"{rule.direction} is better, tolerance {rule.tolerance:g}"] if rule else []
-    threshold = settings.evaluate.thresholds.get(name)
+    threshold = policy.thresholds.get(name)
     if threshold is not None and threshold.min is not None:
         parts.append(f"min {threshold.min:g}")
     if threshold is not None and threshold.max is not None:
@@ -345,14 +413,14 @@ def _change_cells(change: Change) -> list[str]:
     return [_fmt(change.old), _fmt(change.new), _fmt_delta(change.old, change.new)]
 
 
-def _charts(comparison: Comparison, settings: Settings) -> list[str]:
+def _charts(comparison: Comparison, policy: Policy) -> list[str]:
     """One mermaid bar chart per gated metric: base, this PR and the trivial baseline.
 
     One chart per metric because the metrics have different scales, and one bar series
     per chart because mermaid draws several bar series on top of each other.
     """
     charts = []
-    for name, rule in settings.gate.metrics.items():
+    for name, rule in policy.gate.metrics.items():
         change = comparison.metrics.get(f"model.{name}")
         if change is None or _number(change.new) is None:
             continue
@@ -444,12 +512,21 @@ def _row(cells: list[str]) -> str:
 
 def _cell(text: str, width: int) -> str:
     text = " ".join(text.split())
-    for char, escaped in (("|", "\\|"), ("[", "\\["), ("]", "\\]"), ("<", "&lt;"), (">", "&gt;")):
+    # `@` as an entity: a value from the pull request must not mention (notify) anyone.
+    for char, escaped in (
+        ("|", "\\|"),
+        ("[", "\\["),
+        ("]", "\\]"),
+        ("<", "&lt;"),
+        (">", "&gt;"),
+        ("@", "&#64;"),
+    ):
         text = text.replace(char, escaped)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _code(text: str) -> str:
+    """Text for a code span: no backtick can end it early."""
     return text.replace("`", "'")
 
 
@@ -497,6 +574,24 @@ def read_diffs(root: Path, base: str) -> dict:
 
 def compare(root: Path, base: str) -> Comparison:
     return comparison_from_record(read_diffs(root, base), base)
+
+
+def take_results(results: Path, root: Path) -> None:
+    """Put the pull request's results (RESULT_FILES, as its pipeline wrote them) into the base's
+    tree, so DVC compares them with the base. Only those files, only regular files, bounded."""
+    if not (results / METRICS_FILE).is_file():
+        raise NoResults(f"the pull request's results have no {METRICS_FILE}: its pipeline did not finish")
+    for name in RESULT_FILES:
+        source = results / name
+        if not source.exists() and not source.is_symlink():
+            (root / name).unlink(missing_ok=True)  # the pull request does not have it
+            continue
+        if source.is_symlink() or not source.is_file():
+            raise ReportError(f"the pull request's {name} is not a regular file")
+        if source.stat().st_size > MAX_RESULT_BYTES:
+            raise ReportError(f"the pull request's {name} is over {MAX_RESULT_BYTES:,} bytes")
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, root / name)
 
 
 def _plain_errors(errors: dict) -> dict:

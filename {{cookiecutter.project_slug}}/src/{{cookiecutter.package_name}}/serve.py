@@ -7,6 +7,19 @@ model is swapped without a restart when its registry alias moves.
 A *model source* is either a local MLflow model directory (`models/model`) or a
 registry URI, `models:/<name>@<alias>` (or `models:/<name>/<version>`).
 
+Access: the admin endpoint (`POST /admin/reload`) and the detail of `/version`
+need the bearer token in `SERVE_ADMIN_TOKEN`; without one, only a server on a
+loopback address answers them, and only to loopback clients (a server on any
+other address refuses to start without it). Each logged prediction records
+whether its request carried the admin token or `SERVE_TRUSTED_TOKEN`: the canary
+replays trusted rows only, so anonymous callers cannot steer it.
+
+Slow clients are cut off: a request's head and its body must each arrive within
+`serving.body_timeout_seconds` (params.yaml): a stalled body gets
+408, a stalled head is closed. Idle kept-alive connections close after
+KEEP_ALIVE_SECONDS, and connections plus requests in progress are bounded by
+MAX_CONCURRENCY (503 beyond). Tokens shorter than MIN_TOKEN_LENGTH are refused.
+
 The hot path avoids pandas and scikit-learn's per-call checks (`fast_path.py`).
 At every load the compiled path is compared with the pipeline itself on rows
 drawn from the contract; if they differ, the server uses the pipeline.
@@ -17,6 +30,8 @@ drawn from the contract; if they differ, the server uses the pipeline.
 import asyncio
 import contextlib
 import hashlib
+import hmac
+import ipaddress
 import json
 import logging
 import math
@@ -30,7 +45,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,14 +55,16 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, create_model
 from starlette.exceptions import HTTPException
 
-from .config import Paths, ServingSettings, Settings
+from .config import ADMIN_TOKEN_ENV, TRUSTED_TOKEN_ENV, Paths, ServingSettings, Settings
 from .fast_path import compile_fast_path, fast_path_agrees, slow_predict
 from .schema import ColumnRule, Contract
 
 logger = logging.getLogger(__name__)
 
-ADMIN_TOKEN_ENV = "SERVE_ADMIN_TOKEN"  # when set, POST /admin/reload needs `Authorization: Bearer <token>`
 GRACEFUL_SHUTDOWN_SECONDS = 10
+KEEP_ALIVE_SECONDS = 5  # an idle kept-alive connection is closed after this
+MAX_CONCURRENCY = 512  # connections plus requests in progress; beyond, new requests get 503
+MIN_TOKEN_LENGTH = 16  # a shorter token could be guessed
 INLINE_ROWS = 64  # larger batches (and the slow path) are predicted off the event loop
 CHECK_ROWS = 64  # rows drawn from the contract to compare the fast path with the pipeline
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -267,39 +284,40 @@ class RegistrySource:
         return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
 
     def _client(self):
-        from mlflow import MlflowClient
+        from .tracking import open_store
 
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return open_store(self.tracking_uri, self.name)
 
     def _resolve(self):
         from mlflow.exceptions import MlflowException
 
-        try:
-            if self.alias:
-                return self._client().get_model_version_by_alias(self.name, self.alias)
-            return self._client().get_model_version(self.name, str(self.version))
-        except MlflowException as err:
-            where = f"not in the registry at {self.tracking_uri}"
-            raise ServeError(f"{self}: {where} ({err.error_code})") from err
+        from .tracking import ABSENT, store_errors
+
+        client = self._client()
+        with store_errors(self.tracking_uri):  # a broken store: one line naming it
+            try:
+                if self.alias:
+                    return client.get_model_version_by_alias(self.name, self.alias)
+                return client.get_model_version(self.name, str(self.version))
+            except MlflowException as err:
+                if err.error_code not in ABSENT:
+                    raise
+                where = f"not in the registry at {self.tracking_uri}"
+                raise ServeError(f"{self}: {where} ({err.error_code})") from err
 
     def fingerprint(self) -> str:
         return str(self._resolve().version)
 
     def load(self, contract: Contract) -> Served:
-        import mlflow.artifacts
-
+        from .tracking import download_version
         from .train import load_model
 
         found = self._resolve()
         target = tempfile.mkdtemp(prefix="serve-model-")
         try:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{self.name}/{found.version}",
-                dst_path=target,
-                tracking_uri=self.tracking_uri,
-                registry_uri=self.tracking_uri,
-            )
-            pipeline = load_model(Path(local))  # read whole into memory: the folder can go
+            client, version = self._client(), str(found.version)
+            local = download_version(client, self.tracking_uri, self.name, version, Path(target))
+            pipeline = load_model(local)  # read whole into memory: the folder can go
         finally:
             shutil.rmtree(target, ignore_errors=True)
         tags = {key: str(value) for key, value in (found.tags or {}).items()}
@@ -336,17 +354,11 @@ def project_identity(root: Path) -> dict[str, str]:
     return {"git_commit": commit or "unknown", "data_md5": data}
 
 
-def absolute_tracking_uri(uri: str, root: Path) -> str:
-    """A relative sqlite path is relative to the project root, wherever the server starts."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
-        return prefix + str((root / uri[len(prefix) :]).resolve())
-    return uri
-
-
 def parse_source(text: str, settings: Settings, paths: Paths) -> ModelSource:
     """`models:/name@alias`, `models:/name/3`, or a model directory."""
-    uri = absolute_tracking_uri(settings.mlflow.tracking_uri, paths.root)
+    from .tracking import absolute_uri
+
+    uri = absolute_uri(settings.mlflow.tracking_uri, paths.root)
     if text.startswith("models:/"):
         match = REGISTRY_URI.match(text)
         if match is None:
@@ -358,9 +370,11 @@ def parse_source(text: str, settings: Settings, paths: Paths) -> ModelSource:
 
 def default_source(settings: Settings, paths: Paths) -> ModelSource:
     """`models:/<registered_model>@<serving.alias>` when the registry has it, else models/model."""
-    uri = absolute_tracking_uri(settings.mlflow.tracking_uri, paths.root)
+    from .tracking import absolute_uri, local_store_present
+
+    uri = absolute_uri(settings.mlflow.tracking_uri, paths.root)
     local = LocalSource(paths.model, paths.root)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+    if not local_store_present(uri):
         return local  # no tracking store here (a container, a fresh clone): do not create one
     registry = RegistrySource(settings.mlflow.registered_model, uri, alias=settings.serving.alias)
     try:
@@ -420,6 +434,71 @@ class PredictionLog:
             self._thread.join(timeout)
 
 
+# --- who may do what ------------------------------------------------------------------------------
+
+
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or `localhost`; any other name or address is not (it may resolve anywhere)."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_matches(authorization: str | None, token: str) -> bool:
+    """`Authorization: Bearer <token>`, compared in constant time; never true for an empty token."""
+    scheme, _, given = (authorization or "").partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(_bytes(given.strip()), _bytes(token))
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode(errors="surrogateescape")  # any header or environment text, byte for byte
+
+
+@dataclass(frozen=True)
+class Access:
+    """The tokens the server knows and whether it listens on loopback only."""
+
+    admin_token: str = ""
+    trusted_token: str = ""
+    loopback: bool = False  # bound to a loopback address: without an admin token, loopback clients are admins
+
+    @classmethod
+    def from_env(cls, host: str | None, env: Mapping[str, str] = os.environ) -> "Access":
+        admin, trusted = (env.get(name, "").strip() for name in (ADMIN_TOKEN_ENV, TRUSTED_TOKEN_ENV))
+        return cls(admin, trusted, is_loopback(host))
+
+    def is_admin(self, authorization: str | None, client: str | None) -> bool:
+        if self.admin_token:
+            return bearer_matches(authorization, self.admin_token)
+        return self.loopback and is_loopback(client)
+
+    def is_trusted(self, authorization: str | None) -> bool:
+        """A request from a trusted source (trusted or admin token): the canary may replay its rows."""
+        return any(bearer_matches(authorization, token) for token in (self.trusted_token, self.admin_token))
+
+
+def check_access(host: str, access: Access) -> None:
+    """Refuse a guessable token, and an admin token missing where anyone could call the server."""
+    for name, token in ((ADMIN_TOKEN_ENV, access.admin_token), (TRUSTED_TOKEN_ENV, access.trusted_token)):
+        if token and len(token) < MIN_TOKEN_LENGTH:
+            raise ServeError(
+                f"{name} has {len(token)} characters: use at least {MIN_TOKEN_LENGTH} "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+    if not access.admin_token and not is_loopback(host):
+        raise ServeError(
+            f"serving on {host} (not a loopback address) needs an admin token: "
+            f"set {ADMIN_TOKEN_ENV}, or serve on 127.0.0.1"
+        )
+
+
 # --- the application ------------------------------------------------------------------------------
 
 
@@ -440,8 +519,13 @@ def create_app(
     serving: ServingSettings,
     log: Path | None = None,
     source: ModelSource | None = None,
+    access: Access | None = None,
 ):
-    """The FastAPI app serving `served`; `source` (if given) is where reloads come from."""
+    """The FastAPI app serving `served`; `source` (if given) is where reloads come from.
+
+    `access` defaults to the tokens in the environment, on an address that is not loopback:
+    without an admin token, nobody is an admin.
+    """
     from fastapi import FastAPI, Header, Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.exceptions import RequestValidationError
@@ -456,6 +540,7 @@ def create_app(
     )
 
     state = State(served, source)
+    access = access if access is not None else Access.from_env(None)
     row_model = request_model(contract, list(served.inputs))
     body_type, batch_model = body_model(row_model, serving.max_batch_rows)
     registry = CollectorRegistry()
@@ -556,6 +641,10 @@ def create_app(
         latency.labels(version).observe(elapsed)
 
     app.add_middleware(PredictGuard, limit=serving.max_body_bytes, path="/predict", record=record)
+    app.add_middleware(BodyDeadline, seconds=read_timeout(serving))  # outermost: it bounds every body
+
+    def is_admin(authorization: str | None, request: Request) -> bool:
+        return access.is_admin(authorization, request.client and request.client.host)
 
     @app.post(
         "/predict",
@@ -614,6 +703,7 @@ def create_app(
                 "outputs": predictions,
                 **({"probabilities": probabilities} if probabilities is not None else {}),
                 "latency_ms": round((time.perf_counter() - request.scope["started"]) * 1000, 3),
+                "trusted": access.is_trusted(request.headers.get("authorization")),
             }
         )
         return Response(content, media_type="application/json", headers={"x-request-id": request_id})
@@ -632,22 +722,33 @@ def create_app(
         return JSONResponse({"status": "ready", "model_version": current.version})
 
     @app.get("/version")
-    async def version() -> dict:
-        """The model being served and what identifies it: source, git commit, data hash."""
+    async def version(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict:
+        """The model version served; for an admin also its source, git commit, data hash and run."""
         current = state.served
-        return {"model_version": current.version, "loaded_at": state.loaded_at, **current.info}
+        brief = {"model_version": current.version, "loaded_at": state.loaded_at}
+        return {**brief, **current.info} if is_admin(authorization, request) else brief
 
     @app.get("/metrics")
     async def metrics() -> Response:
         """Prometheus text format."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/admin/reload", responses={401: {"description": "bad token"}, 409: {"description": "refused"}})
-    async def admin_reload(authorization: Annotated[str | None, Header()] = None) -> dict:
+    @app.post(
+        "/admin/reload",
+        responses={
+            401: {"description": "the admin token is missing or wrong"},
+            403: {"description": "no admin token is set and this is not a loopback call"},
+            409: {"description": "refused"},
+        },
+    )
+    async def admin_reload(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict:
         """Load the model source again now (the server also polls it every `serving.reload_seconds`)."""
-        token = os.environ.get(ADMIN_TOKEN_ENV)
-        if token and authorization != f"Bearer {token}":
-            raise HTTPException(401, "admin token required")
+        if not is_admin(authorization, request):
+            if access.admin_token:
+                raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                403, f"admin calls need {ADMIN_TOKEN_ENV} on the server (without it: loopback clients only)"
+            )
         before = state.served.version
         try:
             changed = await reload_model()
@@ -658,6 +759,12 @@ def create_app(
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
         return JSONResponse({"error": exc.detail, "detail": []}, status_code=413)
+
+    @app.exception_handler(BodyTimeout)
+    async def too_slow(request: Request, exc: BodyTimeout) -> JSONResponse:
+        # The rest of the body may still come: close rather than read it as the next request.
+        closing = {"Connection": "close"}
+        return JSONResponse({"error": exc.detail, "detail": []}, status_code=408, headers=closing)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -730,6 +837,44 @@ class PredictGuard:
         await send({"type": "http.response.body", "body": body})
 
 
+class BodyDeadline:
+    """ASGI middleware: the whole request body must arrive within `seconds` of its head, else 408.
+
+    Only reading the body is bounded; waiting for a disconnect after it is not.
+    """
+
+    def __init__(self, app, seconds: float) -> None:
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.seconds
+        done = False
+
+        async def timed():
+            nonlocal done
+            if done:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout(self.seconds) from None
+            done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed, send)
+
+
+class BodyTimeout(HTTPException):
+    """The body did not arrive in time (an HTTPException, so FastAPI passes it on, as BodyTooLarge)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"request body not received within {seconds:g} s")
+
+
 class BodyTooLarge(HTTPException):
     """Raised while reading a body without a length that grows over the limit.
 
@@ -743,28 +888,84 @@ class BodyTooLarge(HTTPException):
 # --- running it ---------------------------------------------------------------------------------
 
 
-def run(settings: Settings, paths: Paths, model: str | None, host: str, port: int, log: bool) -> None:
-    """Load the model from its source, then serve until SIGTERM or SIGINT (exit 0 after a clean stop)."""
-    import uvicorn
+def read_timeout(serving: ServingSettings) -> float:
+    """Seconds for a request's head, and then its body, to arrive."""
+    return float(serving.body_timeout_seconds)
 
+
+def run(settings: Settings, paths: Paths, model: str | None, host: str, port: int, log: bool) -> None:
+    """Load the model from its source, then serve until SIGTERM or SIGINT (exit 0 after a clean stop).
+
+    Refused (before anything loads) on an address that is not loopback without an admin token.
+    """
     from .schema import load_contract
 
+    access = Access.from_env(host)
+    check_access(host, access)
     source = parse_source(model, settings, paths) if model else default_source(settings, paths)
     contract = load_contract(paths.contract)
     served = source.load(contract)
-    app = create_app(
-        served, contract, settings.serving, paths.root / "logs" / "predictions.jsonl" if log else None, source
-    )
-    config = uvicorn.Config(
+    log_path = paths.root / "logs" / "predictions.jsonl" if log else None
+    app = create_app(served, contract, settings.serving, log_path, source, access)
+    config = server_config(app, host, port, settings.serving)
+    print(f"serve: model {served.version} from {source} on http://{host}:{port}", flush=True)
+    _server(config).run()
+
+
+def server_config(app, host: str, port: int, serving: ServingSettings):
+    """uvicorn's settings: quiet, bounded in connections and in the time a slow client is given."""
+    import uvicorn
+
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level="warning",
         access_log=False,
+        server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        limit_concurrency=MAX_CONCURRENCY,
+        http=head_timeout_protocol(read_timeout(serving)),
     )
-    print(f"serve: model {served.version} from {source} on http://{host}:{port}", flush=True)
-    _server(config).run()
+
+
+def head_timeout_protocol(seconds: float) -> type:
+    """uvicorn's HTTP protocol, closing a connection whose next request head is not in within `seconds`.
+
+    uvicorn times out only a kept-alive connection that sends nothing; one that is opened and
+    stays silent, or trickles its head byte by byte, would be held forever.
+    """
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    class Protocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._await_head(None)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._await_head(self.cycle)
+
+        def connection_lost(self, exc) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _await_head(self, previous) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(seconds, self._head_overdue, previous)
+
+        def _head_overdue(self, previous) -> None:
+            # No request begun since `previous` (None: since the connection opened) was answered.
+            waiting = self.cycle is previous and (previous is None or previous.response_complete)
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return Protocol
 
 
 def _server(config):
@@ -774,6 +975,9 @@ def _server(config):
     class Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield  # signals reach the main thread only (a server run by a test in a thread)
+                return
             handled = (signal.SIGINT, signal.SIGTERM)
             original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
             try:

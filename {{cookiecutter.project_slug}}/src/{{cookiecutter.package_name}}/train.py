@@ -130,32 +130,41 @@ def load_model(path: Path) -> Pipeline:
     return skops.io.load(path / "model.skops", trusted=TRUSTED_TYPES)
 
 
-def log_run(pipeline: Pipeline, settings: Settings, train: pd.DataFrame) -> dict[str, str]:
+def log_run(
+    pipeline: Pipeline, settings: Settings, train: pd.DataFrame, root: Path | None = None
+) -> dict[str, str]:
     """Log params, training-set metrics and the model to MLflow.
 
-    Returns the ids that link the saved model directory to this run.
+    Returns the ids that link the saved model directory to this run. A relative
+    sqlite store is relative to `root` (default: the working directory, as for
+    `dvc repro`). A store that is unreachable, damaged or not the one the project
+    used fails with one line (RegistryError), before the run starts.
     """
     import mlflow
     import mlflow.sklearn
 
     from .evaluate import score
+    from .tracking import absolute_uri, experiment_for_runs, open_store, store_errors
 
     _quiet_mlflow()
     features, target = features_and_target(train, settings.data.target)
     train_metrics = score(pipeline, features[list(pipeline.feature_names_in_)], target, settings)
-    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-    mlflow.set_experiment(settings.mlflow.experiment)
-    with mlflow.start_run() as run:
-        mlflow.log_params(model_params(settings))
-        mlflow.log_metrics({f"train_{name}": value for name, value in train_metrics.items()})
-        mlflow.log_metric("train_rows", len(train))
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            serialization_format="skops",
-            skops_trusted_types=TRUSTED_TYPES,
-            pip_requirements=pip_requirements(),
-        )
+    uri = absolute_uri(settings.mlflow.tracking_uri, root or Path.cwd())
+    client = open_store(uri, settings.mlflow.registered_model, settings.mlflow.experiment)
+    with store_errors(uri):
+        experiment = experiment_for_runs(client, uri, settings.mlflow.experiment)
+        mlflow.set_tracking_uri(uri)
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_params(model_params(settings))
+            mlflow.log_metrics({f"train_{name}": value for name, value in train_metrics.items()})
+            mlflow.log_metric("train_rows", len(train))
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                serialization_format="skops",
+                skops_trusted_types=TRUSTED_TYPES,
+                pip_requirements=pip_requirements(),
+            )
     return {"mlflow_run_id": run.info.run_id, "mlflow_model_id": str(info.model_id)}
 
 

@@ -33,6 +33,7 @@ NOT_COPIED = shutil.ignore_patterns(
     "mlruns",
     "mlartifacts",
     "mlflow.db",
+    ".mlgate",  # the record of the registry used: a copy starts without one
     "__pycache__",
     ".pytest_cache",
     ".ruff_cache",

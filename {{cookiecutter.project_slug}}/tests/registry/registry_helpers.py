@@ -28,6 +28,7 @@ from {{ cookiecutter.package_name }}.train import log_run, save_model
 PACKAGE = "{{ cookiecutter.package_name }}"
 DATA_MD5 = "0123456789abcdef0123456789abcdef"  # the raw data's md5 in each scratch project's dvc.lock
 READY_WITHIN = 120.0  # seconds for a server process to answer
+COMMAND_WITHIN = 120.0  # seconds for one CLI command in a subprocess
 STOP_WITHIN = 15.0  # seconds for a server process to stop after SIGTERM
 
 
@@ -63,6 +64,38 @@ class Project:
 
     def alias(self, alias: str) -> str | None:
         return alias_version(self.settings, alias)
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A CLI command run in its own process: exit code and output."""
+
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(project: Project, *args: str, env: dict[str, str] | None = None) -> Ran:
+    """`<package> --root ROOT ARGS...` in a subprocess, as a person or a workflow runs it."""
+    command = [sys.executable, "-m", PACKAGE, "--root", str(project.root), *args]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_WITHIN,
+        env={**os.environ, "MLFLOW_TRACKING_URI": project.uri, **(env or {})},
+    )
+    return Ran(done.returncode, done.stdout, done.stderr)
+
+
+def refusal(ran: Ran, code: int = 1) -> str:
+    """The one line a refused command printed (asserting that it is exactly one `error: ` line)."""
+    assert "Traceback" not in ran.err + ran.out, ran.err
+    lines = ran.err.splitlines()
+    assert len(lines) == 1, ran.err
+    assert lines[0].startswith("error: "), ran.err
+    assert ran.code == code, ran.err
+    return lines[0]
 
 
 @contextlib.contextmanager

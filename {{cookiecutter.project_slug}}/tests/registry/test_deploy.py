@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 
 import pandas as pd
 import pytest
 from registry_helpers import Project, post, serve
 
+from {{ cookiecutter.package_name }}.config import TRUSTED_TOKEN_ENV
 from {{ cookiecutter.package_name }}.registry import CHALLENGER, CHAMPION
 
 pytestmark = pytest.mark.registry
@@ -21,6 +23,7 @@ pytestmark = pytest.mark.registry
 # A server polls the alias every serving.reload_seconds (1 s in these projects), then downloads and
 # loads the new version; the swap must be done within this many seconds after that.
 LOAD_WITHIN = 20.0
+TRUSTED_TOKEN = "trusted-traffic-t0ken"  # the token of the clients whose requests the canary may replay
 
 
 @pytest.fixture(params=["sqlite", "tracking-server"])
@@ -49,6 +52,14 @@ def canary(project: Project) -> tuple[int, str, dict]:
     return code, out, json.loads(report.read_text())
 
 
+def post_trusted(url: str, body: object) -> int:
+    """POST as the trusted traffic source (with its bearer token): the status."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TRUSTED_TOKEN}"}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.status
+
+
 def answered_by(url: str, row: dict) -> str:
     status, body = post(f"{url}/predict", row)
     assert status == 200, body
@@ -70,8 +81,9 @@ def check(report: dict, name: str) -> dict:
 
 
 def test_canary_promote_and_rollback_with_a_running_server(
-    project, model, retrained_model, shuffled_model, train_set, test_set
+    project, model, retrained_model, shuffled_model, train_set, test_set, monkeypatch
 ):
+    monkeypatch.setenv(TRUSTED_TOKEN_ENV, TRUSTED_TOKEN)  # the server's environment
     settings = project.settings
     reload_seconds = settings.serving.reload_seconds
     bound = reload_seconds + LOAD_WITHIN
@@ -89,11 +101,11 @@ def test_canary_promote_and_rollback_with_a_running_server(
     server = serve(project)  # no --model: models:/<name>@champion, followed as the alias moves
     try:
         assert answered_by(server.url, row) == first
-        # Clients' traffic fills the prediction log, which the next canaries replay.
-        status, _ = post(
-            f"{server.url}/predict", {"rows": client_rows(model, test_set, settings.canary.sample_size)}
-        )
-        assert status == 200
+        # The trusted clients' traffic fills the prediction log, which the next canaries replay;
+        # anonymous requests after it are logged too, but never replayed.
+        traffic = {"rows": client_rows(model, test_set, settings.canary.sample_size)}
+        assert post_trusted(f"{server.url}/predict", traffic) == 200
+        assert post(f"{server.url}/predict", traffic)[0] == 200
 
         # A challenger trained on shuffled labels disagrees: refused, and champion does not move.
         project.train(shuffled_model, train_set)

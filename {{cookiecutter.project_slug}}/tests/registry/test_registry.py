@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -81,6 +82,7 @@ def test_register_logs_the_model_directory_when_the_store_does_not_have_its_run(
     project = new_project()
     foreign = {"mlflow_run_id": "0" * 32, "mlflow_model_id": "m-" + "0" * 32}
     save_model(model, project.paths.model, metadata=foreign)
+    project.paths.metrics.write_text(json.dumps({"model": {"roc_auc": 0.7}}))
     version = register(project)
 
     name = project.settings.mlflow.registered_model

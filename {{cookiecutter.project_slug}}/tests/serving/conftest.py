@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from serving_helpers import ServerProcess, start_server
+from serving_helpers import LOOPBACK_CLIENT, ServerProcess, start_server
 
-from {{ cookiecutter.package_name }}.serve import Served, create_app, serve_model
+from {{ cookiecutter.package_name }}.serve import Access, LocalSource, Served, create_app, serve_model
 from {{ cookiecutter.package_name }}.train import save_model
 
 
@@ -31,17 +31,22 @@ def rows(served: Served, test_set) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def app_for(contract, settings):
-    """An app serving a given model (default: the session's), logging to a given file."""
+    """An app serving a given model (default: the session's), logging to a given file.
 
-    def make(served: Served, log: Path | None = None, source=None, **serving):
-        return create_app(served, contract, settings.serving.model_copy(update=serving), log, source)
+    Its access is that of `serve` on 127.0.0.1 without tokens unless `access` says otherwise:
+    admin calls from loopback clients (LOOPBACK_CLIENT) only.
+    """
+
+    def make(served: Served, log: Path | None = None, source=None, access: Access | None = None, **serving):
+        serving_settings = settings.serving.model_copy(update=serving)
+        return create_app(served, contract, serving_settings, log, source, access or Access(loopback=True))
 
     return make
 
 
 @pytest.fixture(scope="module")
 def client(app_for, served) -> Iterator[TestClient]:
-    with TestClient(app_for(served)) as test_client:
+    with TestClient(app_for(served), client=LOOPBACK_CLIENT) as test_client:
         yield test_client
 
 
@@ -51,6 +56,14 @@ def model_dir(model, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("served") / "model"
     save_model(model, path, metadata={"mlflow_run_id": "abc"})
     return path
+
+
+@pytest.fixture
+def local_model(model, tmp_path) -> LocalSource:
+    """The session's model in a directory of its own, as a source a server reloads from."""
+    path = tmp_path / "model"
+    save_model(model, path, metadata={"mlflow_run_id": "first"})
+    return LocalSource(path)
 
 
 @pytest.fixture(scope="module")

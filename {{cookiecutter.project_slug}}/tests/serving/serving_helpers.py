@@ -20,6 +20,7 @@ from {{ cookiecutter.package_name }}.canary import free_port
 PACKAGE = "{{ cookiecutter.package_name }}"
 READY_WITHIN = 60.0  # seconds for a server process to load the model and answer /ready
 STOP_WITHIN = 15.0  # seconds for a server process to stop after SIGTERM
+LOOPBACK_CLIENT = ("127.0.0.1", 50000)  # a TestClient's address as a client on this machine
 
 
 @dataclass

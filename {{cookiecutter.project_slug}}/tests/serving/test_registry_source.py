@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from serving_helpers import LOOPBACK_CLIENT
 
 from {{ cookiecutter.package_name }}.config import Paths
 from {{ cookiecutter.package_name }}.serve import (
@@ -57,7 +58,7 @@ def test_the_server_follows_the_alias(registry, contract, rows, app_for):
     name = settings.mlflow.registered_model
     source = RegistrySource(name, settings.mlflow.tracking_uri, alias="champion")
     client.set_registered_model_alias(name, "champion", "1")
-    with TestClient(app_for(source.load(contract), source=source)) as server:
+    with TestClient(app_for(source.load(contract), source=source), client=LOOPBACK_CLIENT) as server:
         assert server.post("/predict", json=rows[0]).json()["model_version"] == "1"
         client.set_registered_model_alias(name, "champion", "2")  # promote
         assert server.post("/admin/reload").json()["model_version"] == "2"

@@ -1,15 +1,18 @@
 """The canary's pure part: recorded replies -> agreement, error rate, p99 and a verdict; the rows to replay.
 
-Each check is shown to catch its fault: a challenger that disagrees, fails or is slow is refused.
+Each check is shown to catch its fault: a challenger that disagrees, fails or is slow is refused;
+and rows that anonymous callers put in the prediction log are never replayed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }} import canary
 from {{ cookiecutter.package_name }}.canary import (
@@ -26,6 +29,7 @@ from {{ cookiecutter.package_name }}.canary import (
     reply_from,
 )
 from {{ cookiecutter.package_name }}.config import CanarySettings, Paths
+from {{ cookiecutter.package_name }}.serve import Access, Served, create_app, serve_model
 
 pytestmark = pytest.mark.unit
 
@@ -151,10 +155,16 @@ def write_log(path: Path, records: list[dict], tail: str = "") -> None:
     path.write_text("".join(json.dumps(record) + "\n" for record in records) + tail)
 
 
-def test_recent_rows_are_the_latest_of_the_prediction_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_recent_rows_are_the_latest_trusted_rows_of_the_prediction_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     log = tmp_path / "predictions.jsonl"
-    records = [{"inputs": [{"n": 2 * i}, {"n": 2 * i + 1}], "outputs": [0, 0]} for i in range(50)]
-    write_log(log, records, tail='{"inputs": [{"n": "half-writ')  # a record being written
+    records = []
+    untrusted = [{"trusted": False}, {}, {"trusted": "yes"}]  # anonymous, unmarked (older), a mark not true
+    for i in range(50):
+        records.append({"inputs": [{"n": 2 * i}, {"n": 2 * i + 1}], "outputs": [0, 0], "trusted": True})
+        records += [{"inputs": [{"n": -1}], "outputs": [1], **mark} for mark in untrusted]
+    write_log(log, records, tail='{"trusted": true, "inputs": [{"n": "half-writ')  # a record being written
     expected = [{"n": n} for n in range(90, 100)]
     assert recent_rows(log, 10) == expected
     monkeypatch.setattr(canary, "LOG_BLOCK", 64)  # many blocks: lines cut at block edges are joined
@@ -184,10 +194,10 @@ def test_rows_come_from_the_log_when_it_has_enough_else_the_test_set(tmp_path: P
     paths.test.parent.mkdir(parents=True)
     pd.DataFrame({"x": range(size + 5), target: 0}).to_csv(paths.test, index=False)
     log = tmp_path / "logs" / "predictions.jsonl"
-    write_log(log, [{"inputs": [{"x": -1}] * (size - 1)}])
+    write_log(log, [{"inputs": [{"x": -1}] * (size - 1), "trusted": True}, {"inputs": [{"x": -2}] * size}])
     rows, origin = pick_rows(settings, paths)
     assert origin == "data/prepared/test.csv" and len(rows) == size and target not in rows[0]
-    write_log(log, [{"inputs": [{"x": -1}] * size}])
+    write_log(log, [{"inputs": [{"x": -1}] * size, "trusted": True}, {"inputs": [{"x": -2}] * size}])
     rows, origin = pick_rows(settings, paths)
     assert origin == "logs/predictions.jsonl" and rows == [{"x": -1}] * size
 
@@ -195,3 +205,96 @@ def test_rows_come_from_the_log_when_it_has_enough_else_the_test_set(tmp_path: P
 def test_only_the_model_inputs_are_sent():
     rows = [{"a": 1, "b": 2, "extra": 3}, {"a": 4}]
     assert only(rows, ["a", "b"]) == [{"a": 1, "b": 2}, {"a": 4, "b": None}]
+
+
+# --- the prediction log cannot be used to steer the canary ------------------------------------------
+
+TRUSTED = Access(admin_token="adm1n-t0ken", trusted_token="tru5ted-t0ken")
+
+
+def replies(served: Served, rows: list[dict]) -> list[Reply]:
+    """What the server would answer to each row alone (in-process; the latency does not matter here)."""
+    predictions, probabilities = served.predict(only(rows, served.inputs))
+    if probabilities is None:
+        return [Reply(True, 1.0, prediction) for prediction in predictions]
+    classes = served.classes or ()
+    pairs = zip(predictions, probabilities, strict=True)
+    return [Reply(True, 1.0, label, dict(zip(classes, shares, strict=True))) for label, shares in pairs]
+
+
+def verdict(challenger: Served, champion: Served, rows: list[dict], settings) -> canary.Verdict:
+    return judge(replies(challenger, rows), replies(champion, rows), settings.canary, settings.task)
+
+
+def chosen_rows(challenger: Served, champion: Served, rows: list[dict], settings) -> list[dict]:
+    """What an attacker sends: `canary.sample_size` rows on which the bad challenger agrees."""
+    size, task, tolerance = settings.canary.sample_size, settings.task, settings.canary.tolerance
+    ours, theirs = replies(challenger, rows), replies(champion, rows)
+    if task == "classification":
+        answers = zip(rows, ours, theirs, strict=True)
+        agree = [row for row, a, b in answers if agreement([a], [b], task, tolerance) == 1.0]
+        return (agree * size)[:size]
+    # A regressor agrees within a share of the champion's spread: widen it with a few extreme rows,
+    # and fill the rest with the row on which the two are closest.
+    by_answer = sorted(range(len(rows)), key=lambda i: theirs[i].prediction)
+    closest = min(range(len(rows)), key=lambda i: abs(ours[i].prediction - theirs[i].prediction))
+    edge = math.ceil(size * 0.05) + 1
+    return [rows[by_answer[0]]] * edge + [rows[by_answer[-1]]] * edge + [rows[closest]] * (size - 2 * edge)
+
+
+@pytest.fixture(scope="module")
+def pair(model, shuffled_model, contract) -> tuple[Served, Served]:
+    """A challenger that should be refused (trained on shuffled labels), and the champion."""
+    return serve_model(shuffled_model, contract, "2"), serve_model(model, contract, "1")
+
+
+@pytest.fixture
+def project(tmp_path: Path, test_set: pd.DataFrame, contract, pair, settings):
+    """A project folder with its test set, and the champion's server logging to logs/predictions.jsonl."""
+    paths = Paths(tmp_path)
+    paths.test.parent.mkdir(parents=True)
+    test_set.to_csv(paths.test, index=False)
+    log = tmp_path / "logs" / "predictions.jsonl"
+    _, champion = pair
+    app = create_app(champion, contract, settings.serving, log, access=TRUSTED)
+    return paths, app
+
+
+def test_anonymous_rows_in_the_log_cannot_make_a_bad_challenger_pass(project, pair, settings, test_set):
+    paths, app = project
+    challenger, champion = pair
+    held_out = json.loads(test_set.drop(columns=[settings.data.target]).to_json(orient="records"))
+    chosen = chosen_rows(challenger, champion, held_out, settings)
+    steered = verdict(challenger, champion, chosen, settings)
+    assert steered.passed, "the chosen rows would steer the canary"
+    with TestClient(app) as client:  # the attack: any caller's requests are logged
+        sent = only(chosen, champion.inputs)
+        for start in range(0, len(sent), 50):
+            assert client.post("/predict", json={"rows": sent[start : start + 50]}).status_code == 200
+    assert len(recent_rows(paths.root / "logs" / "predictions.jsonl", 10 * len(chosen))) == 0
+    rows, origin = pick_rows(settings, paths)
+    assert origin == "data/prepared/test.csv"
+    size, seed = settings.canary.sample_size, settings.split.seed
+    assert rows == holdout_rows(paths.test, settings.data.target, size, seed)
+    refused = verdict(challenger, champion, rows, settings)
+    assert not refused.passed
+    assert [check.name for check in refused.checks if not check.passed] == ["agreement"]
+    chosen_agree, replayed_agree = steered.checks[0].value, refused.checks[0].value
+    print(f"\nagreement: {chosen_agree:.2f} on the chosen rows, {replayed_agree:.2f} on the rows replayed")
+
+
+def test_rows_from_a_trusted_source_are_replayed_and_newer_anonymous_ones_not(project, settings, test_set):
+    paths, app = project
+    size = settings.canary.sample_size
+    inputs = list(app.state.serve.served.inputs)
+    held_out = json.loads(test_set[inputs].to_json(orient="records"))
+    traffic = (held_out * math.ceil(size / len(held_out)))[:size]  # a small test set is sent more than once
+    with TestClient(app) as client:
+        # The trusted source's token, then the admin's: both are trusted.
+        for token, half in (("tru5ted-t0ken", traffic[: size // 2]), ("adm1n-t0ken", traffic[size // 2 :])):
+            headers = {"Authorization": f"Bearer {token}"}
+            assert client.post("/predict", json={"rows": half}, headers=headers).status_code == 200
+        assert client.post("/predict", json={"rows": traffic[::-1]}).status_code == 200  # anonymous
+    rows, origin = pick_rows(settings, paths)
+    assert origin == "logs/predictions.jsonl"
+    assert rows == traffic

@@ -16,6 +16,7 @@ from {{ cookiecutter.package_name }}.config import (
     Threshold,
     load_settings,
     metric_names,
+    settings_problems,
 )
 
 pytestmark = pytest.mark.unit
@@ -194,3 +195,113 @@ def test_settings_are_immutable(settings) -> None:
     changed = copy.deepcopy(settings)
     with pytest.raises(ValidationError, match="frozen"):
         changed.task = "regression"
+
+
+@pytest.mark.parametrize(
+    ("dotted", "quoted"),
+    [
+        ("data.use_sensitive_features", "yes"),
+        ("data.use_sensitive_features", "false"),
+        ("split.test_size", "0.25"),
+        ("split.seed", "42"),
+        ("train.seed", "42"),
+        ("evaluate.permutation_repeats", "5"),
+        ("serving.max_batch_rows", "1000"),
+        ("canary.min_agreement", "0.85"),
+    ],
+)
+def test_a_quoted_number_or_boolean_is_refused_not_converted(
+    tmp_path: Path, params: dict, dotted: str, quoted: str
+) -> None:
+    node, leaf = parent_of(params, dotted)
+    node[leaf] = quoted
+    message = config_error(tmp_path, params)
+    assert message.startswith(f"params.yaml: {dotted}: "), message
+    assert repr(quoted) in message, message  # shown as the text it is
+
+
+@pytest.mark.parametrize("dotted", ["split.seed", "evaluate.permutation_repeats"])
+def test_a_boolean_is_not_an_integer(tmp_path: Path, params: dict, dotted: str) -> None:
+    node, leaf = parent_of(params, dotted)
+    node[leaf] = True
+    assert f"params.yaml: {dotted}: " in config_error(tmp_path, params)
+
+
+def test_an_integer_is_a_valid_float(tmp_path: Path, params: dict) -> None:
+    params["canary"]["min_agreement"] = 1
+    params["serving"]["reload_seconds"] = 30
+    model = params["train"]["model"]
+    floats = {"linear": "regularization", "gradient_boosting": "learning_rate"}
+    if model["kind"] in floats:
+        model[floats[model["kind"]]] = 1
+    settings = load_settings(write_params(tmp_path, params))
+    assert settings.canary.min_agreement == 1.0 and isinstance(settings.canary.min_agreement, float)
+
+
+def test_threshold_with_min_above_max_is_refused_naming_it(tmp_path: Path, params: dict, settings) -> None:
+    name = metric_names(settings.task)[0]
+    params["evaluate"]["thresholds"] = {name: {"min": 0.9, "max": 0.5}}
+    message = config_error(tmp_path, params)
+    expected = f"params.yaml: evaluate.thresholds.{name}: min (0.9) is above max (0.5)"
+    assert message.startswith(expected), message
+
+
+def test_sensitive_feature_listed_twice_is_refused(tmp_path: Path, params: dict) -> None:
+    params["data"]["sensitive_features"] = ["a", "b", "a"]
+    assert config_error(tmp_path, params) == "params.yaml: data.sensitive_features: 'a' is listed twice"
+
+
+def test_beat_baseline_metric_listed_twice_is_refused(tmp_path: Path, params: dict) -> None:
+    first = params["gate"]["beat_baseline"][0]
+    params["gate"]["beat_baseline"] = [first, first]
+    assert config_error(tmp_path, params) == f"params.yaml: gate.beat_baseline: {first!r} is listed twice"
+
+
+@pytest.mark.parametrize("key", ["sensitive_features", "time_column"])
+def test_the_target_cannot_be_a_sensitive_feature_or_the_time(tmp_path: Path, params: dict, key: str) -> None:
+    target = params["data"]["target"]
+    params["data"][key] = [target] if key == "sensitive_features" else target
+    message = config_error(tmp_path, params)
+    assert message == f"params.yaml: data.{key}: {target!r} is the target (data.target)", message
+
+
+def test_positive_class_read_as_a_boolean_asks_for_quotes(tmp_path: Path, params: dict) -> None:
+    params["data"]["positive_class"] = True  # `positive_class: yes` in YAML
+    message = config_error(tmp_path, params)
+    assert message.startswith("params.yaml: data.positive_class: ") and "quote" in message, message
+
+
+def test_positive_class_given_as_a_number_is_its_label_text(tmp_path: Path, params: dict) -> None:
+    params["data"]["positive_class"] = 1  # a 0/1 target
+    assert load_settings(write_params(tmp_path, params)).data.positive_class == "1"
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path: Path, root: Path) -> None:
+    # PyYAML alone would keep the last `seed` silently.
+    lines = (root / "params.yaml").read_text(encoding="utf-8").splitlines()
+    lines.insert(lines.index("split:") + 1, "  seed: 1")
+    path = tmp_path / "params.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    second = lines.index("  seed: 42", lines.index("split:")) + 1
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value) == f"{path}: not valid YAML at line {second} (key 'seed' is given twice)"
+
+
+def test_settings_problems_lists_every_problem_one_line_each(params: dict) -> None:
+    params["data"]["use_sensitive_features"] = "yes"
+    params["split"]["test_size"] = 2
+    params["train"]["seed"] = "42"
+    params["mlflow"]["experment"] = "typo"
+    problems = settings_problems(params)
+    assert [problem.split(": ")[1] for problem in problems] == [
+        "data.use_sensitive_features",
+        "split.test_size",
+        "train.seed",
+        "mlflow.experment",
+    ], problems
+    assert all("\n" not in problem and problem.startswith("params.yaml: ") for problem in problems)
+
+
+def test_valid_params_have_no_problems(root: Path) -> None:
+    assert settings_problems(yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))) == []

@@ -27,6 +27,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import ConfigError, load_settings, parse_settings
+from {{ cookiecutter.package_name }}.policy import policy_from_params
 from {{ cookiecutter.package_name }}.report import (
     MAX_CHARS,
     WATERMARK_TITLE,
@@ -82,13 +83,15 @@ REGRESSION = {
         "slice_tolerance": 0.05,
     },
 }
-SETTINGS = parse_settings(CLASSIFICATION)
+POLICY = policy_from_params(CLASSIFICATION, "params.yaml")
 
 
 def settings_with(base: dict, **gate) -> object:
+    """The policy of `base` with these gate settings changed."""
     raw = copy.deepcopy(base)
     raw["gate"].update(gate)
-    return parse_settings(raw)
+    parse_settings(raw)  # still valid settings
+    return policy_from_params(raw, "params.yaml")
 
 
 def record(name: str) -> dict:
@@ -103,7 +106,7 @@ def with_metric(comparison: Comparison, name: str, old: float | None, new: float
     return dataclasses.replace(comparison, metrics={**comparison.metrics, name: Change(old, new)})
 
 
-def checks(comparison: Comparison, settings=SETTINGS) -> set[tuple[str, str]]:
+def checks(comparison: Comparison, settings=POLICY) -> set[tuple[str, str]]:
     return {(f.check, f.metric) for f in judge(comparison, settings).findings}
 
 
@@ -112,7 +115,7 @@ def flat() -> Comparison:
     comparison = recorded("regression")
     old = comparison.metrics["model.log_loss"].old
     comparison = with_metric(comparison, "model.log_loss", old, old)
-    assert judge(comparison, SETTINGS).passed
+    assert judge(comparison, POLICY).passed
     return comparison
 
 
@@ -123,12 +126,12 @@ def test_recorded_regression_fails_naming_the_metric_with_old_new_and_delta():
     comparison = recorded("regression")
     assert comparison.has_baseline and comparison.lock_changed
     assert comparison.params == {"train.model.regularization": Change(1.0, 100000.0)}
-    verdict = judge(comparison, SETTINGS)
+    verdict = judge(comparison, POLICY)
     assert not verdict.passed
     assert [(f.check, f.metric, f.old, f.new) for f in verdict.findings] == [
         ("regression", "log_loss", 0.426399, 0.463022)
     ]
-    markdown = render(comparison, verdict, SETTINGS)
+    markdown = render(comparison, verdict, POLICY)
     assert (
         "| regression | log_loss | 0.4264 | 0.463 | +0.03662 | lower is better, tolerance 0.02 |" in markdown
     )
@@ -137,11 +140,11 @@ def test_recorded_regression_fails_naming_the_metric_with_old_new_and_delta():
 def test_a_change_within_tolerance_passes():
     comparison = recorded("regression")
     old = comparison.metrics["model.log_loss"].old
-    assert judge(with_metric(comparison, "model.log_loss", old, old + 0.019), SETTINGS).passed
-    assert judge(with_metric(comparison, "model.log_loss", old, old + 0.02), SETTINGS).passed, (
+    assert judge(with_metric(comparison, "model.log_loss", old, old + 0.019), POLICY).passed
+    assert judge(with_metric(comparison, "model.log_loss", old, old + 0.02), POLICY).passed, (
         "the limit itself"
     )
-    assert not judge(with_metric(comparison, "model.log_loss", old, old + 0.0201), SETTINGS).passed
+    assert not judge(with_metric(comparison, "model.log_loss", old, old + 0.0201), POLICY).passed
 
 
 def test_a_higher_is_better_metric_that_drops_beyond_tolerance_fails():
@@ -159,7 +162,7 @@ def test_a_gated_metric_that_disappears_fails():
 
 def test_recorded_slice_regression_fails_while_overall_metrics_pass():
     comparison = recorded("regression-task")
-    settings = parse_settings(REGRESSION)
+    settings = policy_from_params(REGRESSION, "params.yaml")
     verdict = judge(comparison, settings)
     assert {f.check for f in verdict.findings} == {"slice"}
     assert ("slice", "sex.groups.2.0.rmse") in checks(comparison, settings)
@@ -212,10 +215,10 @@ def test_an_absolute_threshold_fails_even_without_a_baseline():
 def test_first_pr_has_no_baseline_checks_thresholds_only_and_says_so():
     first = recorded("first-pr")
     assert not first.has_baseline and not first.unchanged
-    assert judge(first, SETTINGS).passed
+    assert judge(first, POLICY).passed
     worse = with_metric(first, "slices:colour.groups.Black.accuracy", None, 0.1)
-    assert judge(worse, SETTINGS).passed, "nothing to regress from"
-    markdown = render(first, judge(first, SETTINGS), SETTINGS)
+    assert judge(worse, POLICY).passed, "nothing to regress from"
+    markdown = render(first, judge(first, POLICY), POLICY)
     assert "No baseline yet" in markdown and "✅ Model gate passed" in markdown
     assert '"base"' not in markdown, "the charts show this PR and the trivial baseline only"
 
@@ -238,8 +241,8 @@ HIGH_BAR = {"roc_auc": {"min": 0.99}}
 def test_nothing_changed_says_so_and_passes():
     comparison = recorded("unchanged")
     assert comparison.unchanged and not comparison.params and not comparison.lock_changed
-    strict = parse_settings(
-        {**CLASSIFICATION, "evaluate": {"permutation_repeats": 5, "thresholds": HIGH_BAR}}
+    strict = policy_from_params(
+        {**CLASSIFICATION, "evaluate": {"permutation_repeats": 5, "thresholds": HIGH_BAR}}, "params.yaml"
     )
     verdict = judge(comparison, strict)
     assert verdict.passed, "the base already went through the gate"
@@ -247,7 +250,7 @@ def test_nothing_changed_says_so_and_passes():
     assert "No changes to the model" in markdown and "✅ Model gate passed" in markdown
     moved = dataclasses.replace(comparison, lock_changed=True)
     assert not moved.unchanged and "No changes to the model" not in render(
-        moved, judge(moved, SETTINGS), SETTINGS
+        moved, judge(moved, POLICY), POLICY
     )
 
 
@@ -311,10 +314,10 @@ def test_every_read_error_but_a_file_missing_on_the_base_fails(revision, path, m
 # Markdown ------------------------------------------------------------------------
 
 CASES = {
-    "regression": SETTINGS,
-    "regression-task": parse_settings(REGRESSION),
-    "first-pr": SETTINGS,
-    "unchanged": SETTINGS,
+    "regression": POLICY,
+    "regression-task": policy_from_params(REGRESSION, "params.yaml"),
+    "first-pr": POLICY,
+    "unchanged": POLICY,
 }
 
 
@@ -364,19 +367,19 @@ def test_a_huge_report_is_cut_to_the_limit_with_a_note():
     slices = {f"slices:f{i}.groups.g{i}.accuracy": Change(0.9, 0.5) for i in range(5_000)}
     params = {f"train.p{i}": Change("x" * 300, i) for i in range(3_000)}
     big = dataclasses.replace(comparison, metrics={**comparison.metrics, **slices}, params=params)
-    verdict = judge(big, SETTINGS)
+    verdict = judge(big, POLICY)
     assert len(verdict.findings) == 5_001
-    markdown = render(big, verdict, SETTINGS)
+    markdown = render(big, verdict, POLICY)
     assert_follows_the_comment_rules(markdown)
     assert "❌ Model gate failed: 5001 checks" in markdown
     assert "| regression | log_loss |" in markdown, "the first failures are shown"
     assert re.search(r"\d+ more rows not shown", markdown)
-    assert len(render(big, verdict, SETTINGS, limit=10_000)) <= 10_000
+    assert len(render(big, verdict, POLICY, limit=10_000)) <= 10_000
 
 
 def test_the_verdict_record_names_each_failed_check():
     comparison = recorded("regression")
-    record = gate_record(comparison, judge(comparison, SETTINGS))
+    record = gate_record(comparison, judge(comparison, POLICY))
     assert record["verdict"] == "fail" and record["error"] is None and record["has_baseline"]
     assert record["findings"] == [
         {
@@ -388,7 +391,7 @@ def test_the_verdict_record_names_each_failed_check():
         }
     ]
     unchanged = recorded("unchanged")
-    assert gate_record(unchanged, judge(unchanged, SETTINGS))["verdict"] == "pass"
+    assert gate_record(unchanged, judge(unchanged, POLICY))["verdict"] == "pass"
     assert json.dumps(record)
 
 
@@ -476,3 +479,122 @@ def test_the_command_exits_2_with_one_error_line_and_an_error_report(scratch, ca
     args[args.index("main")] = "nosuch"
     assert main(args) == 2
     assert "nosuch" in capsys.readouterr().err
+
+
+# The policy comes from the base, the results may come from elsewhere ------------
+
+
+def degrade(scratch: Path, **gate_changes: str) -> None:
+    """This tree's metrics get worse beyond the gate's tolerance; params.yaml edits apply."""
+    worse = {"model": {"roc_auc": 0.65, "log_loss": 0.4}, "baseline": {"roc_auc": 0.5, "log_loss": 0.46}}
+    (scratch / "metrics.json").write_text(json.dumps(worse))
+    text = (scratch / "params.yaml").read_text()
+    for old, new in gate_changes.items():
+        assert old in text
+        text = text.replace(old, new)
+    (scratch / "params.yaml").write_text(text)
+
+
+def report(scratch: Path, *extra: str) -> tuple[int, dict, str]:
+    args = ["--root", str(scratch), "report", "--base", "main", "--json", str(scratch / "gate.json")]
+    output = scratch / "reports" / "pr-report.md"
+    code = main([*args, "--output", str(output), *extra])
+    return code, json.loads((scratch / "gate.json").read_text()), output.read_text()
+
+
+def labeled(tmp_path: Path, sender: str, author: str = "author", label: str = "gate-policy-approved") -> str:
+    event = {
+        "action": "labeled",
+        "label": {"name": label},
+        "sender": {"login": sender},
+        "pull_request": {"number": 7, "user": {"login": author}, "labels": [{"name": label}]},
+    }
+    path = tmp_path / f"event-{sender}.json"
+    path.write_text(json.dumps(event))
+    return str(path)
+
+
+{%- if cookiecutter.task == "classification" %}
+
+
+LOOSER = {"roc_auc: {direction: higher, tolerance: 0.01}": "roc_auc: {direction: higher, tolerance: 1.0}"}
+
+
+def test_a_pull_request_that_loosens_its_own_tolerance_still_fails(scratch, capsys, tmp_path):
+    degrade(scratch)
+    assert report(scratch)[0] == 1, "the regression fails the base's gate"
+    degrade(scratch, **LOOSER)
+    code, record, markdown = report(scratch)
+    assert code == 1, "its own looser tolerance does not apply"
+    assert record["policy"] == {
+        "changed": ["gate.metrics.roc_auc.tolerance"],
+        "applied": "base",
+        "approved_by": None,
+    }
+    assert "This pull request changes the gate's policy" in markdown and "Not applied" in markdown
+    assert "| gate.metrics.roc_auc.tolerance | 0.01 | 1 |" in markdown
+    assert report(scratch, "--event", labeled(tmp_path, sender="author"))[0] == 1, "no self-approval"
+    code, record, markdown = report(scratch, "--event", labeled(tmp_path, sender="reviewer"))
+    assert code == 0 and record["policy"]["applied"] == "pull request"
+    assert record["policy"]["approved_by"] == "reviewer" and "Applied: approved by `reviewer`" in markdown
+    assert report(scratch, "--policy", "workspace")[0] == 0, "a merged commit's own policy applies"
+
+
+{%- endif %}
+
+
+def test_the_policy_of_an_older_base_loads_with_defaults():
+    raw = copy.deepcopy(CLASSIFICATION)
+    policy = policy_from_params(raw, "params.yaml at main")
+    assert policy.canary.min_agreement == 0.85, "no canary section yet: its defaults"
+    raw["gate"]["metrics"]["roc_auc"]["tolerance"] = "a lot"
+    with pytest.raises(ConfigError, match=r"^params\.yaml at main: gate\.metrics\.roc_auc\.tolerance: "):
+        policy_from_params(raw, "params.yaml at main")
+    raw = copy.deepcopy(CLASSIFICATION)
+    raw["evaluate"]["thresholds"]["roc_auc"] = {"min": "high"}
+    with pytest.raises(ConfigError, match=r"evaluate\.thresholds\.roc_auc\.min"):
+        policy_from_params(raw, "params.yaml")
+
+
+def test_results_from_elsewhere_are_judged_in_this_tree(scratch, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "metrics.json").write_text(json.dumps({"model": {"roc_auc": 0.5}}))
+    (results / "params.yaml").write_text((scratch / "params.yaml").read_text())
+    (results / "dvc.yaml").write_text((scratch / "dvc.yaml").read_text())
+    code, record, _ = report(scratch, "--results", str(results))
+    assert code == 1 and record["findings"], "the results' regression is found"
+    assert json.loads((scratch / "metrics.json").read_text()) == {"model": {"roc_auc": 0.5}}
+
+
+def test_missing_results_report_a_failed_pipeline(scratch, tmp_path, capsys):
+    code, record, markdown = report(scratch, "--results", str(tmp_path / "none"))
+    assert code == 2 and record["verdict"] == "error"
+    assert "The pipeline failed on this pull request" in markdown and "✅" not in markdown
+    assert capsys.readouterr().err.startswith("error: the pull request's results have no metrics.json")
+
+
+def test_results_that_are_not_plain_files_are_refused(scratch, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "metrics.json").write_text("{}")
+    (results / "params.yaml").symlink_to(scratch / "params.yaml")
+    code, record, _ = report(scratch, "--results", str(results))
+    assert code == 2 and "params.yaml is not a regular file" in record["error"]
+
+
+def test_values_from_a_pull_request_mention_no_one():
+    comparison = dataclasses.replace(
+        recorded("regression"), params={"train.note": Change("a", "cc @maintainers [x](https://e.com)")}
+    )
+    markdown = render(comparison, judge(comparison, POLICY), POLICY)
+    assert "@maintainers" not in markdown and "&#64;maintainers" in markdown
+    assert "[x](" not in markdown
+
+
+@pytest.mark.parametrize("base", ["main`id`", "main;id", "$(id)", "-x", "a..b", "main\nid", "1'; id; '"])
+def test_a_base_that_is_no_plain_ref_is_refused_with_one_line(scratch, capsys, base):
+    args = ["--root", str(scratch), "report", f"--base={base}", "--json", str(scratch / "gate.json")]
+    assert main([*args, "--output", str(scratch / "r.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --base ") and err.count("\n") == 1

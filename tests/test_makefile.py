@@ -1,0 +1,117 @@
+"""The baked Makefile passes every value to its command as one literal argument.
+
+Each target runs with a stand-in `uv` first on PATH that records the arguments it was
+given, so no install is needed: shell payloads (`;`, backticks, `$(...)`, quote breakers)
+and make payloads (`$(shell ...)`) are given to every input variable, on make's command
+line and through the environment, and must arrive as text, never run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import bake, subprocess_env
+
+# Each payload would create MARKER in the working directory if any shell or make ran it.
+PAYLOADS = [
+    "1; touch MARKER; echo",
+    "1`touch MARKER`",
+    "$(touch MARKER)",
+    "1'; touch MARKER; '",
+    '1"; touch MARKER; "',
+    "$(shell touch MARKER)",
+    "1 && touch MARKER",
+    "1\ntouch MARKER",
+]
+# Variable -> (target, the argument it becomes, or None: split into words by the recipe).
+VARIABLES = {
+    "VERSION": ("rollback", "--version"),
+    "RELOAD": ("promote", "--reload"),
+    "BASE": ("report", "--base"),
+    "REPORT": ("report", "--output"),
+    "POLICY": ("report", "--policy"),
+    "RESULTS": ("report", "--results"),
+    "MODEL": ("serve", "--model"),
+    "PORT": ("serve", "--port"),
+    "REPRO_ARGS": ("repro", None),
+    "CANARY_ARGS": ("canary", None),
+}
+RECORDER = """#!/usr/bin/env python3
+import json, os, sys
+with open(os.environ["UV_RECORD"], "a") as record:
+    record.write(json.dumps(sys.argv[1:]) + "\\n")
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return bake(tmp_path_factory.mktemp("makefile"), init_git="no")
+
+
+@pytest.fixture(scope="module")
+def recorder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bin")
+    (folder / "uv").write_text(RECORDER)
+    (folder / "uv").chmod(0o755)
+    return folder
+
+
+def make(project: Path, recorder: Path, target: str, variable: str, value: str, via: str) -> list[list[str]]:
+    """Run `make target` with the variable set on the command line or in the environment;
+    what `uv` was called with."""
+    record = project / "uv-calls.jsonl"
+    record.unlink(missing_ok=True)
+    env = subprocess_env() | {"PATH": f"{recorder}{os.pathsep}{os.environ['PATH']}", "UV_RECORD": str(record)}
+    command = ["make", "-s", target]
+    if via == "command line":
+        command.append(f"{variable}={value}")
+    else:
+        env[variable] = value
+    subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+
+
+def markers(project: Path) -> list[Path]:
+    return [path for path in project.rglob("MARKER*")]
+
+
+@pytest.mark.parametrize("via", ["command line", "environment"])
+@pytest.mark.parametrize("variable", VARIABLES)
+def test_no_value_reaches_a_shell(project, recorder, variable, via):
+    target, option = VARIABLES[variable]
+    for payload in PAYLOADS:
+        calls = make(project, recorder, target, variable, payload, via)
+        assert markers(project) == [], f"{variable}={payload!r} via the {via} ran a command"
+        assert len(calls) == 1, calls
+        arguments = calls[0]
+        if option is None:
+            # Split into words without any evaluation: the words are the payload's own.
+            assert arguments[3:] == payload.split(), arguments
+        else:
+            assert arguments[arguments.index(option) + 1] == payload, arguments
+
+
+def test_the_recorder_sees_what_make_passes(project, recorder):
+    """The check above is only as good as its recorder: a plain value arrives as it was given."""
+    calls = make(project, recorder, "rollback", "VERSION", "7", "command line")
+    assert calls == [["run", "ml_project", "rollback", "--version", "7"]]
+    assert make(project, recorder, "rollback", "VERSION", "", "environment") == [
+        ["run", "ml_project", "rollback"]
+    ]
+
+
+def test_the_marker_check_catches_an_expanding_makefile(project, recorder, tmp_path):
+    """A Makefile that expands the value into its recipe, as the template once did, is caught."""
+    unsafe = tmp_path / "unsafe"
+    unsafe.mkdir()
+    text = (project / "Makefile").read_text()
+    text = re.sub(r"(?m)^\$\(foreach name.*\n", "", text)
+    text = text.replace('$${VERSION:+--version "$$VERSION"}', "$(if $(VERSION),--version $(VERSION))")
+    (unsafe / "Makefile").write_text(text)
+    make(unsafe, recorder, "rollback", "VERSION", "1; touch MARKER; echo", "command line")
+    assert markers(unsafe) != []
