@@ -37,19 +37,21 @@ demo: tools  ## bake the default answers into build/demo/ml-project, dvc repro, 
 	@echo "Serve the champion: cd $(DEMO)/ml-project && make serve"
 
 test: tools  ## every template test, the slow bakes included
-	uv run pytest -n 2 --dist loadgroup
+	uv run pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: tools  ## template tests without the slow bakes
 	uv run pytest -m "not slow"
 
-lint: tools
+lint: tools  ## ruff and mypy on the template's own Python (a baked project lints itself)
 	uv run ruff check .
 	uv run ruff format --check .
+	uv run mypy
 
 bench: tools  ## timings of bake, install, repro, tests, the PR loop and serving (see benchmarks/)
 	uv run python benchmarks/bench_skeleton.py
 	uv run python benchmarks/bench_pr_loop.py
 	uv run python benchmarks/bench_serving.py
+	uv run python benchmarks/bench_cli.py
 
 clean:
-	rm -rf build .pytest_cache .ruff_cache
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache

@@ -92,6 +92,7 @@ def pre_gen_hook():
     """The pre-gen hook as a module: its checks are the ones the project folder's name must pass."""
     path = ROOT / "hooks" / "pre_gen_project.py"
     spec = importlib.util.spec_from_file_location("mlgate_pre_gen_project", path)
+    assert spec is not None and spec.loader is not None, path
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -105,7 +106,7 @@ class AnswersRefused(FailedHookException):
 def project_folder(context, slug: object) -> str:
     """The project folder's name, once project_slug is valid; else every refusal, and stop."""
     hook = pre_gen_hook()
-    if hook.slug_error(slug) is None:
+    if isinstance(slug, str) and hook.slug_error(slug) is None:
         return slug
     for error in hook.answer_errors(dict(context["cookiecutter"]), hook.start_dir()):
         print(f"error: {error}", file=sys.stderr)

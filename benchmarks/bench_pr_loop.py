@@ -29,16 +29,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "workflows")]
 
-from conftest import run  # noqa: E402
-from test_pr_gate_act import (  # noqa: E402
+from act_helpers import (  # noqa: E402
     IMPROVED,
-    caller,
+    build_reference,
+    ci_caller,
     edit_readme,
     open_pull_request,
     prepare_origins,
     run_act,
     set_model,
 )
+from conftest import run  # noqa: E402
 
 TARGET_SECONDS = 90.0  # event -> comment, on 2 cores
 LOOPS = {
@@ -57,7 +58,7 @@ def loop(origin: Path, jobs: tuple[str, ...], change) -> dict[str, float | int |
     with tempfile.TemporaryDirectory(prefix="bench-pr-loop-") as scratch:
         where = Path(scratch)
         clone, event = open_pull_request(origin, where, change)
-        workflow = caller(clone, where / "caller.yml", jobs=jobs)
+        workflow = ci_caller(clone, where / "caller.yml", jobs=jobs)
         cpu = children_cpu()
         outcome = run_act(clone, event, workflow, where / "record")
         if outcome.comment is None:
@@ -89,7 +90,9 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     try:
         start = time.perf_counter()
-        origins = prepare_origins(where)  # bake, make install (warms uv's cache), dvc repro, dvc push
+        origins = prepare_origins(
+            where, build_reference(where)
+        )  # bake, make install (warms uv's cache), dvc repro, dvc push
         prepare_s = time.perf_counter() - start
         for _ in range(runs):
             for name, (jobs, change) in LOOPS.items():

@@ -129,7 +129,8 @@ def start(command: list[str], url: str, probe: str) -> subprocess.Popen:
                 return process
         except OSError:
             if process.poll() is not None:
-                sys.exit(f"{' '.join(command)} exited:\n{process.stderr.read().decode()[-3000:]}")
+                errors = process.stderr.read().decode() if process.stderr else ""
+                sys.exit(f"{' '.join(command)} exited:\n{errors[-3000:]}")
             time.sleep(0.3)
     stop(process)
     sys.exit(f"{' '.join(command)} did not answer {probe} within 180 s")

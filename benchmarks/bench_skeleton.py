@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "bench"
 TARGETS = {"first dvc repro": 30.0, "no-op dvc repro": 3.0, "fast test tier": 20.0}
 STEPS = ("bake", "make install (warm uv cache)", *TARGETS)
-FAST_TIER = ["uv", "run", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not integration"]
+FAST_TIER = ["make", "test-fast"]  # the baked unit, data and model tests
 
 
 def environment() -> dict[str, str]:

@@ -183,7 +183,7 @@ def slug_error(slug: object) -> str | None:
     """project_slug, alone: the bake stops before the project folder is made when this is not None."""
     if problem := text_error("project_slug", slug):
         return problem
-    if not SLUG.match(slug):
+    if not isinstance(slug, str) or not SLUG.match(slug):
         return (
             f"project_slug {shown(slug)} is invalid: use lowercase letters, digits and single '-' "
             "between them, starting with a letter (e.g. 'churn-model')"
@@ -387,7 +387,7 @@ def own_modules(template: Path | None) -> set[str]:
     """The package's modules and the test folders: a package of the same name would shadow them."""
     project = jinja_folder(template)
     package = jinja_folder(project / "src") if project else None
-    if package is None:
+    if project is None or package is None:
         return set()
     names = {path.stem for path in package.iterdir() if path.suffix == ".py" or path.is_dir()}
     names |= {path.name for path in (project / "tests").iterdir() if path.is_dir()}

@@ -17,12 +17,16 @@ from cookiecutter.main import cookiecutter
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
 CHURN_CSV = ROOT / "tests" / "fixtures" / "churn.csv"
+ANSWERS = {
+    key: value for key, value in json.loads((ROOT / "cookiecutter.json").read_text()).items() if key[0] != "_"
+}
+# The choice answers and their values, as cookiecutter.json lists them (the first is the default).
+CHOICES: dict[str, list[str]] = {key: value for key, value in ANSWERS.items() if isinstance(value, list)}
 # cookiecutter.json's defaults with the derived names rendered: what `--no-input` answers.
-DEFAULT_ANSWERS = {
-    key: value[0] if isinstance(value, list) else value
-    for key, value in json.loads((ROOT / "cookiecutter.json").read_text()).items()
-    if not key.startswith("_")
-} | {"project_slug": "ml-project", "package_name": "ml_project"}
+DEFAULT_ANSWERS = {key: value[0] if isinstance(value, list) else value for key, value in ANSWERS.items()} | {
+    "project_slug": "ml-project",
+    "package_name": "ml_project",
+}
 
 REMOTE_URLS = {
     "none": "",
@@ -47,16 +51,10 @@ def csv_answers(task: str) -> dict[str, str]:
 
 def answer_matrix() -> list[dict[str, str]]:
     """Every valid task x dataset x model combination; independent answers cycle through their values."""
-    independent = {
-        "python_version": ["3.11", "3.12", "3.13"],
-        "dvc_remote": list(REMOTE_URLS),
-        "init_git": ["yes", "no"],
-    }
-    cycles = {name: itertools.cycle(values) for name, values in independent.items()}
+    independent = ("python_version", "dvc_remote", "init_git")
+    cycles = {name: itertools.cycle(CHOICES[name]) for name in independent}
     configs = []
-    for task, dataset, model in itertools.product(
-        ["classification", "regression"], ["demo", "csv"], ["linear", "random_forest", "gradient_boosting"]
-    ):
+    for task, dataset, model in itertools.product(CHOICES["task"], CHOICES["dataset"], CHOICES["model"]):
         answers = {"task": task, "dataset": dataset, "model": model}
         answers |= {name: next(values) for name, values in cycles.items()}
         answers["dvc_remote_url"] = REMOTE_URLS[answers["dvc_remote"]]
@@ -114,6 +112,7 @@ def cookiecutter_cli(
 def load_hook(name: str):
     """A hook file imported as a module (its `main` only runs under cookiecutter)."""
     spec = importlib.util.spec_from_file_location(name, ROOT / "hooks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None, name
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

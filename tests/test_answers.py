@@ -104,7 +104,10 @@ def test_the_payloads_fit_the_free_text_answers(scene):
 def bake_by(channel: str, start: Path, out: Path, answers: dict) -> tuple[int, str]:
     """Bake from `start` as a user would, the answers given one of three ways: (exit code, output)."""
     config = start.parent / "config.yaml"  # keeps cookiecutter's replay files in the test's folder
-    settings = {"replay_dir": str(start.parent / "replay"), "cookiecutters_dir": str(start.parent / "cc")}
+    settings: dict[str, object] = {
+        "replay_dir": str(start.parent / "replay"),
+        "cookiecutters_dir": str(start.parent / "cc"),
+    }
     if channel == "config":  # a user config's default_context, with --no-input
         settings["default_context"] = answers
     config.write_text(yaml.safe_dump(settings), encoding="utf-8")

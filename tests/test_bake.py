@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import (
+    CHOICES,
     DEFAULT_ANSWERS,
+    ROOT,
     TEMPLATE,
     answer_matrix,
     bake,
@@ -104,12 +106,8 @@ def test_answer_matrix_covers_every_value_and_is_valid(tmp_path):
     dependent = Counter((c["task"], c["dataset"], c["model"]) for c in CONFIGS)
     assert len(dependent) == 12
     assert set(dependent.values()) == {1}
-    for name, values in {
-        "python_version": {"3.11", "3.12", "3.13"},
-        "dvc_remote": {"none", "local", "s3", "gs", "azure"},
-        "init_git": {"yes", "no"},
-    }.items():
-        assert {c[name] for c in CONFIGS} == values, name
+    for name in ("python_version", "dvc_remote", "init_git", "task", "dataset", "model"):
+        assert {c[name] for c in CONFIGS} == set(CHOICES[name]), name
     hook = load_hook("pre_gen_project")
     for answers in CONFIGS:
         assert hook.answer_errors(DEFAULT_ANSWERS | answers, tmp_path) == [], config_id(answers)
@@ -169,7 +167,7 @@ def test_yaml_files_parse_and_carry_answers(baked):
         assert params["data"]["time_column"] == (answers.get("time_column") or None)
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     assert list(stages) == ["check", "ingest", "validate", "split", "train", "evaluate"]
-    assert all(stage["cmd"].startswith("ml_project ") for stage in stages.values())
+    assert all(stage["cmd"] == f"python -m ml_project.pipeline {name}" for name, stage in stages.items())
     # Every stage waits for the check, so a bad param or input fails before DVC deletes an output.
     assert all("data/check.json" in stage["deps"] for name, stage in stages.items() if name != "check")
     if answers["dataset"] == "csv":
@@ -219,3 +217,25 @@ def test_git_initialised_with_one_clean_commit(baked):
     for output in ("data/raw/data.csv", "data/prepared/train.csv", "models/model", "mlflow.db"):
         ignored = subprocess.run(["git", "check-ignore", "-q", output], cwd=project)
         assert ignored.returncode == 0, f"{output} must be ignored by git"
+
+
+def test_modules_imported_by_a_test_module(tmp_path):
+    source = "from test_b import helper\nimport conftest\nfrom a_helpers import x\n    import test_c as c\n"
+    (tmp_path / "test_a.py").write_text(source)
+    assert imported_test_modules(tmp_path / "test_a.py") == ["test_b", "test_c"]
+
+
+def imported_test_modules(path: Path) -> list[str]:
+    """The test modules `path` imports: shared helpers belong in a helper module or conftest.
+
+    Read as text, not parsed: the template's test files hold Jinja.
+    """
+    text = path.read_text(encoding="utf-8")
+    return re.findall(r"(?m)^\s*(?:from|import) (test_\w+)", text)
+
+
+def test_no_test_module_imports_another():
+    files = sorted(ROOT.glob("tests/**/test_*.py")) + sorted(TEMPLATE.glob("tests/**/test_*.py"))
+    assert len(files) > 20
+    found = {str(path.relative_to(ROOT)): imported_test_modules(path) for path in files}
+    assert {path: names for path, names in found.items() if names} == {}

@@ -16,10 +16,11 @@ REPRESENTATIVE = [
     {"task": "regression", "dataset": "demo", "model": "linear"},
     {"task": "classification", "dataset": "csv", "model": "random_forest", **csv_answers("classification")},
 ]
-# The baked suite in full (the pipeline-in-a-copy and load tests included) on two bakes: the
-# default and the CSV one; the others run every test but those, which exercise the same code.
+# The baked suite in full (the pipeline in a copy, the registry with real servers, the load
+# test) on two bakes: the default and the CSV one. The others run the unit, data, model and
+# serving tests (the server's fast path differs by model); the rest is the same code for all.
 FULL_SUITE = {"classification-demo-linear", "classification-csv-random_forest"}
-PARTIAL_SUITE = ["-m", "not integration and not load"]
+PARTIAL_SUITE = ["-m", "not integration and not registry and not load"]
 
 
 def answers_id(answers: dict[str, str]) -> str:
@@ -28,7 +29,8 @@ def answers_id(answers: dict[str, str]) -> str:
 
 def pipeline_outputs(dvc_yaml: str) -> tuple[set[str], set[str]]:
     """The outputs of dvc.yaml's stages: (kept in git: `cache: false`, kept in DVC's cache)."""
-    in_git, in_cache = set(), set()
+    in_git: set[str] = set()
+    in_cache: set[str] = set()
     for stage in yaml.safe_load(dvc_yaml)["stages"].values():
         for kind in ("outs", "metrics", "plots"):
             for item in stage.get(kind, []):
@@ -112,3 +114,28 @@ def test_baked_project_installs_tests_and_reproduces(tmp_path, answers):
     again = run(["uv", "run", "dvc", "repro"], cwd=project).stdout
     assert "Running stage" not in again, again
     assert porcelain(project) == []
+
+    if answers_id(answers) in FULL_SUITE:
+        lint_catches_a_wrong_argument_type(project)
+
+
+# A call that runs fine past ruff but passes text where the function takes an int.
+WRONG_TYPE_CALL = """
+
+def shown_columns() -> str:
+    return listed(["a", "b"], limit="3")
+"""
+
+
+def lint_catches_a_wrong_argument_type(project: Path) -> None:
+    """`make lint` type-checks: clean as baked, failing once a wrong-type call is added."""
+    run(["make", "lint"], cwd=project)
+    module = project / "src" / "ml_project" / "data.py"
+    original = module.read_text()
+    module.write_text(original + WRONG_TYPE_CALL)
+    try:
+        result = run(["make", "lint"], cwd=project, check=False)
+    finally:
+        module.write_text(original)
+    assert result.returncode != 0, result.stdout
+    assert 'Argument "limit" to "listed" has incompatible type "str"' in result.stdout, result.stdout

@@ -115,3 +115,16 @@ def test_the_marker_check_catches_an_expanding_makefile(project, recorder, tmp_p
     (unsafe / "Makefile").write_text(text)
     make(unsafe, recorder, "rollback", "VERSION", "1; touch MARKER; echo", "command line")
     assert markers(unsafe) != []
+
+
+def test_make_alone_lists_every_target_with_its_help(project: Path) -> None:
+    makefile = (project / "Makefile").read_text(encoding="utf-8")
+    documented = dict(re.findall(r"^([a-z][a-z-]*):.*?## (.+)$", makefile, flags=re.M))
+    declared = re.search(r"^\.PHONY: (.+)$", makefile, flags=re.M)
+    assert declared, "the Makefile declares its targets .PHONY"
+    phony = set(declared[1].split())
+    assert set(documented) == phony, "every target has its ## text, and only targets are listed"
+    result = subprocess.run(["make"], cwd=project, env=subprocess_env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    shown = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in result.stdout.splitlines()}
+    assert shown == documented

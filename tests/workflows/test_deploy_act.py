@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from act_helpers import IMPROVED, REPOSITORY, Outcome, prepare_origins, reference_project, run_act, set_model
 from conftest import run, subprocess_env
-from test_pr_gate_act import IMPROVED, REPOSITORY, Outcome, prepare_origins, run_act, set_model
 
 # One worker runs the whole module (`--dist loadgroup`): one bake, one tracking server.
 pytestmark = [pytest.mark.act, pytest.mark.slow, pytest.mark.xdist_group("act-deploy")]
@@ -46,7 +46,7 @@ def answers_200(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def origins(tmp_path_factory):
-    return prepare_origins(tmp_path_factory.mktemp("deploy-project"))
+    return prepare_origins(tmp_path_factory.mktemp("deploy-origins"), reference_project(tmp_path_factory))
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def write_event(where: Path, event: dict) -> Path:
     return path
 
 
-def caller(clone: Path, target: Path, jobs: tuple[str, ...], **test_inputs) -> Path:
+def deploy_caller(clone: Path, target: Path, jobs: tuple[str, ...], **test_inputs) -> Path:
     """The clone's own deploy.yml, keeping only `jobs` (a kept job's `needs` on a dropped one goes)."""
     workflow = yaml.safe_load((clone / ".github" / "workflows" / "deploy.yml").read_text())
     workflow["on"] = workflow.pop(True)  # YAML 1.1 reads the key `on` as the boolean True
@@ -156,7 +156,7 @@ def caller(clone: Path, target: Path, jobs: tuple[str, ...], **test_inputs) -> P
 
 def deploy(origin: Path, where: Path, change, jobs, secrets: dict[str, str], **test_inputs) -> Outcome:
     clone, event = push_to_main(origin, where, change)
-    workflow = caller(clone, where / "deploy-caller.yml", jobs, **test_inputs)
+    workflow = deploy_caller(clone, where / "deploy-caller.yml", jobs, **test_inputs)
     outcome = run_act(clone, event, workflow, where / "record", event_name="push", secrets=secrets)
     print(f"act push: {outcome.seconds:.1f} s")
     return outcome
@@ -199,7 +199,7 @@ def test_push_promotes_through_the_canary_and_rollback_restores(origins, trackin
     clone, event = dispatch(
         origins.with_metrics, tmp_path / "rollback", {"action": "rollback", "version": "previous"}
     )
-    workflow = caller(clone, tmp_path / "rollback" / "caller.yml", jobs=("rollback",))
+    workflow = deploy_caller(clone, tmp_path / "rollback" / "caller.yml", jobs=("rollback",))
     rolled = run_act(
         clone,
         event,
@@ -261,7 +261,7 @@ def test_push_without_a_tracking_server_stops_before_promotion(origins, tracking
 
 def test_rollback_without_a_tracking_server_is_a_clear_error(origins, tmp_path):
     clone, event = dispatch(origins.with_metrics, tmp_path, {"action": "rollback", "version": "previous"})
-    workflow = caller(clone, tmp_path / "caller.yml", jobs=("rollback",))
+    workflow = deploy_caller(clone, tmp_path / "caller.yml", jobs=("rollback",))
     outcome = run_act(clone, event, workflow, tmp_path / "record", event_name="workflow_dispatch")
     assert outcome.returncode != 0
     assert "there is no shared registry to roll back" in outcome.output, outcome.tail()
@@ -278,7 +278,7 @@ def test_a_rollback_version_never_reaches_a_shell(origins, tracking_server, tmp_
     clone, event = dispatch(
         origins.with_metrics, tmp_path / "run", {"action": "rollback", "version": payload}
     )
-    workflow = caller(clone, tmp_path / "run" / "caller.yml", jobs=("rollback",))
+    workflow = deploy_caller(clone, tmp_path / "run" / "caller.yml", jobs=("rollback",))
     outcome = run_act(
         clone,
         event,

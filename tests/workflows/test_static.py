@@ -18,7 +18,7 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 STAND_INS = ROOT / "tests" / "actions"
 BIN = Path(sys.executable).parent
 PINNED_LINE = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+\s*$")
-INPUT_TYPES = {"string": str, "boolean": bool, "number": (int, float)}
+INPUT_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "number": (int, float)}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,9 @@ def load(path: Path) -> dict:
 def triggers(workflow: dict) -> dict:
     # YAML 1.1 reads the key `on` as the boolean True.
     on = workflow.get("on", workflow.get(True))
-    return on if isinstance(on, dict) else {name: None for name in ([on] if isinstance(on, str) else on)}
+    if isinstance(on, dict):
+        return on
+    return {name: None for name in ([on] if isinstance(on, str) else on or [])}
 
 
 # Callers and called workflows -----------------------------------------------------------
@@ -346,9 +348,14 @@ def test_stand_in_check_catches_a_missing_one(tmp_path):
     ]
 
 
+BAKED_PACKAGE = ROOT / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}"
+
+
 def test_report_watermark_matches_the_workflow():
-    template = ROOT / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}" / "report.py"
-    title = re.search(r'^WATERMARK_TITLE = "(.+)"', template.read_text(), re.MULTILINE).group(1)
+    template = BAKED_PACKAGE / "gate" / "render.py"
+    found = re.search(r'^WATERMARK_TITLE = "(.+)"', template.read_text(), re.MULTILINE)
+    assert found, template
+    title = found.group(1)
     assert load(WORKFLOWS / "pr-report.yml")["env"]["WATERMARK_TITLE"] == title
 
 
@@ -366,10 +373,12 @@ def uploaded_results(workflow: dict) -> list[str]:
 
 
 def test_the_judge_gets_exactly_the_files_the_report_reads():
-    template = ROOT / "{{cookiecutter.project_slug}}" / "src" / "{{cookiecutter.package_name}}" / "report.py"
+    template = BAKED_PACKAGE / "gate" / "compare.py"
     text = template.read_text()
     names = dict(re.findall(r'^([A-Z_]+) = "([^"]+)"', text, re.MULTILINE))
-    listed = re.search(r"^RESULT_FILES = \((.+)\)", text, re.MULTILINE).group(1)
+    found = re.search(r"^RESULT_FILES = \((.+)\)", text, re.MULTILINE)
+    assert found, template
+    listed = found.group(1)
     expected = [
         item.strip().strip('"') if item.strip().startswith('"') else names[item.strip()]
         for item in listed.split(",")

@@ -19,10 +19,12 @@ from hypothesis import settings as hypothesis_settings
 from sklearn.pipeline import Pipeline
 
 from {{ cookiecutter.package_name }}.config import Settings, load_settings
-from {{ cookiecutter.package_name }}.data import ingest, split_frame
-from {{ cookiecutter.package_name }}.evaluate import Evaluation, evaluate, positive_label, positive_proba
+from {{ cookiecutter.package_name }}.pipeline.evaluate import Evaluation, evaluate
+from {{ cookiecutter.package_name }}.pipeline.ingest import ingest
+from {{ cookiecutter.package_name }}.pipeline.scoring import positive_label, positive_proba
+from {{ cookiecutter.package_name }}.pipeline.split import split_frame
+from {{ cookiecutter.package_name }}.pipeline.train import fit
 from {{ cookiecutter.package_name }}.schema import Contract, load_contract
-from {{ cookiecutter.package_name }}.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "{{ cookiecutter.package_name }}"

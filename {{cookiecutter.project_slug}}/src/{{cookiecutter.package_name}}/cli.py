@@ -12,13 +12,8 @@ import re
 import sys
 from pathlib import Path
 
-from .config import ConfigError, Paths, Settings, load_settings
-from .schema import ContractError
-
-
-class StageFailed(Exception):
-    """A stage refused its input; the message says why."""
-
+from .config import Paths, Settings, load_settings
+from .pipeline.stage import StageFailed, relative, write_json
 
 # What command-line values may be. They arrive from people, make and workflows (a dispatch
 # input, a branch name): anything else is refused before it is used.
@@ -63,86 +58,18 @@ def _shown(text: str, width: int = 60) -> str:
     return repr(text if len(text) <= width else text[:width] + "…")
 
 
-def cmd_ingest(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .data import ingest, write_frame
+def cmd_stage(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    """A pipeline stage, as dvc.yaml runs it (`python -m <package>.pipeline <stage>`)."""
+    import importlib
 
-    frame = ingest(settings.data, paths.root)
-    write_frame(frame, paths.raw)
-    print(f"ingest: {len(frame)} rows, {len(frame.columns)} columns -> {_rel(paths.raw, paths)}")
-
-
-def cmd_validate(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .data import read_frame
-    from .schema import check_contract, format_failures, load_contract, validate_frame, validation_report
-
-    contract = load_contract(paths.contract)
-    check_contract(contract, settings.data.target)
-    frame = read_frame(paths.raw)
-    failures = validate_frame(frame, contract)
-    report_path = paths.reports / "validation.json"
-    _write_json(report_path, validation_report(frame, failures))
-    if failures:
-        print(format_failures(failures), file=sys.stderr)
-        raise StageFailed(
-            f"{_rel(paths.raw, paths)} breaks the data contract in {len(failures)} check(s); "
-            f"details in {_rel(report_path, paths)}"
-        )
-    print(f"validate: {len(frame)} rows meet the contract")
-
-
-def cmd_split(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .data import read_frame, split_frame, write_frame
-
-    frame = read_frame(paths.raw)
-    train, test = split_frame(
-        frame,
-        settings.split,
-        target=settings.data.target,
-        time_column=settings.data.time_column,
-        stratify=settings.task == "classification",
-    )
-    write_frame(train, paths.train)
-    write_frame(test, paths.test)
-    print(f"split: {len(train)} train rows, {len(test)} test rows")
-
-
-def cmd_train(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .data import read_frame
-    from .train import fit, log_run, save_model
-
-    train = read_frame(paths.train)
-    pipeline = fit(train, settings)
-    ids = log_run(pipeline, settings, train, root=paths.root)
-    save_model(pipeline, paths.model, metadata=ids)
-    print(
-        f"train: {settings.train.model.kind} model -> {_rel(paths.model, paths)} (run {ids['mlflow_run_id']})"
-    )
-
-
-def cmd_evaluate(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .data import read_frame
-    from .evaluate import evaluate
-    from .train import load_model
-
-    model = load_model(paths.model)
-    result = evaluate(model, read_frame(paths.train), read_frame(paths.test), settings)
-    _write_json(paths.metrics, result.metrics)
-    _write_json(paths.reports / "slices.json", result.slices)
-    paths.plots.mkdir(parents=True, exist_ok=True)
-    for name, content in result.plots.items():
-        if name.endswith(".csv"):
-            content.to_csv(paths.plots / name, index=False)
-        else:
-            _write_json(paths.plots / name, content)
-    model_metrics = ", ".join(f"{k}={v}" for k, v in result.metrics["model"].items())
-    print(f"evaluate: {model_metrics}")
+    importlib.import_module(f"{__package__}.pipeline.{args.command}").run(settings, paths)
 
 
 def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     """Exit 0 when the gate passes, 1 when it fails, 2 when the comparison cannot be made.
 
     The policy is the base's (`--policy base`, for pull requests) unless the event approves
-    the pull request's own (see policy.py); `--policy workspace` takes this tree's (a merged
+    the pull request's own (see gate/policy.py); `--policy workspace` takes this tree's (a merged
     commit on main). With `--results DIR` the pull request's results are judged in this tree
     (a checkout of the base). Writes the markdown to --output (and --summary or
     $GITHUB_STEP_SUMMARY) and the verdict to --json in every case, an error report included,
@@ -150,18 +77,10 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     from "error" (make turns both into exit 2).
     """
     from .config import ConfigError
-    from .policy import policy_changes, read_policy
-    from .report import (
-        NoResults,
-        PolicyNote,
-        ReportError,
-        compare,
-        gate_record,
-        judge,
-        render,
-        render_error,
-        take_results,
-    )
+    from .gate.compare import NoResults, ReportError, compare, take_results
+    from .gate.judge import gate_record, judge
+    from .gate.policy import PolicyNote, policy_changes, read_policy
+    from .gate.render import render, render_error
 
     base = args.base
     try:
@@ -198,7 +117,7 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
 
 def _approval(event_file: str | None):
     """The approval of a policy change that the workflow's event carries (none outside CI)."""
-    from .policy import approval_from_event
+    from .gate.policy import approval_from_event
 
     event = None
     if event_file:
@@ -212,7 +131,7 @@ def _approval(event_file: str | None):
 def _write_report(markdown: str, record: dict, args: argparse.Namespace) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(markdown, encoding="utf-8")
-    _write_json(args.json, record)
+    write_json(args.json, record)
     summary = args.summary or os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
@@ -220,7 +139,7 @@ def _write_report(markdown: str, record: dict, args: argparse.Namespace) -> None
 
 
 def cmd_register(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .registry import CHALLENGER, register, with_absolute_store
+    from .deploy.registry import CHALLENGER, register, with_absolute_store
 
     registered = _registry_call(register, with_absolute_store(settings, paths.root), paths)
     print(
@@ -230,7 +149,7 @@ def cmd_register(settings: Settings, paths: Paths, args: argparse.Namespace) -> 
 
 
 def cmd_promote(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
-    from .registry import CHAMPION, promote, with_absolute_store
+    from .deploy.registry import CHAMPION, promote, with_absolute_store
 
     version, urls = checked_version(args.version), checked_urls(args.reload)
     move = _registry_call(promote, with_absolute_store(settings, paths.root), version)
@@ -240,7 +159,7 @@ def cmd_promote(settings: Settings, paths: Paths, args: argparse.Namespace) -> i
 
 
 def cmd_rollback(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
-    from .registry import CHAMPION, rollback, with_absolute_store
+    from .deploy.registry import CHAMPION, rollback, with_absolute_store
 
     version, urls = checked_version(args.version, allow_previous=True), checked_urls(args.reload)
     move = _registry_call(rollback, with_absolute_store(settings, paths.root), version)
@@ -253,7 +172,8 @@ def cmd_rollback(settings: Settings, paths: Paths, args: argparse.Namespace) -> 
 
 def _reload_servers(urls: list[str]) -> int:
     """POST /admin/reload to each running server so it serves the new champion now; 1 if one fails."""
-    from .registry import RegistryError, reload_server
+    from .deploy.registry import reload_server
+    from .tracking import RegistryError
 
     failed = 0
     for url in urls:
@@ -268,10 +188,12 @@ def _reload_servers(urls: list[str]) -> int:
 
 
 def cmd_status(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .registry import champion_history, format_status, status, with_absolute_store
+    from .deploy.registry import champion_history, format_status, status, with_absolute_store
 
     settings = with_absolute_store(settings, paths.root)
-    metric = "roc_auc" if settings.task == "classification" else "rmse"
+    from .metrics import HEADLINE
+
+    metric = HEADLINE[settings.task]
     print(f"{settings.mlflow.registered_model} at {settings.mlflow.tracking_uri}")
     print(format_status(_registry_call(status, settings), metric))
     history = _registry_call(champion_history, settings)
@@ -281,18 +203,20 @@ def cmd_status(settings: Settings, paths: Paths, args: argparse.Namespace) -> No
 
 def cmd_canary(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
     """Exit 0: the challenger passed (and was promoted, with --promote); 1: refused; 2: could not run."""
-    from .canary import CanaryError, format_run, run_canary
-    from .registry import CHAMPION, RegistryError, promote, with_absolute_store
+    from .deploy.canary import CanaryError, format_run, run_canary
+    from .deploy.registry import CHAMPION, promote, with_absolute_store
+    from .deploy.servers import ServerError
+    from .tracking import RegistryError
 
     settings = with_absolute_store(settings, paths.root)
     try:
         run = run_canary(settings, paths)
-    except (CanaryError, RegistryError) as err:
+    except (CanaryError, ServerError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_run(run))
     if args.output:
-        _write_json(args.output, run.as_dict())
+        write_json(args.output, run.as_dict())
     # In a workflow: the version for the promote job, the table for the job summary.
     verdict = "pass" if run.verdict.passed else "refused"
     _append_env_file("GITHUB_OUTPUT", f"challenger={run.challenger}\nverdict={verdict}\n")
@@ -314,13 +238,13 @@ def _append_env_file(variable: str, text: str) -> None:
 
 
 def cmd_serve(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .serve import run
+    from .serving.server import run
 
     run(settings, paths, model=args.model, host=args.host, port=args.port, log=not args.no_log)
 
 
 def _registry_call(function, *args):
-    from .registry import RegistryError
+    from .tracking import RegistryError
 
     try:
         return function(*args)
@@ -329,18 +253,20 @@ def _registry_call(function, *args):
 
 
 def cmd_schema_infer(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    from .data import ingest
+    from .pipeline.ingest import ingest
     from .schema import dump_contract, infer_contract
 
     if paths.contract.exists() and not args.force and _has_columns(paths.contract):
-        raise StageFailed(f"{_rel(paths.contract, paths)} already has columns; pass --force to overwrite it")
+        raise StageFailed(
+            f"{relative(paths.contract, paths)} already has columns; pass --force to overwrite it"
+        )
     contract = infer_contract(ingest(settings.data, paths.root))
     paths.contract.write_text(
         "# The data contract, inferred from the data: review every bound and category, then commit.\n"
         + dump_contract(contract),
         encoding="utf-8",
     )
-    print(f"schema infer: {len(contract.columns)} columns -> {_rel(paths.contract, paths)}")
+    print(f"schema infer: {len(contract.columns)} columns -> {relative(paths.contract, paths)}")
 
 
 def _has_columns(path: Path) -> bool:
@@ -349,27 +275,11 @@ def _has_columns(path: Path) -> bool:
     return bool(load_contract(path).columns)
 
 
-def _write_json(path: Path, content: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-
-
-def _rel(path: Path, paths: Paths) -> str:
-    return str(path.relative_to(paths.root))
-
-
 def cmd_check(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     """The first stage: every problem in params.yaml and the inputs, one `error:` line each."""
-    from .check import run_checks, write_passed
+    from .pipeline import check
 
-    problems = run_checks(paths)
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
-    if problems:
-        return 1
-    write_passed(paths.check)
-    print("check: params.yaml, schema.yaml and the input data fit every stage")
-    return 0
+    return check.run(paths)
 
 
 def cmd_repro(settings: None, paths: Paths, args: argparse.Namespace) -> int:
@@ -382,12 +292,12 @@ def cmd_repro(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     return repro.run(paths.root, args.words)
 
 
-COMMANDS = {
-    "ingest": (cmd_ingest, "write the raw data to data/raw"),
-    "validate": (cmd_validate, "check the raw data against the contract in schema.yaml"),
-    "split": (cmd_split, "split the raw data into train and test sets"),
-    "train": (cmd_train, "fit the model, log it to MLflow, save it to models/model"),
-    "evaluate": (cmd_evaluate, "write metrics.json, slice metrics and plot data"),
+STAGES = {
+    "ingest": "write the raw data to data/raw",
+    "validate": "check the raw data against the contract in schema.yaml",
+    "split": "split the raw data into train and test sets",
+    "train": "fit the model, log it to MLflow, save it to models/model",
+    "evaluate": "write metrics.json, slice metrics and plot data",
 }
 
 
@@ -395,12 +305,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (default: here)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for add in (add_pipeline_commands, add_registry_commands, add_serve_command, add_report_command):
+        add(commands)
+    schema = commands.add_parser("schema", help="tools for the data contract")
+    schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="command")
+    infer = schema_commands.add_parser("infer", help="write a first schema.yaml from the data")
+    infer.add_argument("--force", action="store_true", help="overwrite a contract that has columns")
+    infer.set_defaults(handler=cmd_schema_infer)
+    return parser
+
+
+def add_pipeline_commands(commands) -> None:
     # check reads params.yaml itself, to report every problem in it at once.
     commands.add_parser(
         "check", help="the first stage: params.yaml and the input data against what every stage needs"
     ).set_defaults(handler=cmd_check, needs_settings=False)
-    for name, (handler, help_text) in COMMANDS.items():
-        commands.add_parser(name, help=help_text).set_defaults(handler=handler)
+    for name, help_text in STAGES.items():
+        commands.add_parser(name, help=help_text).set_defaults(handler=cmd_stage)
     # "+" as the option prefix: every word, "-f" included, reaches repro's allowlist as given.
     # No settings: the check stage reports a broken params.yaml, and nothing is lost by then.
     repro = commands.add_parser(
@@ -411,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     repro.add_argument("words", nargs="*", help="dvc repro flags and stage names (-h for the list)")
     repro.set_defaults(handler=cmd_repro, needs_settings=False)
+
+
+def add_registry_commands(commands) -> None:
     commands.add_parser("register", help="register models/model as the challenger").set_defaults(
         handler=cmd_register
     )
@@ -437,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     canary.add_argument("--promote", action="store_true", help="promote the challenger if it passes")
     canary.add_argument("--output", type=Path, help="also write the verdict as JSON here")
     canary.set_defaults(handler=cmd_canary)
+
+
+def add_serve_command(commands) -> None:
     serve = commands.add_parser("serve", help="serve the champion (or models/model, or --model) over HTTP")
     serve.add_argument(
         "--model",
@@ -448,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-log", action="store_true", help="do not write logs/predictions.jsonl")
     serve.set_defaults(handler=cmd_serve)
+
+
+def add_report_command(commands) -> None:
     report = commands.add_parser(
         "report",
         help="the pull-request report and metric gate against a base ref "
@@ -484,12 +414,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # The report judges from files and git alone: this tree's params.yaml may be a pull request's.
     report.set_defaults(handler=cmd_report, needs_settings=False)
-    schema = commands.add_parser("schema", help="tools for the data contract")
-    schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="command")
-    infer = schema_commands.add_parser("infer", help="write a first schema.yaml from the data")
-    infer.add_argument("--force", action="store_true", help="overwrite a contract that has columns")
-    infer.set_defaults(handler=cmd_schema_infer)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -498,6 +422,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(paths.params) if getattr(args, "needs_settings", True) else None
         return args.handler(settings, paths, args) or 0
-    except (ConfigError, ContractError, StageFailed, ValueError) as err:
+    except (StageFailed, ValueError) as err:  # every refusal of bad settings or data is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -10,15 +10,16 @@ to coerce (an integer is still a valid float: `regularization: 1`).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "log_loss", "brier")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
+from .metrics import BETTER, metric_names
+
 # The model server's bearer tokens (environment variables): admin calls and /version's detail;
 # a trusted traffic source, whose logged rows the canary may replay.
 ADMIN_TOKEN_ENV = "SERVE_ADMIN_TOKEN"
@@ -212,16 +213,18 @@ class Settings(_Strict):
                 raise ValueError(
                     f"{key}: unknown metric {unknown[0]!r} for {self.task}; allowed: {', '.join(allowed)}"
                 )
+        for name, gated in self.gate.metrics.items():
+            if gated.direction != BETTER[name]:  # a flipped direction would pass every regression
+                raise ValueError(
+                    f"gate.metrics.{name}.direction: {gated.direction!r}, "
+                    f"but {BETTER[name]} is better for {name}"
+                )
         return self
 
     @property
     def banned_features(self) -> list[str]:
         """Columns that must not reach the model."""
         return [] if self.data.use_sensitive_features else list(self.data.sensitive_features)
-
-
-def metric_names(task: str) -> tuple[str, ...]:
-    return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
 
 
 @dataclass(frozen=True)
@@ -268,8 +271,25 @@ class Paths:
         return self.root / "reports"
 
     @property
+    def validation(self) -> Path:
+        return self.reports / "validation.json"
+
+    @property
+    def slices(self) -> Path:
+        return self.reports / "slices.json"
+
+    @property
     def plots(self) -> Path:
         return self.root / "plots"
+
+    @property
+    def lock(self) -> Path:
+        """DVC's record of what each stage last ran on (data hashes included)."""
+        return self.root / "dvc.lock"
+
+    @property
+    def prediction_log(self) -> Path:
+        return self.root / "logs" / "predictions.jsonl"
 
 
 def parse_settings(raw: object, source: str = "params.yaml") -> Settings:
@@ -289,7 +309,7 @@ def settings_problems(raw: object, source: str = "params.yaml") -> list[str]:
     return []
 
 
-def format_error(error: dict, source: str) -> str:
+def format_error(error: Mapping[str, Any], source: str) -> str:
     """One pydantic error as `source: dotted.key: message`."""
     key = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part))
     message = error["msg"].removeprefix("Value error, ")

@@ -331,7 +331,7 @@ def _exclusive(path: Path, busy: str) -> Iterator[None]:
             _unlock(handle.fileno())
 
 
-if os.name == "nt":
+if sys.platform == "win32":  # (sys.platform, not os.name: type checkers follow it)
     import msvcrt
 
     def _lock(fd: int) -> None:

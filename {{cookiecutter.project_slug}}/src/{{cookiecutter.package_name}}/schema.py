@@ -182,8 +182,8 @@ def _infer_rule(series: pd.Series, max_categories: int) -> ColumnRule:
         # Whole floats are integers only when gaps made them floats (a CSV column of ints with blanks);
         # a float column without gaps would fail the int64 check of a non-nullable integer.
         integral = pd.api.types.is_integer_dtype(series) or (nullable and bool((values % 1 == 0).all()))
-        bounds = {"min": float(values.min()), "max": float(values.max())} if len(values) else {}
-        return ColumnRule(type="integer" if integral else "number", nullable=nullable, **bounds)
+        low, high = (float(values.min()), float(values.max())) if len(values) else (None, None)
+        return ColumnRule(type="integer" if integral else "number", nullable=nullable, min=low, max=high)
     categories = sorted(values.astype(str).unique())
     if len(categories) <= max_categories:
         return ColumnRule(type="category", nullable=nullable, values=categories)

@@ -42,6 +42,9 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # seconds; doubled each retry
 }
+# The MLflow UI opens an experiment of this kind on its runs (model training, not GenAI traces).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+TRAINED_RUN_TAG = "mlgate.trained_run"  # on an evaluation run: the training run it evaluates
 # Error codes with which MLflow says "no such thing" (an alias lookup says INVALID_PARAMETER_VALUE).
 ABSENT = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
@@ -64,6 +67,32 @@ KNOWN = (
     ("error code 403", "the server refused the credentials", CREDENTIALS_HINT),
 )
 LONGEST = 200  # characters of an unknown error's first line
+
+
+# models:/<name>@<alias> or models:/<name>/<version>: a registered model; models:/<id>: a logged one.
+REGISTERED_URI = re.compile(r"^models:/(?P<name>[^@/]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+def version_uri(name: str, version: str | int) -> str:
+    return f"models:/{name}/{version}"
+
+
+def alias_uri(name: str, alias: str) -> str:
+    return f"models:/{name}@{alias}"
+
+
+def logged_model_uri(model_id: str) -> str:
+    return f"models:/{model_id}"
+
+
+def logged_model_id(uri: str) -> str:
+    return uri.removeprefix("models:/")
+
+
+def parse_registered_uri(text: str) -> tuple[str, str | None, str | None] | None:
+    """(name, alias, version) of `models:/name@alias` or `models:/name/3`; None for anything else."""
+    match = REGISTERED_URI.fullmatch(text)
+    return (match["name"], match["alias"], match["version"]) if match else None
 
 
 class RegistryError(ValueError):
@@ -326,7 +355,7 @@ def open_store(uri: str, model: str | None = None, experiment: str | None = None
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     with store_errors(uri):
         seen = int(((record or {}).get("models") or {}).get(model, 0)) if model else 0
-        if seen and not exists(client.get_model_version, model, str(seen)):
+        if model and seen and not exists(client.get_model_version, model, str(seen)):
             raise RegistryError(lost_version(uri, model, seen))
         if experiment and db is not None:
             found = client.get_experiment_by_name(experiment)
@@ -360,10 +389,12 @@ def experiment_for_runs(client, uri: str, name: str) -> str:
                 f"(`mlflow experiments restore --experiment-id {found.experiment_id}`) "
                 "or name another in mlflow.experiment in params.yaml"
             )
+        if EXPERIMENT_KIND[0] not in found.tags:
+            client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
         return str(found.experiment_id)
     db = sqlite_file(uri)
     location = str(artifact_folder(db.parent, name)) if db is not None else None
-    return str(client.create_experiment(name, artifact_location=location))
+    return str(client.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND])))
 
 
 def missing_files(location: str) -> Path | None:
@@ -378,7 +409,7 @@ def check_version_files(client, uri: str, name: str, version: str) -> None:
         gone = missing_files(client.get_model_version_download_uri(name, str(version)))
     if gone:
         raise RegistryError(
-            f"models:/{name}/{version}: its files are gone from {gone} (mlruns/ deleted?): "
+            f"{version_uri(name, version)}: its files are gone from {gone} (mlruns/ deleted?): "
             "restore them, or register and promote another version"
         )
 
@@ -391,7 +422,7 @@ def download_version(client, uri: str, name: str, version: str, destination: Pat
     with store_errors(uri):
         return Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}",
+                artifact_uri=version_uri(name, version),
                 dst_path=str(destination),
                 tracking_uri=uri,
                 registry_uri=uri,

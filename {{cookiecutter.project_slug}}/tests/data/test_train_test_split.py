@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.data import split_frame
+from {{ cookiecutter.package_name }}.pipeline.split import split_frame
 
 pytestmark = pytest.mark.data
 

@@ -28,14 +28,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from test_pipeline import BIN, PACKAGE, environment, explain, ignore
+from pipeline_helpers import BIN, PACKAGE, environment, explain, ignore
 
 from {{ cookiecutter.package_name }}.config import Settings, load_settings
-from {{ cookiecutter.package_name }}.data import ingest
+from {{ cookiecutter.package_name }}.pipeline.ingest import ingest
 from {{ cookiecutter.package_name }}.repro import LOCK_FILE, declared_outputs, source_records
 from {{ cookiecutter.package_name }}.schema import load_contract
 
 pytestmark = pytest.mark.integration
+
+RUNNER = f"{PACKAGE}.pipeline"  # dvc.yaml runs each stage as `python -m <RUNNER> <stage>`
 
 PROTECTED = ("models", "metrics.json", "reports", "plots")  # what a failed run must never touch
 STAGES = ("check", "ingest", "validate", "split", "train", "evaluate")
@@ -168,7 +170,7 @@ def bad_source(change: Callable[[pd.DataFrame, Project], pd.DataFrame]) -> Calla
             ("check", "ingest"),
             f"""
             import pandas
-            import {PACKAGE}.data as module
+            import {PACKAGE}.pipeline.ingest as module
             module.load_demo = lambda source: pandas.read_csv({str(stand_in)!r})
             """,
         )
@@ -246,25 +248,25 @@ def crash_after_first_write(project: Project) -> dict:
         project,
         ("evaluate",),
         f"""
-        import {PACKAGE}.cli as module
+        import {PACKAGE}.pipeline.evaluate as module
 
-        written = module._write_json
+        written = module.write_json
 
         def write_then_crash(*args, **kwargs):
             written(*args, **kwargs)
             raise RuntimeError({f"{CRASH} in evaluate"!r})
 
-        module._write_json = write_then_crash
+        module.write_json = write_then_crash
         """,
     )
 
 
 def patch(project: Project, commands: tuple[str, ...], code: str) -> dict:
-    """A sitecustomize.py that runs `code` in the package's own processes for `commands` only."""
+    """A sitecustomize.py that runs `code` in the processes of these stages only (dvc.yaml's cmds)."""
     folder = faults(project)
     (folder / "sitecustomize.py").write_text(
-        "import os, sys\n\n"
-        f"if os.path.basename(sys.argv[0]) == {PACKAGE!r} and sys.argv[1:2] in {[[c] for c in commands]!r}:\n"
+        "import sys\n\n"
+        f"if sys.orig_argv[-3:-1] == ['-m', {RUNNER!r}] and sys.orig_argv[-1] in {list(commands)!r}:\n"
         + textwrap.indent(textwrap.dedent(code).strip() + "\n", "    "),
         encoding="utf-8",
     )
@@ -281,7 +283,8 @@ def one_class_or_text_target(frame: pd.DataFrame, project: Project) -> pd.DataFr
 
 def one_class_in_the_test_set(frame: pd.DataFrame, project: Project) -> pd.DataFrame:
     """The latest rows, which a split by time makes the test set, all of one class."""
-    from {{ cookiecutter.package_name }}.data import as_stored, split_by_time
+    from {{ cookiecutter.package_name }}.data import as_stored
+    from {{ cookiecutter.package_name }}.pipeline.split import split_by_time
 
     data = project.settings.data
     frame = as_stored(frame)
@@ -299,21 +302,21 @@ def needs_a_time_split(project: Project) -> str | None:
 FAULTS = [
     Fault("check", "param", edit_params(misspell_model_key), "Extra inputs are not permitted"),
     Fault("check", "input", bad_source(no_target), "data.target: .* is not a column of the data"),
-    crash("check", "check", "run_checks"),
+    crash("check", "pipeline.check", "run_checks"),
     Fault("ingest", "param", edit_params(missing_csv), "data/external/missing.csv: not found"),
     Fault("ingest", "input", bad_source(no_rows), "has 0 rows"),
-    crash("ingest", "data", "ingest"),
+    crash("ingest", "pipeline.ingest", "ingest"),
     Fault("validate", "param", edit_params(missing_target), "'no_such_column' is not"),
     Fault("validate", "input", tighter_contract, "breaks the data contract|schema.yaml: column"),
     crash("validate", "schema", "validate_frame"),
     Fault("split", "param", edit_params(missing_time_column), "data.time_column: 'no_such_column' is not"),
     Fault("split", "input", bad_file("data/raw/data.csv", one_row), "single value|n_samples=1", ("repro",)),
     Fault("split", "source", bad_source(one_row), "single value|1 row|1 class", ("dvc",)),
-    crash("split", "data", "split_frame"),
+    crash("split", "pipeline.split", "split_frame"),
     Fault("train", "param", edit_params(every_column_sensitive), "0 feature|no inputs"),
     Fault("train", "input", bad_file("data/prepared/train.csv", no_target), "data.target: ", ("repro",)),
     Fault("train", "source", bad_source(one_class_or_text_target), "1 class|not numeric", ("dvc",)),
-    crash("train", "train", "fit"),
+    crash("train", "pipeline.train", "fit"),
     Fault("evaluate", "param", edit_params(wrong_positive_class_or_target), "'no_such_[a-z]+' is not"),
     Fault("evaluate", "input", bad_file("data/prepared/test.csv", no_rows), "has 0 rows", ("repro",)),
     Fault(

@@ -9,66 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from pipeline_helpers import BIN, PACKAGE, environment, explain, ignore
 
-from {{ cookiecutter.package_name }}.config import load_settings, metric_names
+from {{ cookiecutter.package_name }}.artifacts import load_model, model_metadata
+from {{ cookiecutter.package_name }}.config import load_settings
+from {{ cookiecutter.package_name }}.metrics import metric_names
+from {{ cookiecutter.package_name }}.pipeline.train import run_name
+from {{ cookiecutter.package_name }}.provenance import git_commit
 from {{ cookiecutter.package_name }}.schema import load_contract
-from {{ cookiecutter.package_name }}.train import load_model
+from {{ cookiecutter.package_name }}.tracking import EXPERIMENT_KIND, TRAINED_RUN_TAG
 
 pytestmark = pytest.mark.integration
-
-PACKAGE = "{{ cookiecutter.package_name }}"
-BIN = Path(sys.executable).parent  # dvc and the project's command live beside this Python
-# Local state and outputs that the copy must make for itself.
-NOT_COPIED = shutil.ignore_patterns(
-    ".venv",
-    ".git",
-    "mlruns",
-    "mlartifacts",
-    "mlflow.db",
-    ".mlgate",  # the record of the registry used: a copy starts without one
-    "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".hypothesis",
-    "logs",
-    "metrics.json",
-    "plots",
-    "reports",
-)
-NOT_COPIED_PATHS = ("data/raw", "data/prepared", "models", ".dvc/cache", ".dvc/tmp")
-
-
-def ignore(root: Path):
-    def ignored(directory: str, names: list[str]) -> set[str]:
-        skipped = set(NOT_COPIED(directory, names))
-        here = Path(directory).relative_to(root)
-        skipped.update(name for name in names if (here / name).as_posix() in NOT_COPIED_PATHS)
-        return skipped
-
-    return ignored
-
-
-def environment(project: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "1",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "mlgate tests",
-        "GIT_AUTHOR_EMAIL": "tests@example.com",
-        "GIT_COMMITTER_NAME": "mlgate tests",
-        "GIT_COMMITTER_EMAIL": "tests@example.com",
-    }
 
 
 def run(project: Path, *command: str) -> subprocess.CompletedProcess:
@@ -84,10 +41,6 @@ def run(project: Path, *command: str) -> subprocess.CompletedProcess:
 
 def succeeded(result: subprocess.CompletedProcess) -> bool:
     return result.returncode == 0
-
-
-def explain(result: subprocess.CompletedProcess) -> str:
-    return f"`{' '.join(result.args)}` exited {result.returncode}\n{result.stdout}\n{result.stderr}"
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +65,31 @@ def test_dvc_repro_leaves_the_pipeline_up_to_date(project: Path) -> None:
     assert json.loads(result.stdout) == {}, result.stdout
 
 
+@pytest.mark.parametrize(
+    ("edited", "stages"),
+    [
+        ("pipeline/split.py", {"check", "split"}),  # check splits in memory the way split does
+        ("pipeline/train.py", {"train"}),
+        ("pipeline/scoring.py", {"train", "evaluate"}),
+        ("serving/app.py", set()),
+        ("gate/judge.py", set()),
+    ],
+)
+def test_editing_a_module_re_runs_exactly_the_stages_that_run_it(
+    project: Path, edited: str, stages: set[str]
+) -> None:
+    # The stages after these re-run when their outputs change, as for any data dependency.
+    path = project / "src" / PACKAGE / edited
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# an edit\n")
+    try:
+        result = run(project, "dvc", "status", "--json")
+    finally:
+        path.write_bytes(original)
+    assert succeeded(result), explain(result)
+    assert set(json.loads(result.stdout)) == stages, result.stdout
+
+
 def test_metrics_hold_model_and_baseline(project: Path) -> None:
     settings = load_settings(project / "params.yaml")
     metrics = json.loads((project / "metrics.json").read_text(encoding="utf-8"))
@@ -127,6 +105,48 @@ def test_pipeline_metrics_match_the_in_memory_evaluation(project: Path, evaluati
     metrics = json.loads((project / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["model"] == pytest.approx(evaluation.metrics["model"], abs=1e-6)
     assert metrics["baseline"] == pytest.approx(evaluation.metrics["baseline"], abs=1e-6)
+
+
+def tracking_client(project: Path):
+    import mlflow
+
+    return mlflow.MlflowClient(environment(project)["MLFLOW_TRACKING_URI"])
+
+
+def test_the_training_run_holds_its_data_params_and_test_metrics(project: Path) -> None:
+    settings = load_settings(project / "params.yaml")
+    client = tracking_client(project)
+    run = client.get_run(model_metadata(project / "models" / "model")["mlflow_run_id"])
+    assert run.info.run_name == run_name("train", git_commit(project))
+    assert run.data.params["train.model.kind"] == settings.train.model.kind  # params.yaml's own keys
+    assert [entry.dataset.name for entry in run.inputs.dataset_inputs] == ["train"]
+    metrics = json.loads((project / "metrics.json").read_text(encoding="utf-8"))
+    logged = {
+        name.removeprefix("test_"): value
+        for name, value in run.data.metrics.items()
+        if name.startswith("test_")
+    }
+    assert logged == {**metrics["model"], "rows": metrics["test_rows"]}
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags[EXPERIMENT_KIND[0]] == EXPERIMENT_KIND[1]
+
+
+def test_a_model_trained_elsewhere_gets_an_evaluation_run_linked_to_it(project: Path, tmp_path: Path) -> None:
+    # As after `dvc pull` or a run-cache restore: the model's training run is not in this store.
+    copy = tmp_path / project.name
+    shutil.copytree(
+        project, copy, symlinks=True, ignore=shutil.ignore_patterns("mlflow.db", "mlruns", ".mlgate")
+    )
+    trained = model_metadata(copy / "models" / "model")["mlflow_run_id"]
+
+    result = run(copy, PACKAGE, "evaluate")
+
+    assert succeeded(result), explain(result)
+    runs = tracking_client(copy).search_runs(
+        [experiment.experiment_id for experiment in tracking_client(copy).search_experiments()]
+    )
+    assert [r.data.tags.get(TRAINED_RUN_TAG) for r in runs] == [trained]
+    assert runs[0].data.metrics["test_rows"] == json.loads((copy / "metrics.json").read_text())["test_rows"]
 
 
 def test_saved_model_predicts_raw_rows(project: Path) -> None:

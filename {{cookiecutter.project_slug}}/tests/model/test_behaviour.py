@@ -9,8 +9,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from {{ cookiecutter.package_name }}.data import features_and_target
-from {{ cookiecutter.package_name }}.features import model_inputs
-from {{ cookiecutter.package_name }}.train import build_pipeline, fit
+from {{ cookiecutter.package_name }}.pipeline.features import model_inputs
+from {{ cookiecutter.package_name }}.pipeline.train import build_pipeline, fit
 
 pytestmark = pytest.mark.model
 

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.config import metric_names
 from {{ cookiecutter.package_name }}.data import features_and_target
-from {{ cookiecutter.package_name }}.evaluate import baseline_model, score
+from {{ cookiecutter.package_name }}.metrics import metric_names
+from {{ cookiecutter.package_name }}.pipeline.evaluate import baseline_model
+from {{ cookiecutter.package_name }}.pipeline.scoring import score
 
 pytestmark = pytest.mark.model
 

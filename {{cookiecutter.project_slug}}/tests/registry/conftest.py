@@ -23,7 +23,7 @@ from registry_helpers import DATA_MD5, Project, free_port, start
 
 from {{ cookiecutter.package_name }}.config import Paths, Settings
 from {{ cookiecutter.package_name }}.data import write_frame
-from {{ cookiecutter.package_name }}.train import fit
+from {{ cookiecutter.package_name }}.pipeline.train import fit
 
 _names = itertools.count(1)
 

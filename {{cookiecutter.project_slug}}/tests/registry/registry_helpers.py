@@ -19,11 +19,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.canary import free_port
+from {{ cookiecutter.package_name }}.artifacts import save_model
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import Paths, Settings, load_settings
-from {{ cookiecutter.package_name }}.registry import alias_version
-from {{ cookiecutter.package_name }}.train import log_run, save_model
+from {{ cookiecutter.package_name }}.deploy.registry import alias_version
+from {{ cookiecutter.package_name }}.deploy.servers import free_port
+from {{ cookiecutter.package_name }}.pipeline.train import log_run
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 DATA_MD5 = "0123456789abcdef0123456789abcdef"  # the raw data's md5 in each scratch project's dvc.lock

@@ -16,7 +16,7 @@ import pytest
 from registry_helpers import Project, post, serve
 
 from {{ cookiecutter.package_name }}.config import TRUSTED_TOKEN_ENV
-from {{ cookiecutter.package_name }}.registry import CHALLENGER, CHAMPION
+from {{ cookiecutter.package_name }}.deploy.registry import CHALLENGER, CHAMPION
 
 pytestmark = pytest.mark.registry
 

@@ -9,20 +9,19 @@ from pathlib import Path
 import pytest
 from registry_helpers import DATA_MD5, Project
 
+from {{ cookiecutter.package_name }}.artifacts import load_model, save_model
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.registry import (
+from {{ cookiecutter.package_name }}.deploy.registry import (
     CHALLENGER,
     CHAMPION,
     HISTORY,
     PREVIOUS,
-    RegistryError,
-    data_hash,
     format_status,
-    git_commit,
     previous_champion,
     version_tags,
 )
-from {{ cookiecutter.package_name }}.train import load_model, save_model
+from {{ cookiecutter.package_name }}.provenance import data_hash, git_commit
+from {{ cookiecutter.package_name }}.tracking import RegistryError
 
 pytestmark = pytest.mark.registry
 

@@ -20,25 +20,20 @@ import pytest
 import yaml
 from registry_helpers import Project, refusal, run_cli
 
-from {{ cookiecutter.package_name }}.canary import free_port
 from {{ cookiecutter.package_name }}.data import write_frame
-from {{ cookiecutter.package_name }}.registry import (
-    CHALLENGER,
-    CHAMPION,
-    RegistryError,
-    check_servable,
-    evaluated_other_model,
-    model_metrics,
-)
+from {{ cookiecutter.package_name }}.deploy.registry import CHALLENGER, CHAMPION, check_servable, model_metrics
+from {{ cookiecutter.package_name }}.deploy.servers import free_port
+from {{ cookiecutter.package_name }}.pipeline.train import log_run
+from {{ cookiecutter.package_name }}.provenance import evaluated_other_model
 from {{ cookiecutter.package_name }}.tracking import (
     NEW_REGISTRY_ENV,
     STATE_FILE,
+    RegistryError,
     download_version,
     open_store,
     read_state,
     remember,
 )
-from {{ cookiecutter.package_name }}.train import log_run
 
 pytestmark = pytest.mark.registry
 

@@ -14,8 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_helpers import LOOPBACK_CLIENT, ServerProcess, start_server
 
-from {{ cookiecutter.package_name }}.serve import Access, LocalSource, Served, create_app, serve_model
-from {{ cookiecutter.package_name }}.train import save_model
+from {{ cookiecutter.package_name }}.artifacts import save_model
+from {{ cookiecutter.package_name }}.serving.access import Access
+from {{ cookiecutter.package_name }}.serving.app import create_app
+from {{ cookiecutter.package_name }}.serving.sources import LocalSource, Served, serve_model
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.canary import free_port
+from {{ cookiecutter.package_name }}.deploy.servers import free_port
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 READY_WITHIN = 60.0  # seconds for a server process to load the model and answer /ready

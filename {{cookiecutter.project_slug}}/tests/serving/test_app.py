@@ -12,8 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_helpers import LOOPBACK_CLIENT
 
-from {{ cookiecutter.package_name }}.serve import PredictionLog
-from {{ cookiecutter.package_name }}.train import fit, save_model
+from {{ cookiecutter.package_name }}.artifacts import save_model
+from {{ cookiecutter.package_name }}.pipeline.train import fit
+from {{ cookiecutter.package_name }}.serving.log import PredictionLog
 
 pytestmark = pytest.mark.serving
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from {{ cookiecutter.package_name }}.serve import ServeError, contract_rows, request_model
+from {{ cookiecutter.package_name }}.serving.errors import ServeError
+from {{ cookiecutter.package_name }}.serving.requests import contract_rows, request_model
 
 pytestmark = pytest.mark.serving
 

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from {{ cookiecutter.package_name }} import serve
 from {{ cookiecutter.package_name }}.config import GradientBoostingModel, LinearModel, RandomForestModel
-from {{ cookiecutter.package_name }}.fast_path import compile_fast_path, fast_path_agrees, slow_predict
-from {{ cookiecutter.package_name }}.serve import serve_model
-from {{ cookiecutter.package_name }}.train import fit
+from {{ cookiecutter.package_name }}.pipeline.train import fit
+from {{ cookiecutter.package_name }}.serving import requests, sources
+from {{ cookiecutter.package_name }}.serving.fast_path import compile_fast_path, fast_path_agrees, slow_predict
+from {{ cookiecutter.package_name }}.serving.sources import serve_model
 
 pytestmark = pytest.mark.serving
 
@@ -66,7 +66,7 @@ def test_fast_path_fills_gaps_as_the_imputers_do(kind_model, test_set):
 
 
 def test_the_check_catches_a_fast_path_that_disagrees(model, shuffled_model, contract, served):
-    rows = serve.contract_rows(contract, list(served.inputs), serve.CHECK_ROWS)
+    rows = requests.contract_rows(contract, list(served.inputs), sources.CHECK_ROWS)
     assert fast_path_agrees(compile_fast_path(model), model, rows)
     # Compiled from another fit: same shape, other numbers. The check must see it.
     assert not fast_path_agrees(compile_fast_path(shuffled_model), model, rows)
@@ -78,7 +78,7 @@ def test_the_check_catches_a_fast_path_that_disagrees(model, shuffled_model, con
 
 
 def test_a_fast_path_that_disagrees_is_not_used(model, shuffled_model, contract, monkeypatch, rows):
-    monkeypatch.setattr(serve, "compile_fast_path", lambda pipeline: compile_fast_path(shuffled_model))
+    monkeypatch.setattr(sources, "compile_fast_path", lambda pipeline: compile_fast_path(shuffled_model))
     served = serve_model(model, contract, "checked")
     assert served.info["fast_path"] == "no"
     assert_same(served.predict(rows), slow_predict(model, list(served.inputs), rows))

@@ -10,14 +10,9 @@ from fastapi.testclient import TestClient
 from serving_helpers import LOOPBACK_CLIENT
 
 from {{ cookiecutter.package_name }}.config import Paths
-from {{ cookiecutter.package_name }}.serve import (
-    LocalSource,
-    RegistrySource,
-    ServeError,
-    default_source,
-    parse_source,
-)
-from {{ cookiecutter.package_name }}.train import log_run
+from {{ cookiecutter.package_name }}.pipeline.train import log_run
+from {{ cookiecutter.package_name }}.serving.errors import ServeError
+from {{ cookiecutter.package_name }}.serving.sources import LocalSource, RegistrySource, default_source, parse_source
 
 pytestmark = pytest.mark.serving
 

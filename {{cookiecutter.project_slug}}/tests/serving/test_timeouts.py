@@ -16,9 +16,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from {{ cookiecutter.package_name }} import serve
-from {{ cookiecutter.package_name }}.canary import free_port
-from {{ cookiecutter.package_name }}.serve import KEEP_ALIVE_SECONDS, MAX_CONCURRENCY, server_config
+from {{ cookiecutter.package_name }}.deploy.servers import free_port
+from {{ cookiecutter.package_name }}.serving import server as serve
+from {{ cookiecutter.package_name }}.serving.server import KEEP_ALIVE_SECONDS, MAX_CONCURRENCY, server_config
 
 pytestmark = pytest.mark.serving
 
@@ -33,7 +33,7 @@ STALLED_BODY = HEAD + b"Content-Length: 1000\r\n\r\n" + b'{"rows": ['  # 990 byt
 def running(app, serving) -> Iterator[str]:
     """The app in `serve`'s uvicorn server on a free loopback port; stopped at the end."""
     port = free_port()
-    server = serve._server(server_config(app, "127.0.0.1", port, serving))
+    server = serve.uvicorn_server(server_config(app, "127.0.0.1", port, serving))
     thread = threading.Thread(target=server.run, name="test-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }} import canary
-from {{ cookiecutter.package_name }}.canary import (
+from {{ cookiecutter.package_name }}.config import CanarySettings, Paths
+from {{ cookiecutter.package_name }}.deploy import canary
+from {{ cookiecutter.package_name }}.deploy.canary import (
     CanaryError,
     Reply,
     agreement,
@@ -28,8 +29,9 @@ from {{ cookiecutter.package_name }}.canary import (
     recent_rows,
     reply_from,
 )
-from {{ cookiecutter.package_name }}.config import CanarySettings, Paths
-from {{ cookiecutter.package_name }}.serve import Access, Served, create_app, serve_model
+from {{ cookiecutter.package_name }}.serving.access import Access
+from {{ cookiecutter.package_name }}.serving.app import create_app
+from {{ cookiecutter.package_name }}.serving.sources import Served, serve_model
 
 pytestmark = pytest.mark.unit
 
@@ -222,7 +224,7 @@ def replies(served: Served, rows: list[dict]) -> list[Reply]:
     return [Reply(True, 1.0, label, dict(zip(classes, shares, strict=True))) for label, shares in pairs]
 
 
-def verdict(challenger: Served, champion: Served, rows: list[dict], settings) -> canary.Verdict:
+def verdict(challenger: Served, champion: Served, rows: list[dict], settings) -> canary.CanaryVerdict:
     return judge(replies(challenger, rows), replies(champion, rows), settings.canary, settings.task)
 
 

@@ -9,15 +9,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from {{ cookiecutter.package_name }}.config import (
-    CLASSIFICATION_METRICS,
-    REGRESSION_METRICS,
-    ConfigError,
-    Threshold,
-    load_settings,
-    metric_names,
-    settings_problems,
-)
+from {{ cookiecutter.package_name }}.config import ConfigError, Threshold, load_settings, settings_problems
+from {{ cookiecutter.package_name }}.metrics import metric_names
 
 pytestmark = pytest.mark.unit
 
@@ -126,10 +119,18 @@ def test_unknown_threshold_metric_fails_naming_it(tmp_path: Path, params: dict, 
 
 
 def test_metric_of_the_other_task_is_not_a_valid_threshold(tmp_path: Path, params: dict, settings) -> None:
-    other = REGRESSION_METRICS if settings.task == "classification" else CLASSIFICATION_METRICS
+    other = metric_names("regression" if settings.task == "classification" else "classification")
     name = next(metric for metric in other if metric not in metric_names(settings.task))
     params["evaluate"]["thresholds"] = {name: {"min": 0.0}}
     assert f"'{name}'" in config_error(tmp_path, params)
+
+
+def test_a_gated_metric_with_the_wrong_direction_is_refused(tmp_path: Path, params: dict, settings) -> None:
+    name, gated = next(iter(params["gate"]["metrics"].items()))
+    flipped = "lower" if gated["direction"] == "higher" else "higher"
+    params["gate"]["metrics"][name] = {**gated, "direction": flipped}
+    message = config_error(tmp_path, params)
+    assert f"gate.metrics.{name}.direction: {flipped!r}" in message, message
 
 
 def test_threshold_needs_a_bound(tmp_path: Path, params: dict, settings) -> None:

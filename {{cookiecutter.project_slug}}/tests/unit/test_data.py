@@ -9,18 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }}.check import data_problems, failure_line
 from {{ cookiecutter.package_name }}.config import DataSettings, SplitSettings
-from {{ cookiecutter.package_name }}.data import (
-    DataError,
-    features_and_target,
-    ingest,
-    random_split_problem,
-    read_frame,
-    split_by_time,
-    split_frame,
-    time_values,
-)
+from {{ cookiecutter.package_name }}.data import DataError, features_and_target, read_frame
+from {{ cookiecutter.package_name }}.pipeline.check import data_problems, failure_line
+from {{ cookiecutter.package_name }}.pipeline.ingest import ingest
+from {{ cookiecutter.package_name }}.pipeline.split import random_split_problem, split_by_time, split_frame, time_values
 from {{ cookiecutter.package_name }}.schema import Failure
 
 pytestmark = pytest.mark.unit

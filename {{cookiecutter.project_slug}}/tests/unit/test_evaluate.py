@@ -8,16 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }}.config import metric_names
-from {{ cookiecutter.package_name }}.evaluate import (
-    MAX_NUMERIC_GROUPS,
-    NUMERIC_SLICE_BINS,
-    classification_metrics,
-    positive_label,
-    regression_metrics,
-    slice_groups,
-    slice_metrics,
-)
+from {{ cookiecutter.package_name }}.metrics import metric_names
+from {{ cookiecutter.package_name }}.pipeline.evaluate import MAX_NUMERIC_GROUPS, NUMERIC_SLICE_BINS, slice_groups, slice_metrics
+from {{ cookiecutter.package_name }}.pipeline.scoring import classification_metrics, positive_label, regression_metrics
 
 pytestmark = pytest.mark.unit
 

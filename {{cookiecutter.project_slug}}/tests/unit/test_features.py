@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }} import train as training
-from {{ cookiecutter.package_name }}.features import (
+from {{ cookiecutter.package_name }}.pipeline import train as training
+from {{ cookiecutter.package_name }}.pipeline.features import (
     BannedFeatureError,
     build_preprocessor,
     categorical_columns,

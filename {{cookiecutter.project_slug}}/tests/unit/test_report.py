@@ -27,20 +27,10 @@ import pytest
 
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import ConfigError, load_settings, parse_settings
-from {{ cookiecutter.package_name }}.policy import policy_from_params
-from {{ cookiecutter.package_name }}.report import (
-    MAX_CHARS,
-    WATERMARK_TITLE,
-    Change,
-    Comparison,
-    ReportError,
-    comparison_from_record,
-    gate_record,
-    judge,
-    read_diffs,
-    render,
-    render_error,
-)
+from {{ cookiecutter.package_name }}.gate.compare import Change, Comparison, ReportError, comparison_from_record, read_diffs
+from {{ cookiecutter.package_name }}.gate.judge import gate_record, judge
+from {{ cookiecutter.package_name }}.gate.policy import policy_from_params
+from {{ cookiecutter.package_name }}.gate.render import MAX_CHARS, WATERMARK_TITLE, render, render_error
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .config import CanarySettings, ConfigError, GateSettings, Threshold
+from ..config import CanarySettings, ConfigError, GateSettings, Threshold
 
 APPROVAL_LABEL = "gate-policy-approved"
 PARAMS_FILE = "params.yaml"
@@ -47,11 +47,24 @@ class PolicyChange:
     proposed: object
 
 
+@dataclass(frozen=True)
+class PolicyNote:
+    """The pull request changes the policy: what, and whether its version was applied."""
+
+    changes: list[PolicyChange]
+    approval: Approval
+
+    @property
+    def applied(self) -> bool:
+        return bool(self.changes) and self.approval.approved
+
+
 def policy_from_params(raw: object, source: str) -> Policy:
     """The policy sections of parsed params.yaml; errors name the file and the dotted key."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: not a mapping of settings")
-    evaluate = raw.get("evaluate") if isinstance(raw.get("evaluate"), dict) else {}
+    section = raw.get("evaluate")
+    evaluate = section if isinstance(section, dict) else {}
     picked = {"gate": raw.get("gate"), "thresholds": evaluate.get("thresholds") or {}}
     if raw.get("canary") is not None:
         picked["canary"] = raw["canary"]

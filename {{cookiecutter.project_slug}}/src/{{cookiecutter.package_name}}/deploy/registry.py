@@ -20,20 +20,20 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from .config import ADMIN_TOKEN_ENV, Paths, Settings
-from .tracking import (
+from ..config import ADMIN_TOKEN_ENV, Paths, Settings
+from ..provenance import LockError, data_hash, evaluated_other_model, git_commit, read_lock
+from ..tracking import (
     ABSENT,
     RegistryError,  # defined with the store's errors; importable from here as before
     absolute_uri,
     check_version_files,
     exists,
     experiment_for_runs,
+    logged_model_id,
+    logged_model_uri,
     missing_files,
     open_store,
     remember,
@@ -45,8 +45,6 @@ CHALLENGER = "challenger"
 PREVIOUS = "previous_champion"  # version tag: the champion this version replaced
 HISTORY = "champion_history"  # registered-model tag: versions that held `champion`, oldest first
 HISTORY_LENGTH = 20
-RAW_DATA = "data/raw/data.csv"
-MODEL_DIR = "models/model"
 RELOAD_TIMEOUT = 120.0  # seconds for a server to download and load the new model
 
 
@@ -81,14 +79,6 @@ def with_absolute_store(settings: Settings, root: Path) -> Settings:
     )
 
 
-def data_hash(lock: dict) -> str:
-    """The md5 of data/raw/data.csv, as the ingest stage recorded it in dvc.lock."""
-    outs = ((lock or {}).get("stages") or {}).get("ingest", {}).get("outs") or []
-    return next(
-        (str(out["md5"]) for out in outs if out.get("path") == RAW_DATA and out.get("md5")), "unknown"
-    )
-
-
 def version_tags(metrics: dict, lock: dict, commit: str) -> dict[str, str]:
     """What identifies a candidate: git commit, data hash, and its test metrics."""
     tags = {"git_commit": commit, "data_md5": data_hash(lock)}
@@ -98,7 +88,9 @@ def version_tags(metrics: dict, lock: dict, commit: str) -> dict[str, str]:
 
 def model_metrics(metrics: object, where: str = "metrics.json") -> dict:
     """The evaluate stage's output, if it holds test metrics of the model; RegistryError if not."""
-    model = metrics.get("model") if isinstance(metrics, dict) else None
+    if not isinstance(metrics, dict):
+        raise RegistryError(f"{where} has no `model` metrics: run the evaluate stage (`dvc repro`) first")
+    model = metrics.get("model")
     if not isinstance(model, dict) or not model:
         raise RegistryError(f"{where} has no `model` metrics: run the evaluate stage (`dvc repro`) first")
     bad = next((name for name, value in model.items() if not _is_number(value)), None)
@@ -111,36 +103,11 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _stage_md5(lock: dict, stage: str, kind: str, path: str) -> str | None:
-    entries = (((lock or {}).get("stages") or {}).get(stage) or {}).get(kind) or []
-    return next((str(e["md5"]) for e in entries if e.get("path") == path and e.get("md5")), None)
-
-
-def evaluated_other_model(lock: dict) -> bool:
-    """dvc.lock says the evaluate stage last ran on another models/model than the train stage wrote."""
-    trained = _stage_md5(lock, "train", "outs", MODEL_DIR)
-    evaluated = _stage_md5(lock, "evaluate", "deps", MODEL_DIR)
-    return trained is not None and evaluated is not None and trained != evaluated
-
-
 def previous_champion(tags: dict[str, str]) -> str:
     previous = tags.get(PREVIOUS, "")
     if not previous:
         raise RegistryError("the champion has no previous version to roll back to; pass --version")
     return previous
-
-
-def git_commit(root: Path) -> str:
-    """HEAD of the project's repository; $GIT_COMMIT where there is no .git (a container); else 'unknown'."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        result = None
-    if result is not None and result.returncode == 0 and result.stdout.strip():
-        return result.stdout.strip()
-    return os.environ.get("GIT_COMMIT") or "unknown"
 
 
 def _open(settings: Settings):
@@ -160,16 +127,6 @@ def _read_metrics(paths: Paths) -> dict:
     return model_metrics(raw, where)
 
 
-def _read_lock(root: Path) -> dict:
-    path = root / "dvc.lock"
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        return {}
-    except yaml.YAMLError:
-        raise RegistryError("dvc.lock: not valid YAML: run `dvc repro` to write it again") from None
-
-
 def _logged_model(client, metadata: dict) -> str | None:
     """`models:/<id>` of the model the train stage logged, if this tracking store has it and its files."""
     from mlflow.exceptions import MlflowException
@@ -185,7 +142,7 @@ def _logged_model(client, metadata: dict) -> str | None:
         raise
     if missing_files(found.artifact_location):
         return None  # its files were deleted: models/model is logged again instead
-    return f"models:/{model_id}"
+    return logged_model_uri(model_id)
 
 
 def _log_local_model(client, settings: Settings, paths: Paths) -> str:
@@ -193,7 +150,7 @@ def _log_local_model(client, settings: Settings, paths: Paths) -> str:
     import mlflow
     import mlflow.sklearn
 
-    from .train import TRUSTED_TYPES, load_model, pip_requirements
+    from ..artifacts import TRUSTED_TYPES, load_model, pip_requirements
 
     experiment = experiment_for_runs(client, settings.mlflow.tracking_uri, settings.mlflow.experiment)
     with mlflow.start_run(experiment_id=experiment, run_name="register models/model"):
@@ -205,12 +162,12 @@ def _log_local_model(client, settings: Settings, paths: Paths) -> str:
             skops_trusted_types=TRUSTED_TYPES,
             pip_requirements=pip_requirements(),
         )
-    return f"models:/{info.model_id}"
+    return logged_model_uri(str(info.model_id))
 
 
 def _check_source(client, uri: str, source: str) -> None:
     """What is about to be registered must have its files (else the version would point at nothing)."""
-    gone = missing_files(client.get_logged_model(source.removeprefix("models:/")).artifact_location)
+    gone = missing_files(client.get_logged_model(logged_model_id(source)).artifact_location)
     if gone:
         raise RegistryError(f"{uri}: {source} has no files in {gone}: nothing registered")
 
@@ -226,7 +183,10 @@ def register(settings: Settings, paths: Paths) -> Registered:
     if not (paths.model / "MLmodel").exists():
         raise RegistryError(f"{paths.model}: no MLflow model here; run the train stage first")
     metrics = _read_metrics(paths)
-    lock = _read_lock(paths.root)
+    try:
+        lock = read_lock(paths.lock)
+    except LockError as err:
+        raise RegistryError(str(err)) from None
     if evaluated_other_model(lock):
         raise RegistryError(
             f"{paths.metrics.name} is another model's: dvc.lock says the evaluate stage did not run on "

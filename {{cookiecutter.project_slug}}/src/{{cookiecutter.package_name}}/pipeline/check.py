@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from .config import ConfigError, Paths, Settings, parse_settings, read_params, settings_problems
-from .data import DataError, as_stored, ingest, listed, random_split_problem, split_by_time
+from ..config import ConfigError, Paths, Settings, parse_settings, read_params, settings_problems
+from ..data import DataError, as_stored, listed
+from .ingest import ingest
+from .split import random_split_problem, split_by_time
 
 PASSED = {"passed": True}  # always the same content, so a re-run never re-runs the stages after it
 MAX_CLASSES_LISTED = 10
@@ -50,7 +53,7 @@ def run_checks(paths: Paths) -> list[str]:
 
 def contract_problems(path: Path, settings: Settings) -> list[str]:
     """schema.yaml must be valid and describe a non-nullable target (what `validate` requires)."""
-    from .schema import ContractError, check_contract, load_contract
+    from ..schema import ContractError, check_contract, load_contract
 
     try:
         check_contract(load_contract(path), settings.data.target)
@@ -61,7 +64,7 @@ def contract_problems(path: Path, settings: Settings) -> list[str]:
 
 def contract_failures(path: Path, frame: pd.DataFrame) -> list[str]:
     """The rows that break the contract, one line per column and check (as `validate` would find)."""
-    from .schema import load_contract, validate_frame
+    from ..schema import load_contract, validate_frame
 
     return [failure_line(path.name, failure) for failure in validate_frame(frame, load_contract(path))]
 
@@ -158,3 +161,20 @@ def write_passed(path: Path) -> None:
     scratch = path.with_name(f".{path.name}.tmp")
     scratch.write_text(text, encoding="utf-8")
     os.replace(scratch, path)  # a new file, never a rewrite in place of one a snapshot may share
+
+
+def run(paths: Paths) -> int:
+    """Every problem in params.yaml and the inputs, one `error:` line each; 1 if there is one."""
+    problems = run_checks(paths)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    write_passed(paths.check)
+    print("check: params.yaml, schema.yaml and the input data fit every stage")
+    return 0
+
+
+def main() -> int:
+    # No settings are loaded first: check reads params.yaml itself, to report every problem at once.
+    return run(Paths(Path.cwd().resolve()))

@@ -1,30 +1,18 @@
-"""Fit the model pipeline; log it to MLflow and save it as an MLflow model."""
+"""The `train` stage: fit the model pipeline, log it to MLflow, save it to models/model."""
 
 from __future__ import annotations
 
-import shutil
-from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
-from .config import ModelSettings, Settings
-from .data import features_and_target
+from ..artifacts import save_model
+from ..config import ModelSettings, Paths, Settings
+from ..data import features_and_target, read_frame
 from .features import build_preprocessor, check_no_banned, model_inputs
-
-# skops refuses to load types it does not trust. These were reviewed: a numpy dtype
-# descriptor (the encoders' output dtype), the fitted tree structure of
-# HistGradientBoosting, and the node storage of RandomForest's trees (safe for files
-# this pipeline wrote itself; never load a model from an unknown source with it).
-# Never trust everything skops lists.
-TRUSTED_TYPES = [
-    "numpy.dtype",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.tree._tree.Tree",
-]
-RUNTIME_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
+from .stage import relative, run_stage
 
 
 def build_estimator(task: str, model: ModelSettings, seed: int) -> BaseEstimator:
@@ -86,7 +74,8 @@ def fit(train: pd.DataFrame, settings: Settings) -> Pipeline:
 
 def model_params(settings: Settings) -> dict[str, object]:
     """Flat params for MLflow: what decided this model."""
-    params = {f"model.{key}": value for key, value in settings.train.model.model_dump().items()}
+    # Named as in params.yaml (and so in dvc.yaml and the pull-request report).
+    params = {f"train.model.{key}": value for key, value in settings.train.model.model_dump().items()}
     params.update(
         {
             "train.seed": settings.train.seed,
@@ -98,42 +87,10 @@ def model_params(settings: Settings) -> dict[str, object]:
     return params
 
 
-def pip_requirements() -> list[str]:
-    # Given explicitly: MLflow would otherwise spend seconds inferring them.
-    return [f"{name}=={version(name)}" for name in RUNTIME_PACKAGES]
-
-
-def save_model(pipeline: Pipeline, path: Path, metadata: dict[str, str]) -> None:
-    import mlflow.sklearn
-
-    _quiet_mlflow()
-    if path.exists():
-        shutil.rmtree(path)
-    mlflow.sklearn.save_model(
-        pipeline,
-        path,
-        serialization_format="skops",
-        skops_trusted_types=TRUSTED_TYPES,
-        pip_requirements=pip_requirements(),
-        metadata=metadata,
-    )
-
-
-def load_model(path: Path) -> Pipeline:
-    """Load the pipeline from an MLflow model directory written by `save_model`.
-
-    Reads the skops file directly: importing MLflow costs seconds that evaluate
-    and the tests do not need to spend.
-    """
-    import skops.io
-
-    return skops.io.load(path / "model.skops", trusted=TRUSTED_TYPES)
-
-
 def log_run(
     pipeline: Pipeline, settings: Settings, train: pd.DataFrame, root: Path | None = None
 ) -> dict[str, str]:
-    """Log params, training-set metrics and the model to MLflow.
+    """Log params, the training data, training-set metrics and the model to MLflow.
 
     Returns the ids that link the saved model directory to this run. A relative
     sqlite store is relative to `root` (default: the working directory, as for
@@ -141,35 +98,58 @@ def log_run(
     used fails with one line (RegistryError), before the run starts.
     """
     import mlflow
-    import mlflow.sklearn
 
-    from .evaluate import score
-    from .tracking import absolute_uri, experiment_for_runs, open_store, store_errors
+    from ..artifacts import log_model, quiet_mlflow
+    from ..provenance import git_commit
+    from ..tracking import absolute_uri, experiment_for_runs, open_store, store_errors
+    from .scoring import score
 
-    _quiet_mlflow()
+    quiet_mlflow()
+    root = root or Path.cwd()
     features, target = features_and_target(train, settings.data.target)
     train_metrics = score(pipeline, features[list(pipeline.feature_names_in_)], target, settings)
-    uri = absolute_uri(settings.mlflow.tracking_uri, root or Path.cwd())
+    uri = absolute_uri(settings.mlflow.tracking_uri, root)
     client = open_store(uri, settings.mlflow.registered_model, settings.mlflow.experiment)
+    commit = git_commit(root)
     with store_errors(uri):
         experiment = experiment_for_runs(client, uri, settings.mlflow.experiment)
         mlflow.set_tracking_uri(uri)
-        with mlflow.start_run(experiment_id=experiment) as run:
+        with mlflow.start_run(experiment_id=experiment, run_name=run_name("train", commit)) as run:
+            mlflow.set_tag("git_commit", commit)
             mlflow.log_params(model_params(settings))
+            log_training_data(train, settings.data.target, relative(Paths(root).train, Paths(root)))
             mlflow.log_metrics({f"train_{name}": value for name, value in train_metrics.items()})
             mlflow.log_metric("train_rows", len(train))
-            info = mlflow.sklearn.log_model(
-                pipeline,
-                name="model",
-                serialization_format="skops",
-                skops_trusted_types=TRUSTED_TYPES,
-                pip_requirements=pip_requirements(),
-            )
+            info = log_model(pipeline)
     return {"mlflow_run_id": run.info.run_id, "mlflow_model_id": str(info.model_id)}
 
 
-def _quiet_mlflow() -> None:
-    # uv environments have no pip; MLflow warns about it on every save.
-    import logging
+def run_name(stage: str, commit: str) -> str:
+    """`train-1a2b3c4d`: the stage and the commit it ran on, instead of MLflow's random names."""
+    return f"{stage}-{commit[:8]}" if commit != "unknown" else stage
 
-    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+
+def log_training_data(train: pd.DataFrame, target: str, source: str) -> None:
+    """The training set as the run's input: its name, source, schema and MLflow's digest of it."""
+    import warnings
+
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLflow's hint about integer columns concerns model signatures
+        dataset = from_pandas(train, source=source, name="train", targets=target)
+    mlflow.log_input(dataset, context="training")
+
+
+def run(settings: Settings, paths: Paths) -> None:
+    train = read_frame(paths.train)
+    pipeline = fit(train, settings)
+    ids = log_run(pipeline, settings, train, root=paths.root)
+    save_model(pipeline, paths.model, metadata=ids)
+    where = relative(paths.model, paths)
+    print(f"train: {settings.train.model.kind} model -> {where} (run {ids['mlflow_run_id']})")
+
+
+def main() -> int:
+    return run_stage(run)

@@ -29,35 +29,27 @@ Without a champion (the first deploy) only the error rate and latency are judged
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import math
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import CanarySettings, Paths, Settings
+from ..config import CanarySettings, Paths, Settings
+from ..tracking import version_uri
+from .servers import REQUEST_TIMEOUT, connect, exchange, running, served_inputs
 
-READY_WITHIN = 120.0  # seconds for a server process to download and load its model
-STOP_WITHIN = 15.0  # seconds for a server to stop after SIGTERM before it is killed
-REQUEST_TIMEOUT = 10.0  # seconds; a request that takes longer counts as an error
 WARM_UP = 5  # requests per server before measuring
+
+
 LOG_BLOCK = 1 << 20  # the prediction log is read backwards in blocks of this many bytes
 
 
 class CanaryError(RuntimeError):
-    """The canary could not be run (no challenger, no rows, a server that did not start)."""
-
-
-# --- the pure part: recorded replies in, verdict out ----------------------------------------------
+    """The canary could not be run (no challenger, no rows to replay)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +71,7 @@ class Check:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class CanaryVerdict:
     passed: bool
     first_deploy: bool
     rows: int
@@ -143,7 +135,7 @@ def _same_class(a: Reply, b: Reply, tolerance: float) -> bool:
 
 def judge(
     challenger: Sequence[Reply], champion: Sequence[Reply] | None, limits: CanarySettings, task: str
-) -> Verdict:
+) -> CanaryVerdict:
     """Pass or refuse the challenger on agreement (when there is a champion), error rate and p99 latency."""
     if not challenger:
         raise ValueError("no replies to judge")
@@ -161,7 +153,7 @@ def judge(
         Check("error_rate", errors, f"<= {limits.max_error_rate:g}", errors <= limits.max_error_rate)
     )
     checks.append(Check("p99_ms", p99, f"<= {limits.max_p99_ms:g}", p99 <= limits.max_p99_ms))
-    return Verdict(
+    return CanaryVerdict(
         passed=all(check.passed for check in checks),
         first_deploy=champion is None,
         rows=len(challenger),
@@ -169,9 +161,6 @@ def judge(
         champion_error_rate=None if champion is None else error_rate(champion),
         champion_p99_ms=None if champion is None else percentile([r.latency_ms for r in champion], 99),
     )
-
-
-# --- the rows to replay -----------------------------------------------------------------------------
 
 
 def recent_rows(log: Path, size: int) -> list[dict]:
@@ -224,7 +213,7 @@ def holdout_rows(test: Path, target: str, size: int, seed: int) -> list[dict]:
 def pick_rows(settings: Settings, paths: Paths) -> tuple[list[dict], str]:
     """The rows to replay and where they came from: the log's trusted rows if enough, else the test set."""
     size = settings.canary.sample_size
-    log = paths.root / "logs" / "predictions.jsonl"
+    log = paths.prediction_log
     rows = recent_rows(log, size)
     if len(rows) >= size:
         return rows, str(log.relative_to(paths.root))
@@ -242,119 +231,12 @@ def only(rows: list[dict], inputs: Sequence[str]) -> list[dict]:
     return [{name: row.get(name) for name in inputs} for row in rows]
 
 
-# --- the thin part: servers and HTTP ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    output: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_WITHIN)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def tail(self, lines: int = 15) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.output.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-
-@contextlib.contextmanager
-def serving(root: Path, tracking_uri: str, servers: dict[str, list[str]]) -> Iterator[dict[str, str]]:
-    """`serve ARGS...` per name, all started at once, each on a free loopback port; name -> URL once ready."""
-    package = __name__.rpartition(".")[0]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
-    running: dict[str, Server] = {}
-    with tempfile.TemporaryDirectory(prefix="canary-") as scratch:
-        try:
-            for name, args in servers.items():
-                port = free_port()
-                output = Path(scratch) / f"{name}.log"
-                command = [sys.executable, "-m", package, "--root", str(root), "serve", *args]
-                command += ["--host", "127.0.0.1", "--port", str(port)]
-                with output.open("w") as sink:
-                    process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-                running[name] = Server(f"http://127.0.0.1:{port}", process, output)
-            deadline = time.monotonic() + READY_WITHIN
-            for name, server in running.items():
-                _wait_ready(name, " ".join(servers[name]) or "default model", server, deadline)
-            yield {name: server.url for name, server in running.items()}
-        finally:
-            for server in running.values():
-                server.stop()
-
-
-def _wait_ready(name: str, source: str, server: Server, deadline: float) -> None:
-    """Until GET /ready answers 200; CanaryError if the process exits or the deadline passes."""
-    while True:
-        with contextlib.suppress(OSError, ValueError):
-            status, _ = request(server.url, "GET", "/ready", timeout=2)
-            if status == 200:
-                return
-        if server.process.poll() is not None:
-            raise CanaryError(
-                f"the {name} server ({source}) exited with {server.process.returncode}:\n{server.tail()}"
-            )
-        if time.monotonic() > deadline:
-            raise CanaryError(
-                f"the {name} server ({source}) was not ready within {READY_WITHIN:.0f} s:\n{server.tail()}"
-            )
-        time.sleep(0.2)
-
-
-def request(url: str, method: str, path: str, body: object = None, timeout: float = REQUEST_TIMEOUT):
-    """One request on a fresh connection: (status, decoded JSON or None)."""
-    connection = _connect(url, timeout)
-    try:
-        return _exchange(connection, method, path, body)
-    finally:
-        connection.close()
-
-
-def _connect(url: str, timeout: float) -> http.client.HTTPConnection:
-    host, port = url.removeprefix("http://").split(":")
-    return http.client.HTTPConnection(host, int(port), timeout=timeout)
-
-
-def _exchange(connection: http.client.HTTPConnection, method: str, path: str, body: object = None):
-    payload = None if body is None else json.dumps(body)
-    headers = {"Content-Type": "application/json"} if payload is not None else {}
-    connection.request(method, path, body=payload, headers=headers)
-    answer = connection.getresponse()
-    raw = answer.read()
-    try:
-        return answer.status, json.loads(raw)
-    except ValueError:
-        return answer.status, None
-
-
-def served_inputs(url: str) -> list[str] | None:
-    """The columns the server's /predict takes (its request model, from its OpenAPI document)."""
-    with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
-        _, document = request(url, "GET", "/openapi.json")
-        return list(document["components"]["schemas"]["PredictRow"]["properties"])
-    return None
-
-
 def replay(urls: dict[str, str], rows: dict[str, list[dict]]) -> dict[str, list[Reply]]:
     """Send row i alone to every server in turn (alternating who goes first), on kept-alive connections.
 
     `rows` holds, per server, the same rows cut to the inputs that server's model takes.
     """
-    connections = {name: _connect(url, REQUEST_TIMEOUT) for name, url in urls.items()}
+    connections = {name: connect(url, REQUEST_TIMEOUT) for name, url in urls.items()}
     replies: dict[str, list[Reply]] = {name: [] for name in urls}
     order = list(urls)
     try:
@@ -373,20 +255,17 @@ def replay(urls: dict[str, str], rows: dict[str, list[dict]]) -> dict[str, list[
 def _timed(connections: dict, name: str, url: str, row: dict) -> Reply:
     started = time.perf_counter()
     try:
-        status, body = _exchange(connections[name], "POST", "/predict", row)
+        status, body = exchange(connections[name], "POST", "/predict", row)
     except (OSError, http.client.HTTPException):
         connections[name].close()
-        connections[name] = _connect(url, REQUEST_TIMEOUT)  # a timeout or reset: the next row reconnects
+        connections[name] = connect(url, REQUEST_TIMEOUT)  # a timeout or reset: the next row reconnects
         return Reply(False, (time.perf_counter() - started) * 1000)
     return reply_from(status, body, (time.perf_counter() - started) * 1000)
 
 
-# --- the command's work -------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class CanaryRun:
-    verdict: Verdict
+    verdict: CanaryVerdict
     challenger: str
     champion: str | None
     origin: str
@@ -413,15 +292,15 @@ def run_canary(settings: Settings, paths: Paths) -> CanaryRun:
         if version is not None:
             check_servable(settings, version)  # one clear line, not a server that fails to start
     rows, origin = pick_rows(settings, paths)
-    servers = {"challenger": ["--model", f"models:/{name}/{challenger}", "--no-log"]}
+    servers = {"challenger": ["--model", version_uri(name, challenger), "--no-log"]}
     if champion is not None:
-        servers["champion"] = ["--model", f"models:/{name}/{champion}", "--no-log"]
-    with serving(paths.root, settings.mlflow.tracking_uri, servers) as urls:
+        servers["champion"] = ["--model", version_uri(name, champion), "--no-log"]
+    with running(paths.root, settings.mlflow.tracking_uri, servers) as urls:
         per_server = {}
         for server, url in urls.items():
             inputs = served_inputs(url)
             if inputs is None:  # not found in its OpenAPI document: what training would select
-                from .features import model_inputs
+                from ..pipeline.features import model_inputs
 
                 inputs = model_inputs(list(rows[0]), settings.data.target, settings.banned_features)
             per_server[server] = only(rows, inputs)

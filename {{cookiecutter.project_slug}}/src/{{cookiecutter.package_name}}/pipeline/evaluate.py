@@ -1,7 +1,8 @@
-"""Score the model against the test set and a trivial baseline; slices and plots."""
+"""The `evaluate` stage: the model against the test set and a trivial baseline; slices and plots."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,10 +11,13 @@ from sklearn import metrics as skm
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.pipeline import Pipeline
 
-from .config import Settings
-from .data import features_and_target
+from ..artifacts import load_model, model_metadata
+from ..config import Paths, Settings
+from ..data import features_and_target, read_frame
+from ..tracking import RegistryError
+from .scoring import DIGITS, positive_label, positive_proba, rounded, score
+from .stage import run_stage, write_json
 
-DIGITS = 6  # rounding keeps metrics files stable across platforms and small in diffs
 NUMERIC_SLICE_BINS = 4  # numeric sensitive features (age) are sliced into quartiles
 MAX_NUMERIC_GROUPS = 10
 
@@ -25,65 +29,10 @@ class Evaluation:
     plots: dict  # {file name: JSON-able content or CSV rows}
 
 
-def positive_label(classes: np.ndarray, wanted: str | None) -> object:
-    """The class scored as positive: the one named in params, else the last in sort order."""
-    if len(classes) != 2:
-        raise ValueError(
-            f"binary classification only: the target has {len(classes)} classes "
-            f"({', '.join(map(str, classes))})"
-        )
-    if wanted is None:
-        return classes[-1]
-    for label in classes:
-        if str(label) == wanted:
-            return label
-    raise ValueError(
-        f"data.positive_class {wanted!r} is not a class; allowed: {', '.join(map(str, classes))}"
-    )
-
-
-def classification_metrics(y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray, positive) -> dict:
-    is_positive = (y_true == positive).to_numpy()
-    return _rounded(
-        {
-            "accuracy": skm.accuracy_score(y_true, y_pred),
-            "balanced_accuracy": skm.balanced_accuracy_score(y_true, y_pred),
-            "f1": skm.f1_score(y_true, y_pred, pos_label=positive),
-            "roc_auc": skm.roc_auc_score(is_positive, proba),
-            "log_loss": skm.log_loss(is_positive, proba, labels=[False, True]),
-            "brier": skm.brier_score_loss(is_positive, proba),
-        }
-    )
-
-
-def regression_metrics(y_true: pd.Series, y_pred: np.ndarray) -> dict:
-    return _rounded(
-        {
-            "rmse": skm.root_mean_squared_error(y_true, y_pred),
-            "mae": skm.mean_absolute_error(y_true, y_pred),
-            "r2": skm.r2_score(y_true, y_pred),
-        }
-    )
-
-
 def baseline_model(task: str, seed: int):
     if task == "classification":
         return DummyClassifier(strategy="prior", random_state=seed)
     return DummyRegressor(strategy="mean")
-
-
-def score(model, features: pd.DataFrame, target: pd.Series, settings: Settings) -> dict:
-    predictions = model.predict(features)
-    if settings.task == "regression":
-        return regression_metrics(target, predictions)
-    positive = positive_label(model.classes_, settings.data.positive_class)
-    proba = positive_proba(model, features, positive)
-    return classification_metrics(target, predictions, proba, positive)
-
-
-def positive_proba(model, features: pd.DataFrame, positive) -> np.ndarray:
-    column = list(model.classes_).index(positive)
-    return model.predict_proba(features)[:, column]
 
 
 def slice_groups(series: pd.Series) -> pd.Series:
@@ -124,8 +73,8 @@ def slice_metrics(
         by_group = frame.by_group.to_dict(orient="index")
         differences = frame.difference().drop("count").to_dict()
         result[str(feature)] = {
-            "groups": {str(group): _rounded(values) for group, values in by_group.items()},
-            "difference": _rounded(differences),
+            "groups": {str(group): rounded(values) for group, values in by_group.items()},
+            "difference": rounded(differences),
         }
     return result
 
@@ -214,5 +163,59 @@ def _records(**columns: np.ndarray) -> list[dict]:
     return [dict(zip(names, map(float, row), strict=True)) for row in rows]
 
 
-def _rounded(values: dict) -> dict:
-    return {str(k): round(float(v), DIGITS) if k != "count" else int(v) for k, v in values.items()}
+def run(settings: Settings, paths: Paths) -> None:
+    model = load_model(paths.model)
+    result = evaluate(model, read_frame(paths.train), read_frame(paths.test), settings)
+    write_json(paths.metrics, result.metrics)
+    write_json(paths.slices, result.slices)
+    paths.plots.mkdir(parents=True, exist_ok=True)
+    for name, content in result.plots.items():
+        if name.endswith(".csv"):
+            content.to_csv(paths.plots / name, index=False)
+        else:
+            write_json(paths.plots / name, content)
+    model_metrics = ", ".join(f"{k}={v}" for k, v in result.metrics["model"].items())
+    print(f"evaluate: {model_metrics}")
+    # Only now, with every file written: the stage's result never depends on the tracking store.
+    try:
+        logged = log_evaluation(result, settings, paths)
+    except RegistryError as err:
+        print(f"evaluate: not logged to MLflow: {err}", file=sys.stderr)
+    else:
+        print(f"evaluate: test metrics and slices logged to MLflow run {logged}")
+
+
+def log_evaluation(result: Evaluation, settings: Settings, paths: Paths) -> str:
+    """Log the test metrics and slices to the training run, or (a model trained elsewhere: restored
+    from DVC's run-cache, pulled) to a new run tagged with it. The run's id."""
+    from ..tracking import (
+        TRAINED_RUN_TAG,
+        absolute_uri,
+        exists,
+        experiment_for_runs,
+        open_store,
+        store_errors,
+    )
+
+    uri = absolute_uri(settings.mlflow.tracking_uri, paths.root)
+    client = open_store(uri, settings.mlflow.registered_model, settings.mlflow.experiment)
+    trained = model_metadata(paths.model).get("mlflow_run_id", "")
+    with store_errors(uri):
+        run_id = trained if trained and exists(client.get_run, trained) else ""
+        if not run_id:
+            experiment = experiment_for_runs(client, uri, settings.mlflow.experiment)
+            tags = {TRAINED_RUN_TAG: trained} if trained else {}
+            run_name = f"evaluate-{trained[:8]}" if trained else "evaluate"
+            run_id = client.create_run(experiment, run_name=run_name, tags=tags).info.run_id
+        for name, value in result.metrics["model"].items():
+            client.log_metric(run_id, f"test_{name}", value)
+        client.log_metric(run_id, "test_rows", result.metrics["test_rows"])
+        client.log_dict(run_id, result.metrics, "evaluation/metrics.json")
+        client.log_dict(run_id, result.slices, "evaluation/slices.json")
+        if run_id != trained:
+            client.set_terminated(run_id)
+    return run_id
+
+
+def main() -> int:
+    return run_stage(run)

@@ -1,0 +1,1 @@
+"""Deploys: the model registry (register, promote, roll back) and the canary that decides a promotion."""

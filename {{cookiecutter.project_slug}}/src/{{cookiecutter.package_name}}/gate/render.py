@@ -1,0 +1,286 @@
+"""The report as markdown, for the pull-request comment and the job summary (pure)."""
+
+from __future__ import annotations
+
+from .compare import Change, Comparison, formatted, number
+from .judge import GateVerdict
+from .policy import Policy, PolicyNote
+
+# `cml comment update --watermark-title=...` in the pr-report workflow uses this exact text.
+WATERMARK_TITLE = "mlgate model report"
+
+
+MAX_CHARS = 65_536  # GitHub's limit for a comment body
+
+
+MAX_CELL = 120  # characters per table cell (long param values are cut)
+
+
+def render(
+    comparison: Comparison,
+    verdict: GateVerdict,
+    policy: Policy,
+    note: PolicyNote | None = None,
+    limit: int = MAX_CHARS,
+) -> str:
+    """GFM for the pull-request comment: verdict first, then a policy change (if any), what
+    failed, metrics, charts, and the long parts (other metrics, slices, params) folded in
+    <details>.
+
+    Never longer than `limit`: tables that do not fit shed rows and say so."""
+    failed = len(verdict.findings)
+    headline = (
+        "## ✅ Model gate passed"
+        if verdict.passed
+        else f"## ❌ Model gate failed: {failed} check{'s' if failed != 1 else ''}"
+    )
+    out = _Budget(limit)
+    out.add(f"<!-- {WATERMARK_TITLE} -->", headline, "", _summary_line(comparison), "")
+    if note is not None and note.changes:
+        out.add(*_policy_lines(note, out))
+    if verdict.findings:
+        rows = [
+            [f.check, f.metric, formatted(f.old), formatted(f.new), _fmt_delta(f.old, f.new), f.limit]
+            for f in verdict.findings
+        ]
+        header = ["check", "metric", "base", "this PR", "delta", "limit"]
+        out.add("### What failed", "", *out.table(header, rows, reserve=4_000))
+    header = ["metric", f"base ({_code(comparison.base)})", "this PR", "delta", "trivial baseline", "gate"]
+    out.add("### Metrics", "", *out.table(header, _gated_rows(comparison, policy), reserve=1_000))
+    if not comparison.unchanged:
+        out.add(*_charts(comparison, policy))
+    other_rows = _metric_rows(comparison, lambda name: not name.startswith(("model.", "slices:")))
+    slice_rows = _metric_rows(comparison, lambda name: name.startswith("slices:"))
+    param_rows = [[name, formatted(c.old), formatted(c.new)] for name, c in sorted(comparison.params.items())]
+    for title, header, rows in (
+        ("Other metrics", ["metric", "base", "this PR", "delta"], other_rows),
+        ("Slice metrics", ["metric", "base", "this PR", "delta"], slice_rows),
+        ("Params changed", ["param", "base", "this PR"], param_rows),
+    ):
+        if rows:
+            opening = f"<details><summary>{title} ({len(rows)})</summary>"
+            table = out.table(header, rows, reserve=len(opening) + 20)
+            out.add(opening, "", *table, "</details>", "")
+    return out.text()
+
+
+def render_error(base: str, message: str, pipeline_failed: bool = False) -> str:
+    """The comment when the comparison could not be made, or the pull request's pipeline
+    failed (so no stale verdict stays up)."""
+    title, reason = (
+        (
+            "## ❌ The pipeline failed on this pull request",
+            "The pipeline did not finish, so the model was not judged",
+        )
+        if pipeline_failed
+        else (
+            "## ⚠️ Model report could not be computed",
+            f"Comparing with `{_code(base)}` failed, so the gate did not run",
+        )
+    )
+    return "\n".join(
+        [
+            f"<!-- {WATERMARK_TITLE} -->",
+            title,
+            "",
+            f"{reason}:",
+            "",
+            "```text",
+            _cell(message, 4_000).replace("```", "'''"),
+            "```",
+            "",
+        ]
+    )
+
+
+def _summary_line(comparison: Comparison) -> str:
+    base = _code(comparison.base)
+    if not comparison.has_baseline:
+        return (
+            f"No baseline yet: `{base}` has no metrics, so only the absolute thresholds "
+            "and the trivial baseline are checked."
+        )
+    if comparison.unchanged:
+        return f"No changes to the model: pipeline, params and metrics are as on `{base}`."
+    changed = len(comparison.params)
+    what = [
+        "the pipeline (dvc.lock) changed" if comparison.lock_changed else "dvc.lock is as on the base",
+        f"{changed} param{'s' if changed != 1 else ''} changed",
+    ]
+    return f"Compared with `{base}`: {', '.join(what)}."
+
+
+def _policy_lines(note: PolicyNote, out: _Budget) -> list[str]:
+    """The policy change in the verdict section: applied (approved) or not, and what changed."""
+    if note.applied:
+        status = f"Applied: {note.approval.note}."
+    else:
+        status = f"Not applied: this pull request was judged with the base's policy; {note.approval.note}."
+    rows = [[change.key, formatted(change.base), formatted(change.proposed)] for change in note.changes]
+    table = out.table(["policy key", "base", "this PR"], rows, reserve=6_000)
+    return ["### ⚠️ This pull request changes the gate's policy", "", status, "", *table]
+
+
+def _gated_rows(comparison: Comparison, policy: Policy) -> list[list[str]]:
+    """The model's metrics, gated ones first, with the trivial baseline beside them."""
+    names = [n.removeprefix("model.") for n in comparison.metrics if n.startswith("model.")]
+    gated = [n for n in policy.gate.metrics if n in names]
+    rows = []
+    for name in gated + sorted(set(names) - set(gated)):
+        trivial = comparison.metrics.get(f"baseline.{name}")
+        rows.append(
+            [
+                f"model.{name}",
+                *_change_cells(comparison.metrics[f"model.{name}"]),
+                formatted(trivial.new if trivial else None),
+                _gate_cell(name, policy),
+            ]
+        )
+    return rows
+
+
+def _gate_cell(name: str, policy: Policy) -> str:
+    rule = policy.gate.metrics.get(name)
+    parts = [f"{rule.direction} is better, tolerance {rule.tolerance:g}"] if rule else []
+    threshold = policy.thresholds.get(name)
+    if threshold is not None and threshold.min is not None:
+        parts.append(f"min {threshold.min:g}")
+    if threshold is not None and threshold.max is not None:
+        parts.append(f"max {threshold.max:g}")
+    return "; ".join(parts) or "not gated"
+
+
+def _metric_rows(comparison: Comparison, keep) -> list[list[str]]:
+    return [
+        [name.removeprefix("slices:"), *_change_cells(change)]
+        for name, change in sorted(comparison.metrics.items())
+        if keep(name)
+    ]
+
+
+def _change_cells(change: Change) -> list[str]:
+    return [formatted(change.old), formatted(change.new), _fmt_delta(change.old, change.new)]
+
+
+def _charts(comparison: Comparison, policy: Policy) -> list[str]:
+    """One mermaid bar chart per gated metric: base, this PR and the trivial baseline.
+
+    One chart per metric because the metrics have different scales, and one bar series
+    per chart because mermaid draws several bar series on top of each other.
+    """
+    charts = []
+    for name, rule in policy.gate.metrics.items():
+        change = comparison.metrics.get(f"model.{name}")
+        if change is None or number(change.new) is None:
+            continue
+        trivial = comparison.metrics.get(f"baseline.{name}")
+        bars = [
+            (label, value)
+            for label, value in (
+                ("base", number(change.old)),
+                ("this PR", number(change.new)),
+                ("trivial baseline", number(trivial.new) if trivial else None),
+            )
+            if value is not None
+        ]
+        values = [value for _, value in bars]
+        low, high = min(0.0, *values), max(0.0, *values)
+        pad = (high - low) * 0.1 or 1.0
+        charts += [
+            "```mermaid",
+            "xychart-beta",
+            f'    title "{name} ({rule.direction} is better)"',
+            f"    x-axis [{', '.join(_quoted(label) for label, _ in bars)}]",
+            f"    y-axis {_num(low - pad if low < 0 else 0)} --> {_num(high + pad)}",
+            f"    bar [{', '.join(_num(value) for value in values)}]",
+            "```",
+            "",
+        ]
+    if not charts:
+        return []
+    return ["<details open><summary>Charts: gated metrics</summary>", "", *charts, "</details>", ""]
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', "'") + '"'
+
+
+def _num(value: float) -> str:
+    """A plain decimal for mermaid (no exponent)."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+class _Budget:
+    """Markdown lines that never exceed `limit` characters in all."""
+
+    NOTE_ROOM = 200
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.lines: list[str] = []
+        self.used = 0
+
+    def add(self, *lines: str) -> bool:
+        """Add the lines as one block, or nothing when the block does not fit."""
+        size = sum(len(line) + 1 for line in lines)
+        if self.used + size > self.limit:
+            return False
+        self.lines += lines
+        self.used += size
+        return True
+
+    def table(self, header: list[str], rows: list[list[str]], reserve: int) -> list[str]:
+        """A GFM table and its blank line, as many rows as fit while keeping `reserve`
+        characters for what follows; a note says how many rows were left out."""
+        lines = [_row(header), _row(["---"] * len(header))]
+        room = self.limit - self.used - reserve - self.NOTE_ROOM - sum(len(line) + 1 for line in lines)
+        for cells in rows:
+            line = _row(cells)
+            room -= len(line) + 1
+            if room < 0:
+                break
+            lines.append(line)
+        lines.append("")
+        hidden = len(rows) - (len(lines) - 3)
+        if hidden:
+            lines += [
+                f"{hidden} more row{'s' if hidden != 1 else ''} not shown: the comment is capped at "
+                f"{MAX_CHARS:,} characters (the job log lists every failed check).",
+                "",
+            ]
+        return lines
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(_cell(str(cell), MAX_CELL) for cell in cells) + " |"
+
+
+def _cell(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    # `@` as an entity: a value from the pull request must not mention (notify) anyone.
+    for char, escaped in (
+        ("|", "\\|"),
+        ("[", "\\["),
+        ("]", "\\]"),
+        ("<", "&lt;"),
+        (">", "&gt;"),
+        ("@", "&#64;"),
+    ):
+        text = text.replace(char, escaped)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _code(text: str) -> str:
+    """Text for a code span: no backtick can end it early."""
+    return text.replace("`", "'")
+
+
+def _fmt_delta(old: object, new: object) -> str:
+    delta = Change(old, new).delta
+    if delta is None:
+        return "—"
+    return "0" if delta == 0 else f"{delta:+.4g}"

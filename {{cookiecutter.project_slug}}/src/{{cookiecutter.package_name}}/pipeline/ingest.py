@@ -1,0 +1,45 @@
+"""The `ingest` stage: the raw table, from the bundled demo data or the project's DVC-tracked CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import DataSettings, Paths, Settings
+from ..data import DataError, read_frame, require_rows, write_frame
+from .stage import relative, run_stage
+
+
+def load_demo(source: str) -> pd.DataFrame:
+    """Bundled demo data, read from installed packages (no network)."""
+    if source == "demo-arrests":
+        try:
+            from sklego.datasets import load_arrests  # slow import: only where needed
+        except ImportError:
+            raise DataError(
+                "data.source 'demo-arrests' needs the scikit-lego package, which is not installed"
+            ) from None
+        return load_arrests(as_frame=True)
+    if source == "demo-diabetes":
+        from sklearn.datasets import load_diabetes
+
+        return load_diabetes(as_frame=True, scaled=False).frame
+    raise DataError(f"unknown demo source {source!r}; allowed: demo-arrests, demo-diabetes")
+
+
+def ingest(settings: DataSettings, root: Path) -> pd.DataFrame:
+    """The raw frame, from the demo package or the project's DVC-tracked CSV; never empty."""
+    if settings.source == "csv":
+        return read_frame(root / str(settings.csv_path))
+    return require_rows(load_demo(settings.source), f"the {settings.source} data")
+
+
+def run(settings: Settings, paths: Paths) -> None:
+    frame = ingest(settings.data, paths.root)
+    write_frame(frame, paths.raw)
+    print(f"ingest: {len(frame)} rows, {len(frame.columns)} columns -> {relative(paths.raw, paths)}")
+
+
+def main() -> int:
+    return run_stage(run)

@@ -1,0 +1,287 @@
+"""The FastAPI application: /predict, /health, /ready, /version, /metrics and /admin/reload.
+
+`create_app` wires the parts; each group of routes is added by a function of its own.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the request model
+# of /predict from the annotation at run time, and that model is built at run time.
+import contextlib
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from starlette.exceptions import HTTPException
+
+from ..config import ADMIN_TOKEN_ENV, ServingSettings
+from ..schema import Contract
+from .access import Access
+from .errors import ServeError
+from .log import PredictionLog
+from .metrics import ServerMetrics
+from .middleware import BodyDeadline, BodyTimeout, BodyTooLarge, PredictGuard, read_timeout
+from .reload import Reloader, State
+from .requests import Problem, body_model, request_model, response_model
+from .sources import ModelSource, Served
+
+logger = logging.getLogger(__name__)
+
+INLINE_ROWS = 64  # larger batches (and the slow path) are predicted off the event loop
+PREDICT_ERRORS: dict = {
+    413: {"model": Problem, "description": "request body too large"},
+    422: {"model": Problem, "description": "invalid input: each field named in `detail`"},
+    500: {"model": Problem, "description": "the model failed on this input"},
+}
+NOT_FINITE = (
+    "invalid input: the model's answer is not a finite number (are the inputs far outside the training data?)"
+)
+
+
+def create_app(
+    served: Served,
+    contract: Contract,
+    serving: ServingSettings,
+    log: Path | None = None,
+    source: ModelSource | None = None,
+    access: Access | None = None,
+):
+    """The FastAPI app serving `served`; `source` (if given) is where reloads come from.
+
+    `access` defaults to the tokens in the environment, on an address that is not loopback:
+    without an admin token, nobody is an admin.
+    """
+    from fastapi import FastAPI
+
+    state = State(served, source)
+    access = access if access is not None else Access.from_env(None)
+    metrics = ServerMetrics()
+    metrics.show(served)
+    reloader = Reloader(state, contract, metrics)
+    predictions_log = PredictionLog(log)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        async with polling(reloader, serving, enabled=source is not None):
+            try:
+                yield
+            finally:
+                predictions_log.close()
+
+    app = FastAPI(
+        title="Model server",
+        version="1",
+        lifespan=lifespan,
+        description="Predictions from the model, checked against the data contract (schema.yaml).",
+    )
+    app.state.serve = state
+
+    def record(scope: dict, status: int, elapsed: float) -> None:
+        metrics.record(scope.get("model_version") or state.served.version, status, elapsed)
+
+    app.add_middleware(PredictGuard, limit=serving.max_body_bytes, path="/predict", record=record)
+    app.add_middleware(BodyDeadline, seconds=read_timeout(serving))  # outermost: it bounds every body
+    add_predict_route(app, state, contract, serving, metrics, predictions_log, access)
+    add_info_routes(app, state, metrics, access)
+    add_admin_routes(app, state, reloader, access)
+    add_error_handlers(app)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def polling(reloader: Reloader, serving: ServingSettings, enabled: bool):
+    """Poll the model source every `serving.reload_seconds` while the app runs (0: never)."""
+    import asyncio
+
+    poller = asyncio.create_task(reloader.poll(serving)) if enabled and serving.reload_seconds > 0 else None
+    try:
+        yield
+    finally:
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
+
+def add_predict_route(
+    app,
+    state: State,
+    contract: Contract,
+    serving: ServingSettings,
+    metrics: ServerMetrics,
+    predictions_log: PredictionLog,
+    access: Access,
+) -> None:
+    from fastapi import Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import JSONResponse, Response
+
+    served = state.served
+    body_type, batch_model = body_model(request_model(contract, list(served.inputs)), serving.max_batch_rows)
+
+    @app.post("/predict", response_model=response_model(served.classes is not None), responses=PREDICT_ERRORS)
+    async def predict(body: body_type, request: Request):  # type: ignore[valid-type]
+        """One row (`{"column": value, ...}`) or a batch (`{"rows": [{...}, ...]}`)."""
+        current = state.served
+        request.scope["model_version"] = current.version
+        rows = [row.__dict__ for row in body_rows(body, batch_model)]
+        request_id = checked_request_id(request.headers.get("x-request-id"))
+        headers = {"x-request-id": request_id}
+        try:
+            if len(rows) <= INLINE_ROWS and current.fast is not None:
+                predictions, probabilities = current.predict(rows)
+            else:
+                predictions, probabilities = await run_in_threadpool(current.predict, rows)
+        except Exception:
+            logger.exception("prediction failed (request %s)", request_id)
+            failed = {"error": "prediction failed", "detail": [], "request_id": request_id}
+            return JSONResponse(failed, status_code=500, headers=headers)
+        answer = prediction_answer(current, request_id, predictions, probabilities)
+        try:
+            content = json.dumps(answer, allow_nan=False)
+        except ValueError:  # NaN or infinity: JSON cannot carry it, and nobody should act on it
+            return JSONResponse({"error": NOT_FINITE, "detail": []}, status_code=422, headers=headers)
+        metrics.rows.labels(current.version).inc(len(rows))
+        started = request.scope["started"]
+        trusted = access.is_trusted(request.headers.get("authorization"))
+        predictions_log.write(log_record(answer, rows, probabilities, started, trusted))
+        return Response(content, media_type="application/json", headers=headers)
+
+
+def body_rows(body: Any, batch_model: Any) -> list:
+    """A batch's rows, or a single row as a list (models made at run time: Any to the type checker)."""
+    return body.rows if isinstance(body, batch_model) else [body]
+
+
+def prediction_answer(
+    current: Served, request_id: str, predictions: list, probabilities: list | None
+) -> dict:
+    answer: dict[str, Any] = {
+        "model_version": current.version,
+        "request_id": request_id,
+        "predictions": predictions,
+    }
+    if probabilities is not None:
+        classes = current.classes or ()
+        answer["probabilities"] = [dict(zip(classes, p, strict=True)) for p in probabilities]
+    return answer
+
+
+def log_record(
+    answer: dict, rows: list[dict], probabilities: list | None, started: float, trusted: bool
+) -> dict:
+    """The prediction log's line for one answered request."""
+    return {
+        "request_id": answer["request_id"],
+        "time": time.time(),
+        "model_version": answer["model_version"],
+        "inputs": rows,
+        "outputs": answer["predictions"],
+        **({"probabilities": probabilities} if probabilities is not None else {}),
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        "trusted": trusted,
+    }
+
+
+def add_info_routes(app, state: State, metrics: ServerMetrics, access: Access) -> None:
+    from fastapi import Header, Request
+    from fastapi.responses import JSONResponse, Response
+
+    @app.get("/health")
+    async def health() -> dict:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/ready", responses={503: {"description": "no model loaded"}})
+    async def ready() -> JSONResponse:
+        """A model is loaded and answers."""
+        current = state.served
+        if current is None:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "ready", "model_version": current.version})
+
+    @app.get("/version")
+    async def version(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict:
+        """The model version served; for an admin also its source, git commit, data hash and run."""
+        current = state.served
+        brief = {"model_version": current.version, "loaded_at": state.loaded_at}
+        admin = access.is_admin(authorization, request.client and request.client.host)
+        return {**brief, **current.info} if admin else brief
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format."""
+        content, media_type = metrics.text()
+        return Response(content, media_type=media_type)
+
+
+def add_admin_routes(app, state: State, reloader: Reloader, access: Access) -> None:
+    from fastapi import Header, Request
+
+    @app.post(
+        "/admin/reload",
+        responses={
+            401: {"description": "the admin token is missing or wrong"},
+            403: {"description": "no admin token is set and this is not a loopback call"},
+            409: {"description": "refused"},
+        },
+    )
+    async def admin_reload(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict:
+        """Load the model source again now (the server also polls it every `serving.reload_seconds`)."""
+        if not access.is_admin(authorization, request.client and request.client.host):
+            if access.admin_token:
+                raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                403, f"admin calls need {ADMIN_TOKEN_ENV} on the server (without it: loopback clients only)"
+            )
+        before = state.served.version
+        try:
+            changed = await reloader.reload()
+        except ServeError as err:
+            raise HTTPException(409, str(err)) from None
+        return {"changed": changed, "model_version": state.served.version, "previous_version": before}
+
+
+def add_error_handlers(app) -> None:
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"error": exc.detail, "detail": []}, status_code=413)
+
+    @app.exception_handler(BodyTimeout)
+    async def too_slow(request: Request, exc: BodyTimeout) -> JSONResponse:
+        # The rest of the body may still come: close rather than read it as the next request.
+        closing = {"Connection": "close"}
+        return JSONResponse({"error": exc.detail, "detail": []}, status_code=408, headers=closing)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = field_errors(exc.errors())
+        fields = ", ".join(dict.fromkeys(item["field"] for item in detail))
+        return JSONResponse({"error": f"invalid input: {fields}", "detail": detail}, status_code=422)
+
+
+def field_errors(errors) -> list[dict]:
+    """Each field named plainly: {"field": "age", "message": "...", ...} beside FastAPI's location."""
+    detail = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "row", "batch")]
+        detail.append(
+            {
+                "field": ".".join(location) or "body",
+                "message": error.get("msg", "invalid"),
+                "type": error.get("type", ""),
+                "loc": list(error.get("loc", ())),
+            }
+        )
+    return detail
+
+
+def checked_request_id(given: str | None) -> str:
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return uuid.uuid4().hex

@@ -1,0 +1,58 @@
+"""The server's Prometheus metrics: requests, errors, latency, rows, the model served, reloads."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .sources import Served
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+REASONS = {413: "body_too_large", 422: "invalid_input", 500: "prediction_failed"}
+
+
+class ServerMetrics:
+    """One registry per app, so that several apps in one process (the tests) never share counts."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = registry = CollectorRegistry()
+        by_version = ["model_version"]
+        self.requests = Counter(
+            "predict_requests", "Prediction requests by outcome", [*by_version, "status"], registry=registry
+        )
+        self.errors = Counter(
+            "predict_errors", "Failed prediction requests", [*by_version, "reason"], registry=registry
+        )
+        self.latency = Histogram(
+            "predict_latency_seconds",
+            "Time from request to response, in the server",
+            by_version,
+            registry=registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.rows = Counter("predict_rows", "Rows predicted", by_version, registry=registry)
+        self.model = Gauge(
+            "model_info", "The model served (1)", [*by_version, "source", "fast_path"], registry=registry
+        )
+        self.reloads = Counter(
+            "model_reloads", "Model reload attempts by result", ["result"], registry=registry
+        )
+
+    def show(self, served: Served) -> None:
+        """model_info names the model served now, and only that one."""
+        self.model.clear()
+        self.model.labels(served.version, served.info.get("source", ""), served.info["fast_path"]).set(1)
+
+    def record(self, version: str, status: int, elapsed: float) -> None:
+        self.requests.labels(version, str(status)).inc()
+        if status >= 400:
+            self.errors.labels(version, REASONS.get(status, str(status))).inc()
+        self.latency.labels(version).observe(elapsed)
+
+    def text(self) -> tuple[bytes, str]:
+        """The Prometheus text format, and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,118 @@
+"""Running the app under uvicorn: timeouts, concurrency bounds, graceful shutdown."""
+
+# No `from __future__ import annotations` here: FastAPI reads the request model
+# of /predict from the annotation at run time, and that model is built at run time.
+import asyncio
+import contextlib
+import signal
+import threading
+
+from ..config import Paths, ServingSettings, Settings
+from .access import Access, check_access
+from .app import create_app
+from .middleware import read_timeout
+from .sources import default_source, parse_source
+
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+KEEP_ALIVE_SECONDS = 5  # an idle kept-alive connection is closed after this
+
+
+MAX_CONCURRENCY = 512  # connections plus requests in progress; beyond, new requests get 503
+
+
+def run(settings: Settings, paths: Paths, model: str | None, host: str, port: int, log: bool) -> None:
+    """Load the model from its source, then serve until SIGTERM or SIGINT (exit 0 after a clean stop).
+
+    Refused (before anything loads) on an address that is not loopback without an admin token.
+    """
+    from ..schema import load_contract
+
+    access = Access.from_env(host)
+    check_access(host, access)
+    source = parse_source(model, settings, paths) if model else default_source(settings, paths)
+    contract = load_contract(paths.contract)
+    served = source.load(contract)
+    log_path = paths.prediction_log if log else None
+    app = create_app(served, contract, settings.serving, log_path, source, access)
+    config = server_config(app, host, port, settings.serving)
+    print(f"serve: model {served.version} from {source} on http://{host}:{port}", flush=True)
+    uvicorn_server(config).run()
+
+
+def server_config(app, host: str, port: int, serving: ServingSettings):
+    """uvicorn's settings: quiet, bounded in connections and in the time a slow client is given."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        limit_concurrency=MAX_CONCURRENCY,
+        http=head_timeout_protocol(read_timeout(serving)),
+    )
+
+
+def head_timeout_protocol(seconds: float) -> type:
+    """uvicorn's HTTP protocol, closing a connection whose next request head is not in within `seconds`.
+
+    uvicorn times out only a kept-alive connection that sends nothing; one that is opened and
+    stays silent, or trickles its head byte by byte, would be held forever.
+    """
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    class Protocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._await_head(None)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._await_head(self.cycle)
+
+        def connection_lost(self, exc) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _await_head(self, previous) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(seconds, self._head_overdue, previous)
+
+        def _head_overdue(self, previous) -> None:
+            # No request begun since `previous` (None: since the connection opened) was answered.
+            waiting = self.cycle is previous and (previous is None or previous.response_complete)
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return Protocol
+
+
+def uvicorn_server(config):
+    """uvicorn's server, but SIGTERM or SIGINT is a clean stop with exit code 0, not a re-raised signal."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield  # signals reach the main thread only (a server run by a test in a thread)
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return Server(config)
