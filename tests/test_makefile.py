@@ -124,7 +124,9 @@ def test_make_alone_lists_every_target_with_its_help(project: Path) -> None:
     assert declared, "the Makefile declares its targets .PHONY"
     phony = set(declared[1].split())
     assert set(documented) == phony, "every target has its ## text, and only targets are listed"
-    result = subprocess.run(["make"], cwd=project, env=subprocess_env(), capture_output=True, text=True)
+    # As typed at a prompt: not as a sub-make of `make test`, which prints the directories it enters.
+    prompt = {k: v for k, v in subprocess_env().items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    result = subprocess.run(["make"], cwd=project, env=prompt, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     shown = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in result.stdout.splitlines()}
     assert shown == documented
