@@ -43,8 +43,6 @@ from ..tracking import version_uri
 from .servers import REQUEST_TIMEOUT, connect, exchange, running, served_inputs
 
 WARM_UP = 5  # requests per server before measuring
-
-
 LOG_BLOCK = 1 << 20  # the prediction log is read backwards in blocks of this many bytes
 
 

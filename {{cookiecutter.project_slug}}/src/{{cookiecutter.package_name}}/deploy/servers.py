@@ -17,11 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 READY_WITHIN = 120.0  # seconds for a server process to download and load its model
-
-
 STOP_WITHIN = 15.0  # seconds for a server to stop after SIGTERM before it is killed
-
-
 REQUEST_TIMEOUT = 10.0  # seconds; a request that takes longer counts as an error
 
 

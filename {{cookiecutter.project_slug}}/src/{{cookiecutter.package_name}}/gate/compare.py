@@ -17,22 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 METRICS_FILE = "metrics.json"
-
-
 SLICES_FILE = "reports/slices.json"
-
-
 LOCK_FILE = "dvc.lock"
 
 
 # What the pull request's pipeline hands to the judge: its metrics and what they came from.
 # pr-report.yml uploads exactly these (a test checks it).
 RESULT_FILES = ("dvc.yaml", LOCK_FILE, "params.yaml", METRICS_FILE, SLICES_FILE)
-
-
 MAX_RESULT_BYTES = 10_000_000
-
-
 WHOLE_REVISION = "*"  # the error key when DVC could not read a revision at all
 
 

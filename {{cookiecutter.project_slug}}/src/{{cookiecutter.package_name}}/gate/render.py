@@ -8,11 +8,7 @@ from .policy import Policy, PolicyNote
 
 # `cml comment update --watermark-title=...` in the pr-report workflow uses this exact text.
 WATERMARK_TITLE = "mlgate model report"
-
-
 MAX_CHARS = 65_536  # GitHub's limit for a comment body
-
-
 MAX_CELL = 120  # characters per table cell (long param values are cut)
 
 

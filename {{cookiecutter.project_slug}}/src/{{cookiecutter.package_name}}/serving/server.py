@@ -14,11 +14,7 @@ from .middleware import read_timeout
 from .sources import default_source, parse_source
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
-
-
 KEEP_ALIVE_SECONDS = 5  # an idle kept-alive connection is closed after this
-
-
 MAX_CONCURRENCY = 512  # connections plus requests in progress; beyond, new requests get 503
 
 
