@@ -6,6 +6,9 @@ export PATH := $(TOOLS)/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
+# Bytecode is written even where the shell says not to: the tests start hundreds of Python
+# processes in fresh venvs, and each would compile MLflow and scikit-learn from source.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-fast lint bench tools clean
 

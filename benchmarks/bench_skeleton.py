@@ -32,7 +32,8 @@ FAST_TIER = ["make", "test-fast"]  # the baked unit, data and model tests
 
 
 def environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    # Bytecode is written, as by default: without it every process compiles its libraries anew.
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
     env["PATH"] = f"{ROOT / '.tools' / 'bin'}{os.pathsep}{env.get('PATH', '')}"  # uv, never a pyenv shim
     env |= {
         "MLFLOW_DISABLE_TELEMETRY": "true",

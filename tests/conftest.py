@@ -69,8 +69,14 @@ def config_id(answers: dict[str, str]) -> str:
 
 
 def subprocess_env() -> dict[str, str]:
-    """The environment for baked-project commands: own venv, a git identity, no telemetry."""
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    """The environment for baked-project commands: own venv, a git identity, no telemetry.
+
+    Bytecode is written: each bake's fresh venv would otherwise compile MLflow, pandas and
+    scikit-learn from source in every one of its hundreds of processes (9 s instead of 2.4 s
+    to import scikit-learn and pandas here).
+    """
+    dropped = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env |= {
         "GIT_AUTHOR_NAME": "Template Test",
         "GIT_AUTHOR_EMAIL": "template-test@example.com",

@@ -123,11 +123,11 @@ def scenario(
 
 
 def test_improving_pr_passes_with_positive_deltas(origins, tmp_path):
-    """The whole baked ci.yml (the test job with a marker selection, and the report)."""
+    """The whole baked ci.yml: two test jobs side by side (the fast tier; `make test` with a
+    marker selection), the job that sums them up, and the report."""
     change = set_model(IMPROVED)
-    outcome = scenario(
-        origins.with_metrics, tmp_path, change, jobs=("test", "report"), **{"pytest-markers": "unit"}
-    )
+    inputs = {"make-targets": '["test-fast", "test"]', "pytest-markers": "unit"}
+    outcome = scenario(origins.with_metrics, tmp_path, change, jobs=("test", "report"), **inputs)
     assert outcome.returncode == 0, outcome.tail()
     comment = outcome.comment
     assert comment is not None, outcome.tail()
@@ -148,8 +148,20 @@ def test_improving_pr_passes_with_positive_deltas(origins, tmp_path):
     ]
     assert markdown.endswith("/pr-report/pr-report.md"), "the report job's artifact, downloaded"
     assert (outcome.record / "cml" / "token.txt").exists(), "the token reaches cml through env:"
-    junit = (outcome.record / "artifacts" / "junit" / "junit.xml").read_text()
-    assert 'name="pytest"' in junit and "tests.unit." in junit and "tests.integration." not in junit
+    junit = (outcome.record / "artifacts" / "junit-test" / "junit.xml").read_text()
+    assert 'name="pytest"' in junit and "tests.unit." in junit and "tests.model." not in junit
+    fast = (outcome.record / "artifacts" / "junit-test-fast" / "junit.xml").read_text()
+    assert "tests.unit." in fast and "tests.model." in fast and "tests.integration." not in fast
+    assert "Every test job passed" in outcome.output, outcome.tail()
+
+
+def test_a_target_that_is_not_a_test_tier_is_refused_and_fails_the_summing_job(origins, tmp_path):
+    """A caller's make-targets value reaches make only as a checked test target."""
+    inputs = {"make-targets": '["test-fast", "lint && curl x"]'}
+    outcome = scenario(origins.with_metrics, tmp_path, edit_readme, jobs=("test",), **inputs)
+    assert outcome.returncode != 0, outcome.tail()
+    assert "is not a test target (allowed: test, test-<name>)" in outcome.output, outcome.tail()
+    assert "a test job ended with: failure" in outcome.output, outcome.tail()
 
 
 def test_degrading_pr_fails_after_the_comment_and_names_the_metric(origins, tmp_path):

@@ -19,10 +19,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from registry_helpers import DATA_MD5, Project, free_port, start
+from registry_helpers import DATA_MD5, Project, start
 
 from {{ cookiecutter.package_name }}.config import Paths, Settings
 from {{ cookiecutter.package_name }}.data import write_frame
+from {{ cookiecutter.package_name }}.deploy.servers import free_port
 from {{ cookiecutter.package_name }}.pipeline.train import fit
 
 _names = itertools.count(1)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -22,8 +23,9 @@ import pytest
 from {{ cookiecutter.package_name }}.artifacts import save_model
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import Paths, Settings, load_settings
+from {{ cookiecutter.package_name }}.deploy import servers
 from {{ cookiecutter.package_name }}.deploy.registry import alias_version
-from {{ cookiecutter.package_name }}.deploy.servers import free_port
+from {{ cookiecutter.package_name }}.deploy.servers import Server
 from {{ cookiecutter.package_name }}.pipeline.train import log_run
 
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -148,13 +150,19 @@ def start(command: list[str], url: str, ready: str, output: Path, env: dict | No
     return running
 
 
-def serve(project: Project, *args: str) -> Process:
+def serve(project: Project, *args: str) -> Server:
     """`<package> serve` in the project, on a free loopback port, once /ready answers."""
-    port = free_port()
-    command = [sys.executable, "-m", PACKAGE, "--root", str(project.root), "serve", *args]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "MLFLOW_TRACKING_URI": project.uri}
-    return start(command, f"http://127.0.0.1:{port}", "/ready", project.root / f"serve-{port}.log", env)
+    handle, name = tempfile.mkstemp(prefix="serve-", suffix=".log", dir=project.root)
+    os.close(handle)
+    output = Path(name)
+    server = servers.start(project.root, list(args), env, output)
+    try:
+        servers.wait_ready("test", " ".join(args) or "default model", server, time.monotonic() + READY_WITHIN)
+    except servers.ServerError as err:
+        server.stop()
+        pytest.fail(str(err))
+    return server
 
 
 def get(url: str) -> int:
@@ -166,14 +174,3 @@ def get(url: str) -> int:
         return err.code
     except OSError:
         return 0
-
-
-def post(url: str, body: object) -> tuple[int, dict | None]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.load(answer)
-    except urllib.error.HTTPError as err:
-        return err.code, None

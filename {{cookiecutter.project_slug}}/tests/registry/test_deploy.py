@@ -13,10 +13,11 @@ import urllib.request
 
 import pandas as pd
 import pytest
-from registry_helpers import Project, post, serve
+from registry_helpers import Project, serve
 
 from {{ cookiecutter.package_name }}.config import TRUSTED_TOKEN_ENV
 from {{ cookiecutter.package_name }}.deploy.registry import CHALLENGER, CHAMPION
+from {{ cookiecutter.package_name }}.deploy.servers import request
 
 pytestmark = pytest.mark.registry
 
@@ -61,7 +62,7 @@ def post_trusted(url: str, body: object) -> int:
 
 
 def answered_by(url: str, row: dict) -> str:
-    status, body = post(f"{url}/predict", row)
+    status, body = request(url, "POST", "/predict", row)
     assert status == 200, body
     return str(body["model_version"])  # type: ignore[index]
 
@@ -105,7 +106,7 @@ def test_canary_promote_and_rollback_with_a_running_server(
         # anonymous requests after it are logged too, but never replayed.
         traffic = {"rows": client_rows(model, test_set, settings.canary.sample_size)}
         assert post_trusted(f"{server.url}/predict", traffic) == 200
-        assert post(f"{server.url}/predict", traffic)[0] == 200
+        assert request(server.url, "POST", "/predict", traffic)[0] == 200
 
         # A challenger trained on shuffled labels disagrees: refused, and champion does not move.
         project.train(shuffled_model, train_set)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from serving_helpers import LOOPBACK_CLIENT, ServerProcess, start_server
+from serving_helpers import LOOPBACK_CLIENT
 
 from {{ cookiecutter.package_name }}.artifacts import save_model
 from {{ cookiecutter.package_name }}.serving.access import Access
@@ -66,10 +66,3 @@ def local_model(model, tmp_path) -> LocalSource:
     path = tmp_path / "model"
     save_model(model, path, metadata={"mlflow_run_id": "first"})
     return LocalSource(path)
-
-
-@pytest.fixture(scope="module")
-def server(root: Path, model_dir: Path) -> Iterator[ServerProcess]:
-    running = start_server(root, model_dir)
-    yield running
-    running.stop()

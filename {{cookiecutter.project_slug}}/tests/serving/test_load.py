@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from serving_helpers import start_server
+from serving_helpers import start_server, stop
 
 pytestmark = [pytest.mark.serving, pytest.mark.load]
 
@@ -38,7 +38,7 @@ def aggregated(stats_csv: Path) -> dict[str, str]:
 def test_single_rows_under_load_have_no_errors_and_a_bounded_p99(root, model_dir, rows, settings, tmp_path):
     rows_file = tmp_path / "rows.json"
     rows_file.write_text(json.dumps(rows))
-    server = start_server(root, model_dir)
+    server = start_server(root, model_dir, tmp_path / "server.log")
     try:
         pin(server.process.pid, 0)
         command = [str(Path(sys.executable).parent / "locust"), "-f", str(LOCUSTFILE), "--headless"]
@@ -60,7 +60,7 @@ def test_single_rows_under_load_have_no_errors_and_a_bounded_p99(root, model_dir
             pytest.fail("locust did not stop by itself")
         assert locust.returncode == 0, output[-3000:]
     finally:
-        assert server.stop() == 0
+        assert stop(server) == 0
     stats = aggregated(tmp_path / "load_stats.csv")
     requests, failures = int(stats["Request Count"]), int(stats["Failure Count"])
     p99 = float(stats["99%"])

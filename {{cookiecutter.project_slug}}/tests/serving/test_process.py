@@ -4,21 +4,21 @@ as a container runtime expects."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import pytest
-from serving_helpers import PACKAGE, STOP_WITHIN, post, start_server
+from serving_helpers import PACKAGE, STOP_WITHIN, start_server, stop
+
+from {{ cookiecutter.package_name }}.deploy.servers import request
 
 pytestmark = pytest.mark.serving
 
 
-def test_server_starts_answers_and_stops_on_sigterm(root, model_dir, rows):
-    server = start_server(root, model_dir)
+def test_server_starts_answers_and_stops_on_sigterm(root, model_dir, rows, tmp_path):
+    server = start_server(root, model_dir, tmp_path / "server.log")
     statuses: list[int] = []
 
     def client() -> None:
@@ -26,18 +26,17 @@ def test_server_starts_answers_and_stops_on_sigterm(root, model_dir, rows):
         # never cut off mid-answer.
         while True:
             try:
-                statuses.append(post(f"{server.url}/predict", {"rows": rows}, timeout=10)[0])
+                statuses.append(request(server.url, "POST", "/predict", {"rows": rows})[0])
             except OSError:
                 return
 
     try:
-        with urllib.request.urlopen(f"{server.url}/version", timeout=5) as answer:
-            version = json.load(answer)
+        _, version = request(server.url, "GET", "/version")
         assert version["model_version"] == "run-abc"
         assert version["fast_path"] == "yes"
-        status, body = post(f"{server.url}/predict", rows[0])
+        status, body = request(server.url, "POST", "/predict", rows[0])
         assert status == 200 and len(body["predictions"]) == 1
-        status, body = post(f"{server.url}/predict", {**rows[0], "surprise": 1})
+        status, body = request(server.url, "POST", "/predict", {**rows[0], "surprise": 1})
         assert status == 422 and "surprise" in body["error"]
         threads = [threading.Thread(target=client) for _ in range(2)]
         for thread in threads:
@@ -45,16 +44,16 @@ def test_server_starts_answers_and_stops_on_sigterm(root, model_dir, rows):
         time.sleep(0.5)
     finally:
         started = time.monotonic()
-        code = server.stop()
+        code = stop(server)
     stopped = time.monotonic() - started
     for thread in threads:
         thread.join(10)
-    stderr = server.process.stderr.read()
-    assert code == 0, stderr
+    output = server.output.read_text()
+    assert code == 0, output
     assert stopped < STOP_WITHIN
-    assert "Traceback" not in stderr, stderr
+    assert "Traceback" not in output, output
     assert statuses and set(statuses) == {200}
-    assert "serve: model run-abc" in server.process.stdout.read()
+    assert "serve: model run-abc" in output
 
 
 def test_a_missing_model_is_a_clear_error_not_a_traceback(root, tmp_path):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,14 +37,18 @@ class Server:
     process: subprocess.Popen
     output: Path
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_WITHIN)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def stop(self) -> bool:
+        """SIGTERM, then wait: True if it stopped in time, False if it had to be killed."""
+        if self.process.poll() is not None:
+            return True
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_WITHIN)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return False
+        return True
 
     def tail(self, lines: int = 15) -> str:
         with contextlib.suppress(OSError):
@@ -55,19 +59,12 @@ class Server:
 @contextlib.contextmanager
 def running(root: Path, tracking_uri: str, servers: dict[str, list[str]]) -> Iterator[dict[str, str]]:
     """`serve ARGS...` per name, all started at once, each on a free loopback port; name -> URL once ready."""
-    package = __name__.split(".")[0]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     running: dict[str, Server] = {}
     with tempfile.TemporaryDirectory(prefix="canary-") as scratch:
         try:
             for name, args in servers.items():
-                port = free_port()
-                output = Path(scratch) / f"{name}.log"
-                command = [sys.executable, "-m", package, "--root", str(root), "serve", *args]
-                command += ["--host", "127.0.0.1", "--port", str(port)]
-                with output.open("w") as sink:
-                    process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-                running[name] = Server(f"http://127.0.0.1:{port}", process, output)
+                running[name] = start(root, args, env, Path(scratch) / f"{name}.log")
             deadline = time.monotonic() + READY_WITHIN
             for name, server in running.items():
                 wait_ready(name, " ".join(servers[name]) or "default model", server, deadline)
@@ -77,8 +74,19 @@ def running(root: Path, tracking_uri: str, servers: dict[str, list[str]]) -> Ite
                 server.stop()
 
 
+def start(root: Path, args: list[str], env: Mapping[str, str], output: Path) -> Server:
+    """`serve ARGS...` on a free loopback port, output to OUTPUT; not ready yet (wait_ready)."""
+    package = __name__.split(".")[0]
+    port = free_port()
+    command = [sys.executable, "-m", package, "--root", str(root), "serve", *args]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with output.open("w") as sink:
+        process = subprocess.Popen(command, env=dict(env), stdout=sink, stderr=subprocess.STDOUT)
+    return Server(f"http://127.0.0.1:{port}", process, output)
+
+
 def wait_ready(name: str, source: str, server: Server, deadline: float) -> None:
-    """Until GET /ready answers 200; CanaryError if the process exits or the deadline passes."""
+    """Until GET /ready answers 200; ServerError if the process exits or the deadline passes."""
     while True:
         with contextlib.suppress(OSError, ValueError):
             status, _ = request(server.url, "GET", "/ready", timeout=2)
