@@ -3,13 +3,17 @@
 This is the one place that reads `params.yaml`. Every command loads the
 settings once and passes them down; a typo or a wrong type fails here, before
 any work, with the key's dotted name. Validation is strict: YAML gives numbers
-and booleans their types, so a quoted `"1"` or `'yes'` is a mistake, not a value
-to coerce (an integer is still a valid float: `regularization: 1`).
+and booleans their types, so a quoted `"1"` is a mistake, not a value to coerce
+(an integer is still a valid float: `regularization: 1`). The file is read with
+YAML 1.2's rules, as DVC writes it: `true` and `false` are booleans, `yes` and
+`no` are words.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +59,9 @@ class DataSettings(_Strict):
     @field_validator("positive_class", mode="before")
     @classmethod
     def _class_as_text(cls, value: object) -> object:
-        # Labels are compared as text; YAML reads yes/no/true/false as booleans, 1 as a number.
+        # Labels are compared as text; YAML reads true/false as booleans, 1 as a number.
         if isinstance(value, bool):
-            raise ValueError(f'YAML read this as the boolean {value}: quote the class name, e.g. "yes"')
+            raise ValueError(f'YAML read this as the boolean {value}: quote the class name, e.g. "true"')
         return str(value) if isinstance(value, int) else value
 
     @field_validator("sensitive_features")
@@ -330,8 +334,15 @@ def _is_union_tag(part: object) -> bool:
     return part in ("linear", "random_forest", "gradient_boosting")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML that refuses a key given twice in one mapping (PyYAML would keep the last silently)."""
+# YAML 1.2's booleans: only true and false. DVC (`dvc exp run -S`) rewrites params.yaml with
+# YAML 1.2 rules, which leave `positive_class: Yes` unquoted; YAML 1.1 would read it as True.
+BOOL_TAG = "tag:yaml.org,2002:bool"
+YAML12_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """params.yaml as DVC writes it (YAML 1.2 booleans), refusing a key given twice in one mapping
+    (PyYAML would keep the last silently)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen = set()
@@ -347,6 +358,32 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+@functools.cache
+def params_loader() -> type[_ParamsLoader]:
+    """The loader with YAML 1.1's booleans (yes, no, on, off, ...) replaced by YAML 1.2's."""
+
+    class Yaml12ParamsLoader(_ParamsLoader):
+        pass
+
+    Yaml12ParamsLoader.yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != BOOL_TAG]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Yaml12ParamsLoader.add_implicit_resolver(BOOL_TAG, YAML12_BOOL, list("tTfF"))
+    return Yaml12ParamsLoader
+
+
+def parse_params(text: str, source: str) -> object:
+    """params.yaml's text as plain data; broken YAML is a ConfigError naming the line."""
+    try:
+        return yaml.load(text, Loader=params_loader())  # a SafeLoader: plain data only
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or err.__class__.__name__
+        raise ConfigError(f"{source}: not valid YAML{where} ({problem})") from None
+
+
 def read_params(path: Path) -> object:
     """params.yaml as plain data; a missing file or broken YAML is a ConfigError naming the line."""
     try:
@@ -355,13 +392,7 @@ def read_params(path: Path) -> object:
         raise ConfigError(f"{path}: not found (run commands from the project root)") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot be read ({err.__class__.__name__})") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or err.__class__.__name__
-        raise ConfigError(f"{path}: not valid YAML{where} ({problem})") from None
+    return parse_params(text, str(path))
 
 
 def load_settings(path: Path) -> Settings:

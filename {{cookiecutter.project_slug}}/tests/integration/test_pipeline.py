@@ -149,6 +149,36 @@ def test_a_model_trained_elsewhere_gets_an_evaluation_run_linked_to_it(project: 
     assert runs[0].data.metrics["test_rows"] == json.loads((copy / "metrics.json").read_text())["test_rows"]
 
 
+def test_a_dvc_experiment_runs_shows_and_becomes_a_branch(project: Path, tmp_path: Path) -> None:
+    # `dvc exp run -S` rewrites params.yaml with YAML 1.2 rules (e.g. `positive_class: Yes`
+    # unquoted); the stages read it the same way, so the experiment runs.
+    copy = tmp_path / project.name
+    shutil.copytree(project, copy, symlinks=True)
+    for command in (("git", "add", "--all"), ("git", "commit", "--quiet", "-m", "baseline")):
+        result = run(copy, *command)
+        assert succeeded(result), explain(result)
+
+    result = run(copy, "dvc", "exp", "run", "--name", "fewer-repeats", "-S", "evaluate.permutation_repeats=2")
+    assert succeeded(result), explain(result)
+    assert load_settings(copy / "params.yaml").evaluate.permutation_repeats == 2
+
+    result = run(copy, "dvc", "exp", "show", "--json")
+    assert succeeded(result), explain(result)
+    experiments = {
+        rev["name"]: rev["data"]["params"]["params.yaml"]["data"]
+        for baseline in json.loads(result.stdout)
+        for experiment in baseline["experiments"] or []
+        for rev in experiment["revs"]
+    }
+    assert experiments["fewer-repeats"]["evaluate"]["permutation_repeats"] == 2, experiments
+
+    result = run(copy, "dvc", "exp", "branch", "fewer-repeats", "try-fewer-repeats")
+    assert succeeded(result), explain(result)
+    shown = run(copy, "git", "show", "try-fewer-repeats:params.yaml")
+    assert succeeded(shown), explain(shown)
+    assert "permutation_repeats: 2" in shown.stdout
+
+
 def test_saved_model_predicts_raw_rows(project: Path) -> None:
     settings = load_settings(project / "params.yaml")
     model = load_model(project / "models" / "model")

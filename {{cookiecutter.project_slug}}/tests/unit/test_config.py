@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -270,6 +271,31 @@ def test_positive_class_read_as_a_boolean_asks_for_quotes(tmp_path: Path, params
     params["data"]["positive_class"] = True  # `positive_class: yes` in YAML
     message = config_error(tmp_path, params)
     assert message.startswith("params.yaml: data.positive_class: ") and "quote" in message, message
+
+
+def test_params_are_read_as_dvc_writes_them_yes_is_a_word(tmp_path: Path, params: dict) -> None:
+    # `dvc exp run -S` rewrites params.yaml with YAML 1.2 rules: `Yes` unquoted is a string there.
+    params["data"]["positive_class"] = "Yes"
+    params["mlflow"]["experiment"] = "On"
+    path = write_params(tmp_path, params)
+    text = re.sub(
+        r"(positive_class|experiment): ['\"](Yes|On)['\"]", r"\1: \2", path.read_text(encoding="utf-8")
+    )
+    assert "positive_class: Yes\n" in text and "experiment: On\n" in text
+    path.write_text(text, encoding="utf-8")
+    settings = load_settings(path)
+    assert (settings.data.positive_class, settings.mlflow.experiment) == ("Yes", "On")
+
+
+def test_only_true_and_false_are_booleans(tmp_path: Path, params: dict) -> None:
+    path = write_params(tmp_path, params)
+    text = path.read_text(encoding="utf-8")
+    assert "use_sensitive_features: false\n" in text
+    path.write_text(
+        text.replace("use_sensitive_features: false", "use_sensitive_features: no"), encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match=r"^params.yaml: data.use_sensitive_features: "):
+        load_settings(path)
 
 
 def test_positive_class_given_as_a_number_is_its_label_text(tmp_path: Path, params: dict) -> None:

@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.metrics import metric_names
-from {{ cookiecutter.package_name }}.pipeline.evaluate import MAX_NUMERIC_GROUPS, NUMERIC_SLICE_BINS, slice_groups, slice_metrics
+from {{ cookiecutter.package_name }}.pipeline.evaluate import (
+    MAX_NUMERIC_GROUPS,
+    MISSING_GROUP,
+    NUMERIC_SLICE_BINS,
+    slice_groups,
+    slice_metrics,
+)
 from {{ cookiecutter.package_name }}.pipeline.scoring import classification_metrics, positive_label, regression_metrics
 
 pytestmark = pytest.mark.unit
@@ -39,6 +45,30 @@ def test_numeric_slices_are_few_and_cover_every_row(values: list[float]) -> None
 def test_text_slices_are_the_values(values: list[str]) -> None:
     groups = slice_groups(pd.Series(values))
     assert groups.tolist() == values
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["Black", None, "White", np.nan, "White"],
+        [1.0, np.nan, 2.0, np.nan, 3.0],
+        [float(age) for age in range(18, 60)] + [np.nan, np.nan],  # banded into quartiles
+    ],
+)
+def test_a_missing_value_is_a_slice_of_its_own(values: list) -> None:
+    series = pd.Series(values)
+    groups = slice_groups(series)
+    assert groups[series.isna()].eq(MISSING_GROUP).all()
+    assert not groups[series.notna()].eq(MISSING_GROUP).any()
+    assert groups.notna().all() and not groups.isin(["nan", "None", "<NA>"]).any()
+
+
+def test_slice_metrics_with_missing_sensitive_values_count_them_as_a_group() -> None:
+    truth = pd.Series(["Yes", "No", "Yes", "No"])
+    predicted = np.array(["Yes", "No", "No", "No"])
+    sensitive = pd.DataFrame({"group": ["a", None, np.nan, "a"]})
+    groups = slice_metrics(truth, predicted, sensitive, "classification", positive="Yes")["group"]["groups"]
+    assert {name: values["count"] for name, values in groups.items()} == {"a": 2, MISSING_GROUP: 2}
 
 
 def test_positive_label() -> None:

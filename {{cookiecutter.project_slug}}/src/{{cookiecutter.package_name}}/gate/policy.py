@@ -16,10 +16,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..config import CanarySettings, ConfigError, GateSettings, Threshold
+from ..config import CanarySettings, ConfigError, GateSettings, Threshold, parse_params
 
 APPROVAL_LABEL = "gate-policy-approved"
 PARAMS_FILE = "params.yaml"
@@ -79,11 +78,7 @@ def policy_from_params(raw: object, source: str) -> Policy:
 
 
 def parse_policy(text: str, source: str) -> Policy:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{source}: not valid YAML ({err.__class__.__name__})") from None
-    return policy_from_params(raw, source)
+    return policy_from_params(parse_params(text, source), source)
 
 
 def read_policy(root: Path, revision: str | None) -> Policy:

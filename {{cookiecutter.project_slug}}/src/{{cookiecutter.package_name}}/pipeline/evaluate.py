@@ -20,6 +20,7 @@ from .stage import run_stage, write_json
 
 NUMERIC_SLICE_BINS = 4  # numeric sensitive features (age) are sliced into quartiles
 MAX_NUMERIC_GROUPS = 10
+MISSING_GROUP = "(missing)"  # the slice of rows whose sensitive feature is missing
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,13 @@ def baseline_model(task: str, seed: int):
 
 
 def slice_groups(series: pd.Series) -> pd.Series:
-    """Group labels for slicing: values as text; many-valued numbers as quartile bands."""
+    """Group labels for slicing: values as text; many-valued numbers as quartile bands; a missing
+    value is a group of its own, MISSING_GROUP (fairlearn refuses missing group labels)."""
     if pd.api.types.is_numeric_dtype(series) and series.nunique() > MAX_NUMERIC_GROUPS:
-        bands = pd.qcut(series, NUMERIC_SLICE_BINS, duplicates="drop")
-        return bands.astype(str)
-    return series.astype(str)
+        groups = pd.qcut(series, NUMERIC_SLICE_BINS, duplicates="drop").astype(str)
+    else:
+        groups = series.astype(str)
+    return groups.where(series.notna(), MISSING_GROUP).astype(str)
 
 
 def slice_metrics(
