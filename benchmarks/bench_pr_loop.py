@@ -2,7 +2,8 @@
 pull_request event to the comment that the recording `cml` received, and to the end of the
 run. Three pull requests on a reproduced main (DVC remote: a local folder):
 
-- the baked ci.yml as it is (test and report jobs side by side), a PR that changes the model;
+- the baked ci.yml as it is (three test tiers as parallel jobs, and the report), a PR that
+  changes the model; and the same with every test in one job (`make-targets: ["test"]`);
 - the report workflow alone, the same PR;
 - the report workflow alone, a docs-only PR (nothing to reproduce: the floor of the loop);
 
@@ -42,10 +43,12 @@ from act_helpers import (  # noqa: E402
 from conftest import run  # noqa: E402
 
 TARGET_SECONDS = 90.0  # event -> comment, on 2 cores
+ONE_TEST_JOB = {"make-targets": '["test"]'}  # every test in one job, as before the tiers
 LOOPS = {
-    "ci.yml (test + report), model change": (("test", "report"), set_model(IMPROVED)),
-    "report alone, model change": (("report",), set_model(IMPROVED)),
-    "report alone, docs-only change": (("report",), edit_readme),
+    "ci.yml (3 test tiers + report), model": (("test", "report"), set_model(IMPROVED), {}),
+    "ci.yml (one test job + report), model": (("test", "report"), set_model(IMPROVED), ONE_TEST_JOB),
+    "report alone, model change": (("report",), set_model(IMPROVED), {}),
+    "report alone, docs-only change": (("report",), edit_readme, {}),
 }
 
 
@@ -54,11 +57,11 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def loop(origin: Path, jobs: tuple[str, ...], change) -> dict[str, float | int | None]:
+def loop(origin: Path, jobs: tuple[str, ...], change, inputs: dict[str, str]) -> dict[str, float | None]:
     with tempfile.TemporaryDirectory(prefix="bench-pr-loop-") as scratch:
         where = Path(scratch)
         clone, event = open_pull_request(origin, where, change)
-        workflow = ci_caller(clone, where / "caller.yml", jobs=jobs)
+        workflow = ci_caller(clone, where / "caller.yml", jobs=jobs, **inputs)
         cpu = children_cpu()
         outcome = run_act(clone, event, workflow, where / "record")
         if outcome.comment is None:
@@ -95,8 +98,8 @@ def main() -> None:
         )  # bake, make install (warms uv's cache), dvc repro, dvc push
         prepare_s = time.perf_counter() - start
         for _ in range(runs):
-            for name, (jobs, change) in LOOPS.items():
-                results.setdefault(name, []).append(loop(origins.with_metrics, jobs, change))
+            for name, (jobs, change, inputs) in LOOPS.items():
+                results.setdefault(name, []).append(loop(origins.with_metrics, jobs, change, inputs))
             results.setdefault("make report alone (no act)", []).append(report_alone(where / "ml-project"))
     finally:
         shutil.rmtree(where, ignore_errors=True)

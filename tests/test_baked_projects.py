@@ -117,6 +117,24 @@ def test_baked_project_installs_tests_and_reproduces(tmp_path, answers):
 
     if answers_id(answers) in FULL_SUITE:
         lint_catches_a_wrong_argument_type(project)
+    if answers["dataset"] == "csv":
+        absent_data_fails_under_ci(project)
+
+
+def absent_data_fails_under_ci(project: Path) -> None:
+    """Without its data, a test skips on a laptop and fails under CI=true, saying how to get it."""
+    source = project / "data" / "external" / "source.csv"
+    aside = source.with_name("aside.csv")
+    source.rename(aside)
+    try:
+        laptop = run(["env", "-u", "CI", "uv", "run", "pytest", "-q", "-rs", "tests/data"], cwd=project)
+        ci = run(["env", "CI=true", "uv", "run", "pytest", "-q", "tests/data"], cwd=project, check=False)
+    finally:
+        aside.rename(source)
+    assert " skipped" in laptop.stdout and " failed" not in laptop.stdout, laptop.stdout
+    assert "the raw data is not here" in laptop.stdout, laptop.stdout
+    assert ci.returncode == 1 and " skipped" not in ci.stdout, ci.stdout
+    assert "run `dvc pull` first (CI gets it from the DVC remote) (CI=true:" in ci.stdout, ci.stdout
 
 
 # A call that runs fine past ruff but passes text where the function takes an int.

@@ -141,14 +141,17 @@ def test_unexpected_column_is_422_naming_it(client, rows, settings):
     assert_names(answer, 422, settings.data.target)
 
 
-def test_bad_batches_are_422_naming_the_row(client, rows, served, settings):
+def test_bad_batches_are_422_naming_the_row(client, rows, served, settings, contract):
     assert client.post("/predict", json={"rows": []}).status_code == 422
     too_many = {"rows": rows[:1] * (settings.serving.max_batch_rows + 1)}
     assert client.post("/predict", json=too_many).status_code == 422
+    required = [name for name in served.inputs if not contract.columns[name].nullable]
+    if not required:
+        pytest.skip("every model input may be empty")
     broken = {**rows[1]}
-    del broken[served.inputs[0]]
+    del broken[required[0]]
     answer = client.post("/predict", json={"rows": [rows[0], broken]})
-    assert_names(answer, 422, f"rows.1.{served.inputs[0]}")
+    assert_names(answer, 422, f"rows.1.{required[0]}")
 
 
 def test_bodies_that_are_not_a_row_are_422(client, rows):

@@ -30,11 +30,14 @@ def column_field(rule: ColumnRule) -> tuple[Any, Any]:
         constraints["strict"] = True
     if rule.type == "number":
         constraints["allow_inf_nan"] = False
+    # The constraints sit on the value's type, before the integer's validator: after it, pydantic
+    # still checks them but writes `ge`/`le` into the OpenAPI document instead of minimum/maximum.
+    constrained: Any = Annotated[kind, Field(**constraints)]
     if rule.type == "integer":
-        kind = Annotated[int, BeforeValidator(whole_float_to_int)]  # 21.0 (pandas with gaps) is 21
+        constrained = Annotated[constrained, BeforeValidator(whole_float_to_int)]  # 21.0 (pandas, gaps) is 21
     if rule.nullable:
-        return kind | None, Field(default=None, **constraints)
-    return kind, Field(..., **constraints)
+        return constrained | None, Field(default=None)
+    return constrained, Field(...)
 
 
 def whole_float_to_int(value: object) -> object:
