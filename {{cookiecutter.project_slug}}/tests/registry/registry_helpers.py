@@ -156,13 +156,10 @@ def serve(project: Project, *args: str) -> Server:
     handle, name = tempfile.mkstemp(prefix="serve-", suffix=".log", dir=project.root)
     os.close(handle)
     output = Path(name)
-    server = servers.start(project.root, list(args), env, output)
     try:
-        servers.wait_ready("test", " ".join(args) or "default model", server, time.monotonic() + READY_WITHIN)
+        return servers.started(project.root, list(args), env, output)
     except servers.ServerError as err:
-        server.stop()
         pytest.fail(str(err))
-    return server
 
 
 def get(url: str) -> int:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.deploy.servers import READY_WITHIN, STOP_WITHIN, Server, ServerError, start, wait_ready
+from {{ cookiecutter.package_name }}.deploy.servers import STOP_WITHIN, Server, ServerError, started
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 LOOPBACK_CLIENT = ("127.0.0.1", 50000)  # a TestClient's address as a client on this machine
@@ -17,13 +16,10 @@ __all__ = ["LOOPBACK_CLIENT", "PACKAGE", "STOP_WITHIN", "start_server", "stop"]
 
 def start_server(root: Path, model: Path, output: Path, *args: str) -> Server:
     """`<package> serve --model MODEL` on a free loopback port, once /ready answers; its output to OUTPUT."""
-    server = start(root, ["--model", str(model), "--no-log", *args], os.environ, output)
     try:
-        wait_ready("test", str(model), server, time.monotonic() + READY_WITHIN)
+        return started(root, ["--model", str(model), "--no-log", *args], os.environ, output)
     except ServerError as err:
-        server.stop()
         pytest.fail(str(err))
-    return server
 
 
 def stop(server: Server) -> int:

@@ -85,6 +85,17 @@ def start(root: Path, args: list[str], env: Mapping[str, str], output: Path) -> 
     return Server(f"http://127.0.0.1:{port}", process, output)
 
 
+def started(root: Path, args: list[str], env: Mapping[str, str], output: Path, name: str = "test") -> Server:
+    """`serve ARGS...` once /ready answers; ServerError (the server stopped) if it never does."""
+    server = start(root, args, env, output)
+    try:
+        wait_ready(name, " ".join(args) or "default model", server, time.monotonic() + READY_WITHIN)
+    except ServerError:
+        server.stop()
+        raise
+    return server
+
+
 def wait_ready(name: str, source: str, server: Server, deadline: float) -> None:
     """Until GET /ready answers 200; ServerError if the process exits or the deadline passes."""
     while True:
