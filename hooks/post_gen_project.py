@@ -1,4 +1,4 @@
-"""After the files are written: bring in the user's CSV under DVC, lock, git init, first commit."""
+"""After the files are written: bring in the user's CSV (git or DVC), lock, git init, first commit."""
 
 from __future__ import annotations
 
@@ -11,6 +11,26 @@ import sys
 from pathlib import Path
 
 SOURCE = Path("data/external/source.csv")
+
+
+# Without a shared DVC remote (none, or a folder on this machine), a CSV is committed to git:
+# else the data would never reach CI or the pull-request gate. pre_gen_project.py refuses one
+# over the size git holds well.
+GIT_REMOTES = ("none", "local")
+
+
+def bring_in_csv(source: Path, project: Path, remote: str) -> None:
+    if remote in GIT_REMOTES:
+        commit_with_git(source, project)
+    else:
+        track_with_dvc(source, project)
+
+
+def commit_with_git(source: Path, project: Path) -> None:
+    """Copy the user's file in, as a file git tracks (the first commit holds it)."""
+    target = project / SOURCE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
 
 
 def track_with_dvc(source: Path, project: Path) -> None:
@@ -66,7 +86,7 @@ def main() -> int:
     if answers["dataset"] == "csv":
         base_dir = Path(os.environ.get("PWD", os.getcwd()))
         source = Path(answers["csv_path"].strip()).expanduser()
-        track_with_dvc(source if source.is_absolute() else base_dir / source, project)
+        bring_in_csv(source if source.is_absolute() else base_dir / source, project, answers["dvc_remote"])
     lock(project)
     if answers["init_git"] == "yes":
         author = (answers["author_name"], answers["author_email"])

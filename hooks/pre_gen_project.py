@@ -115,6 +115,9 @@ REMOVED_STDLIB = words(
     """
 )
 PROJECT_NAMES = {"test", "tests", "site", "conftest", "src"}  # folders and files of the project itself
+# dvc_remote answers that reach no CI runner: the CSV goes into git then, up to this size.
+GIT_REMOTES = ("none", "local")
+GIT_CSV_LIMIT_MB = 50
 
 
 def answer_errors(answers: dict, base_dir: Path) -> list[str]:
@@ -148,7 +151,7 @@ def answer_errors(answers: dict, base_dir: Path) -> list[str]:
     if url is not None and remote in {*REMOTE_SCHEMES, "local"} and (problem := remote_error(remote, url)):
         problems["dvc_remote_url"] = problem
     if answers.get("dataset") == "csv" and "csv_path" in valid:
-        problems |= csv_errors(valid, base_dir)
+        problems |= csv_errors(valid, base_dir, str(answers.get("dvc_remote")))
     # In cookiecutter.json's order, the CSV's answers last (they are checked against the file).
     order = [name for name in order if name not in CSV_ANSWERS] + list(CSV_ANSWERS)
     return [problems[name] for name in sorted(problems, key=order.index)]
@@ -279,7 +282,7 @@ def remote_error(remote: str, url: str) -> str | None:
     return None
 
 
-def csv_errors(valid: dict, base_dir: Path) -> dict[str, str]:
+def csv_errors(valid: dict, base_dir: Path, remote: str) -> dict[str, str]:
     """The CSV answers against the file; answers refused for their form are left out."""
     if not valid["csv_path"]:
         return {"csv_path": "csv_path is empty: dataset 'csv' needs the path of your CSV file"}
@@ -287,6 +290,8 @@ def csv_errors(valid: dict, base_dir: Path) -> dict[str, str]:
         return {"target": "target is empty: dataset 'csv' needs the name of the target column"}
     path = resolve_csv(valid["csv_path"], base_dir)
     header, problem = inspect_csv(path)
+    if not problem:
+        problem = size_problem(path.stat().st_size, remote)
     if problem:
         return {"csv_path": f"csv_path {shown(valid['csv_path'], LONG)} {problem}"}
     target = valid.get("target")
@@ -305,6 +310,17 @@ def csv_errors(valid: dict, base_dir: Path) -> dict[str, str]:
         elif answer != "target" and target in columns:
             errors[answer] = f"{answer} {shown(target)} is the target: name other columns"
     return errors
+
+
+def size_problem(size: int, remote: str) -> str | None:
+    """Without a shared DVC remote the CSV is committed to git (post_gen_project.py): up to a size."""
+    if remote not in GIT_REMOTES or size <= GIT_CSV_LIMIT_MB * 1_000_000:
+        return None
+    return (
+        f"is {size / 1_000_000:.1f} MB: with dvc_remote {remote!r} the CSV is committed to git, "
+        f"which is for files up to {GIT_CSV_LIMIT_MB} MB; choose dvc_remote "
+        f"{', '.join(REMOTE_SCHEMES)} (the data then reaches CI through that remote)"
+    )
 
 
 def columns_shown(header: list[str]) -> str:

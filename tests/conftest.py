@@ -38,11 +38,12 @@ REMOTE_URLS = {
 
 
 def csv_answers(task: str) -> dict[str, str]:
-    """The churn fixture: a yes/no target for classification, charges for regression."""
+    """The churn fixture: a three-class target (stayed, downgraded, left) for classification,
+    charges for regression."""
     if task == "classification":
         return {
             "csv_path": str(CHURN_CSV),
-            "target": "churned",
+            "target": "outcome",
             "sensitive_features": "region",
             "time_column": "signup_year",
         }

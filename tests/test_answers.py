@@ -35,7 +35,7 @@ COOKIECUTTER = json.loads((ROOT / "cookiecutter.json").read_text(encoding="utf-8
 TEXT_ANSWERS = [name for name, value in COOKIECUTTER.items() if isinstance(value, str) and name[0] != "_"]
 CHOICES = {name: value for name, value in COOKIECUTTER.items() if isinstance(value, list) and name[0] != "_"}
 LITERAL = {"project_name", "description", "author_name"}  # free text: baked as written, escaped per file
-CSV = {"dataset": "csv", "csv_path": str(CHURN_CSV), "target": "churned"}
+CSV = {"dataset": "csv", "csv_path": str(CHURN_CSV), "target": "outcome"}
 HOOK = load_hook("pre_gen_project")
 
 
@@ -323,8 +323,8 @@ BAD = {
         f"dvc_remote_url 'gs://b/p#x' {DVC_HINT}",
     ),
     "sensitive-is-target": (
-        CSV | {"sensitive_features": "region, churned"},
-        "sensitive_features 'churned' is the target: name other columns",
+        CSV | {"sensitive_features": "region, outcome"},
+        "sensitive_features 'outcome' is the target: name other columns",
     ),
     **{
         f"choice-{name}": (

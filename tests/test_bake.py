@@ -26,7 +26,11 @@ from conftest import (
 
 CONFIGS = answer_matrix()
 TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|\{#")
-HOOK_FILES_CSV = {"data/external/source.csv", "data/external/source.csv.dvc", "data/external/.gitignore"}
+# What the post-gen hook adds for a CSV: the file, committed to git without a shared DVC remote,
+# else DVC-tracked (its .dvc file, and git ignores the data).
+GIT_REMOTES = ("none", "local")
+HOOK_FILES_CSV = {"data/external/source.csv"}
+HOOK_FILES_DVC = {"data/external/source.csv.dvc", "data/external/.gitignore"}
 RUFF = Path(sys.executable).parent / "ruff"
 
 
@@ -62,7 +66,7 @@ def expected_files(answers: dict[str, str]) -> set[str]:
     if uv_available():
         files.add("uv.lock")
     if answers["dataset"] == "csv":
-        files |= HOOK_FILES_CSV
+        files |= HOOK_FILES_CSV | (set() if answers["dvc_remote"] in GIT_REMOTES else HOOK_FILES_DVC)
     return files
 
 
@@ -213,7 +217,8 @@ def test_git_initialised_with_one_clean_commit(baked):
     assert run(["git", "rev-list", "--count", "HEAD"], cwd=project).stdout.strip() == "1"
     assert run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=project).stdout == ""
     tracked = set(run(["git", "ls-files"], cwd=project).stdout.splitlines())
-    assert tracked == expected_files(answers) - {"data/external/source.csv"}
+    in_dvc = {"data/external/source.csv"} if answers["dvc_remote"] not in GIT_REMOTES else set()
+    assert tracked == expected_files(answers) - in_dvc
     for output in ("data/raw/data.csv", "data/prepared/train.csv", "models/model", "mlflow.db"):
         ignored = subprocess.run(["git", "check-ignore", "-q", output], cwd=project)
         assert ignored.returncode == 0, f"{output} must be ignored by git"

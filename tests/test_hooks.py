@@ -11,8 +11,8 @@ import pytest
 import yaml
 from conftest import CHURN_CSV, DEFAULT_ANSWERS, cookiecutter_cli, load_hook, subprocess_env
 
-CSV = {"dataset": "csv", "csv_path": str(CHURN_CSV), "target": "churned"}
-CHURN_COLUMNS = "tenure_months, plan, monthly_charges, region, signup_year, churned"
+CSV = {"dataset": "csv", "csv_path": str(CHURN_CSV), "target": "outcome"}
+CHURN_COLUMNS = "tenure_months, plan, monthly_charges, region, signup_year, outcome"
 HINT_SLUG = (
     "use lowercase letters, digits and single '-' between them, starting with a letter (e.g. 'churn-model')"
 )
@@ -34,7 +34,7 @@ REFUSALS = {
         "target is empty: dataset 'csv' needs the name of the target column",
     ),
     "csv-missing": (
-        {"dataset": "csv", "csv_path": "/no/such.csv", "target": "churned"},
+        {"dataset": "csv", "csv_path": "/no/such.csv", "target": "outcome"},
         "csv_path '/no/such.csv' does not exist (looked at /no/such.csv)",
     ),
     "csv-target-column": (
@@ -107,17 +107,20 @@ def test_cookiecutter_stops_with_the_line_and_creates_nothing(tmp_path, request,
     assert list(out.iterdir()) == []
 
 
-def test_csv_is_tracked_like_dvc_add(tmp_path):
-    """A relative csv_path means: relative to where cookiecutter was started (the shell's PWD)."""
+def baked_csv(tmp_path: Path, *answers: str) -> Path:
+    """A CSV bake from a relative csv_path: relative to where cookiecutter was started (the PWD)."""
     start = tmp_path / "start"
     (start / "in").mkdir(parents=True)
     shutil.copyfile(CHURN_CSV, start / "in" / "churn.csv")
     out = tmp_path / "out"
-    answers = ["dataset=csv", "csv_path=in/churn.csv", "target=churned", "init_git=no"]
+    answers = ("dataset=csv", "csv_path=in/churn.csv", "target=outcome", "init_git=no", *answers)
     result = cookiecutter_cli(out, *answers, cwd=start, env=subprocess_env() | {"PWD": str(start)})
     assert result.returncode == 0, result.stderr
-    project = out / "ml-project"
+    return out / "ml-project"
 
+
+def test_csv_with_a_shared_remote_is_tracked_like_dvc_add(tmp_path):
+    project = baked_csv(tmp_path, "dvc_remote=s3", "dvc_remote_url=s3://bucket/project")
     source = project / "data" / "external" / "source.csv"
     assert source.read_bytes() == CHURN_CSV.read_bytes()
     digest = hashlib.md5(source.read_bytes()).hexdigest()
@@ -127,3 +130,34 @@ def test_csv_is_tracked_like_dvc_add(tmp_path):
     cached = project / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]
     assert cached.read_bytes() == source.read_bytes()
     assert (project / "data" / "external" / ".gitignore").read_text() == "/source.csv\n"
+
+
+@pytest.mark.parametrize("remote", ["none", "local"])
+def test_csv_without_a_shared_remote_is_a_file_for_git(tmp_path, remote):
+    """No remote reaches CI (a local one is a folder on this machine): the data goes into git."""
+    extra = ("dvc_remote_url=/tmp/remote",) if remote == "local" else ()
+    project = baked_csv(tmp_path, f"dvc_remote={remote}", *extra)
+    external = project / "data" / "external"
+    assert (external / "source.csv").read_bytes() == CHURN_CSV.read_bytes()
+    assert sorted(path.name for path in external.iterdir()) == ["source.csv"]
+    assert not (project / ".dvc" / "cache").exists()
+
+
+def test_a_csv_too_large_for_git_is_refused_without_a_shared_remote(tmp_path):
+    big = tmp_path / "big.csv"
+    with big.open("w", encoding="utf-8") as handle:
+        handle.write("x,label\n")
+        line = "1," + "a" * 98 + "\n"  # 101 bytes
+        handle.writelines(line for _ in range(500_000))  # 50.5 MB
+    answers = ["dataset=csv", f"csv_path={big}", "target=label", "init_git=no"]
+    out = tmp_path / "out"
+    result = cookiecutter_cli(out, *answers, env=subprocess_env())
+    assert result.returncode != 0
+    expected = (
+        f"error: csv_path '{big}' is 50.5 MB: with dvc_remote 'none' the CSV is committed to git, which is "
+        "for files up to 50 MB; choose dvc_remote s3, gs, azure (the data then reaches CI through that remote)"
+    )
+    assert expected in result.stderr.splitlines(), result.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+    shared = cookiecutter_cli(out, *answers, "dvc_remote=s3", "dvc_remote_url=s3://b/p", env=subprocess_env())
+    assert shared.returncode == 0, shared.stderr

@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from {{ cookiecutter.package_name }}.config import Settings, load_settings
 from {{ cookiecutter.package_name }}.pipeline.evaluate import Evaluation, evaluate
 from {{ cookiecutter.package_name }}.pipeline.ingest import ingest
-from {{ cookiecutter.package_name }}.pipeline.scoring import positive_label, positive_proba
+from {{ cookiecutter.package_name }}.pipeline.scoring import class_proba, positive_label
 from {{ cookiecutter.package_name }}.pipeline.split import split_frame
 from {{ cookiecutter.package_name }}.pipeline.train import fit
 from {{ cookiecutter.package_name }}.schema import Contract, load_contract
@@ -37,6 +37,14 @@ QUICK = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 hypothesis_settings.register_profile("repeatable", max_examples=50, derandomize=True, **QUICK)
 hypothesis_settings.register_profile("explore", max_examples=1000, **QUICK)
 hypothesis_settings.load_profile("repeatable")
+
+
+{%- if cookiecutter.dvc_remote in ["none", "local"] %}
+# No DVC remote reaches CI: the CSV is committed to git.
+HOW_TO_GET_DATA = "it is committed to git; restore it with `git checkout -- data/external/source.csv`"
+{%- else %}
+HOW_TO_GET_DATA = "run `dvc pull` first (CI gets it from the DVC remote)"
+{%- endif %}
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -62,7 +70,7 @@ def raw(settings: Settings) -> pd.DataFrame:
     """The raw data as the pipeline sees it: ingested, written as CSV and read back."""
     if settings.data.source == "csv" and not (ROOT / str(settings.data.csv_path)).is_file():
         where = f"the raw data is not here ({settings.data.csv_path})"
-        unavailable(f"{where}: run `dvc pull` first (CI gets it from the DVC remote)")
+        unavailable(f"{where}: {HOW_TO_GET_DATA}")
     frame = ingest(settings.data, ROOT)
     return pd.read_csv(io.StringIO(frame.to_csv(index=False)))
 
@@ -118,14 +126,19 @@ def evaluation(
 
 
 @pytest.fixture(scope="session")
-def output(settings: Settings) -> Callable[[Pipeline, pd.DataFrame], np.ndarray]:
-    """The model's answer per row: the positive class's probability, or the predicted value."""
+def output(settings: Settings) -> Callable[..., np.ndarray]:
+    """The model's answer per row: the predicted value (regression); a class's probability,
+    by default the positive class's (two classes); every class's probability, one column each
+    (more classes, no class named)."""
 
-    def model_output(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
+    def model_output(model: Pipeline, frame: pd.DataFrame, label: str | None = None) -> np.ndarray:
         inputs = frame[list(model.feature_names_in_)]
         if settings.task == "regression":
             return np.asarray(model.predict(inputs), dtype=float)
-        positive = positive_label(model.classes_, settings.data.positive_class)
-        return positive_proba(model, inputs, positive)
+        if label is None:
+            label = positive_label(model.classes_, settings.data.positive_class)
+        if label is None:
+            return model.predict_proba(inputs)
+        return class_proba(model, inputs, label)
 
     return model_output

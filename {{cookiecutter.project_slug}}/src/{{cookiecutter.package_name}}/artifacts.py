@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 # Never trust everything skops lists.
 TRUSTED_TYPES = [
     "numpy.dtype",
+    "{{ cookiecutter.package_name }}.decision.BalancedDecision",  # this package's own (decision.py)
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
 ]
@@ -55,6 +56,9 @@ def load_model(path: Path) -> Pipeline:
     and the tests do not need to spend.
     """
     import skops.io
+
+    # skops imports the model's classes by name; this package's own (TRUSTED_TYPES) live here.
+    from . import decision  # noqa: F401
 
     return skops.io.load(path / "model.skops", trusted=TRUSTED_TYPES)
 

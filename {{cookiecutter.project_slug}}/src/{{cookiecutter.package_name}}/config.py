@@ -114,6 +114,9 @@ ModelSettings = Annotated[
 class TrainSettings(_Strict):
     seed: int
     model: ModelSettings
+    # Classification: the label is the class with the largest probability over its share of
+    # the training labels (balanced), or the most likely class (most_likely).
+    decision: Literal["balanced", "most_likely"] = "balanced"
 
 
 class Threshold(_Strict):

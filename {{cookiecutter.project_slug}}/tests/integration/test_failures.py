@@ -317,7 +317,9 @@ FAULTS = [
     Fault("train", "input", bad_file("data/prepared/train.csv", no_target), "data.target: ", ("repro",)),
     Fault("train", "source", bad_source(one_class_or_text_target), "1 class|not numeric", ("dvc",)),
     crash("train", "pipeline.train", "fit"),
-    Fault("evaluate", "param", edit_params(wrong_positive_class_or_target), "'no_such_[a-z]+' is not"),
+    Fault(
+        "evaluate", "param", edit_params(wrong_positive_class_or_target), "'no_such_[a-z]+' is (not|for two)"
+    ),
     Fault("evaluate", "input", bad_file("data/prepared/test.csv", no_rows), "has 0 rows", ("repro",)),
     Fault(
         "evaluate",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -27,8 +28,12 @@ def cases(items: list[dict], kind: str) -> list:
     return [pytest.param(item, id=item["name"]) for item in items]
 
 
-def answer(model, output, row: dict) -> float:
-    return float(output(model, pd.DataFrame([row]))[0])
+def answer(model, output, case: dict, change: dict | None = None) -> float:
+    """The model's output for the case's input (changed by `change`): with `class:` given, that
+    class's probability (needed with more than two classes)."""
+    value = output(model, pd.DataFrame([{**case["input"], **(change or {})}]), case.get("class"))[0]
+    assert np.ndim(value) == 0, f"{case['name']}: name the class whose probability `expect` bounds (class:)"
+    return float(value)
 
 
 def outside(example: dict, value: float) -> bool:
@@ -38,14 +43,14 @@ def outside(example: dict, value: float) -> bool:
 
 @pytest.mark.parametrize("example", cases(EXAMPLES, "examples"))
 def test_known_example(example: dict, model, output) -> None:
-    value = answer(model, output, example["input"])
+    value = answer(model, output, example)
     assert not outside(example, value), f"{example['name']}: {value:.4g} is outside {example['expect']}"
 
 
 @pytest.mark.parametrize("case", cases(DIRECTIONAL, "directional cases"))
 def test_directional_expectation(case: dict, model, output) -> None:
-    before = answer(model, output, case["input"])
-    after = answer(model, output, {**case["input"], **case["change"]})
+    before = answer(model, output, case)
+    after = answer(model, output, case, case["change"])
     change = after - before if case["expect"] == "higher" else before - after
     assert change >= case.get("by_at_least", 0), (
         f"{case['name']}: {before:.4g} -> {after:.4g}, expected {case['expect']} "
@@ -68,7 +73,7 @@ def test_known_examples_meet_the_data_contract(contract, settings) -> None:
 def test_known_examples_catch_a_model_trained_on_shuffled_labels(shuffled_model, output) -> None:
     if not EXAMPLES:
         pytest.skip(ADD_EXAMPLES.format("examples"))
-    answers = {example["name"]: answer(shuffled_model, output, example["input"]) for example in EXAMPLES}
+    answers = {example["name"]: answer(shuffled_model, output, example) for example in EXAMPLES}
     assert any(outside(example, answers[example["name"]]) for example in EXAMPLES), (
         f"every known example passed for a model that learnt nothing: {answers}"
     )

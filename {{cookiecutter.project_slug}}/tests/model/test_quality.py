@@ -11,8 +11,8 @@ import yaml
 
 from {{ cookiecutter.package_name }}.data import features_and_target
 from {{ cookiecutter.package_name }}.metrics import metric_names
-from {{ cookiecutter.package_name }}.pipeline.evaluate import baseline_model
-from {{ cookiecutter.package_name }}.pipeline.scoring import score
+from {{ cookiecutter.package_name }}.pipeline.evaluate import CLASS_SLICE, baseline_model
+from {{ cookiecutter.package_name }}.pipeline.scoring import {% if cookiecutter.task == "classification" %}positive_label, {% endif %}score
 
 pytestmark = pytest.mark.model
 
@@ -28,6 +28,7 @@ def shortfalls(metrics: dict, task: str) -> list[str]:
         wanted = {
             "roc_auc": (">=", baseline["roc_auc"] + 0.02),
             "log_loss": ("<=", baseline["log_loss"] * 0.99),
+            "balanced_accuracy": (">=", baseline["balanced_accuracy"] + 0.02),
         }
     else:
         wanted = {"rmse": ("<=", baseline["rmse"] * 0.99), "r2": (">=", baseline["r2"] + 0.02)}
@@ -78,8 +79,10 @@ def test_the_baseline_check_fails_a_model_whose_answers_are_unrelated_to_the_tru
     assert shortfalls(metrics, settings.task), f"answers unrelated to the truth passed: {metrics}"
 
 
-def test_evaluation_has_every_metric_for_model_and_baseline(evaluation, settings, test_set) -> None:
-    names = set(metric_names(settings.task))
+def test_evaluation_has_every_metric_for_model_and_baseline(
+    evaluation, settings, train_set, test_set
+) -> None:
+    names = set(metric_names(settings.task, train_set[settings.data.target].nunique()))
     assert set(evaluation.metrics["model"]) == names
     assert set(evaluation.metrics["baseline"]) == names
     values = [*evaluation.metrics["model"].values(), *evaluation.metrics["baseline"].values()]
@@ -87,12 +90,20 @@ def test_evaluation_has_every_metric_for_model_and_baseline(evaluation, settings
     assert evaluation.metrics["test_rows"] == len(test_set)
 
 
-def test_slices_cover_each_sensitive_feature_and_every_test_row(evaluation, settings, test_set) -> None:
+def test_slices_cover_each_sensitive_feature_each_class_and_every_test_row(
+    evaluation, settings, test_set
+) -> None:
     expected = [f for f in settings.data.sensitive_features if f in test_set.columns]
+    if settings.task == "classification":
+        expected.append(CLASS_SLICE)
+        classes = {str(label) for label in test_set[settings.data.target].unique()}
+        assert set(evaluation.slices[CLASS_SLICE]["groups"]) == classes
     assert list(evaluation.slices) == expected
     for feature, result in evaluation.slices.items():
         counts = sum(group["count"] for group in result["groups"].values())
         assert counts == len(test_set), feature
+        for label, one_class in result.get("classes", {}).items():  # more than two classes
+            assert sum(group["count"] for group in one_class["groups"].values()) == len(test_set), label
 
 
 def test_evaluation_makes_every_plot_dvc_yaml_shows(evaluation, root) -> None:
@@ -101,3 +112,14 @@ def test_evaluation_makes_every_plot_dvc_yaml_shows(evaluation, root) -> None:
     assert shown, "dvc.yaml shows no plots"
     assert shown == set(evaluation.plots)
     assert all(len(content) > 0 for content in evaluation.plots.values())
+
+{%- if cookiecutter.task == "classification" %}
+
+
+def test_curves_are_drawn_for_the_positive_class_or_for_every_class(evaluation, settings, model) -> None:
+    positive = positive_label(model.classes_, settings.data.positive_class)
+    wanted = {str(positive)} if positive is not None else {str(label) for label in model.classes_}
+    for name in ("roc", "precision_recall", "calibration"):
+        drawn = {row["class"] for row in evaluation.plots[f"{name}.json"][name]}
+        assert drawn == wanted, name
+{%- endif %}

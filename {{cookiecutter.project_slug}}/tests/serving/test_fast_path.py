@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from sklearn.base import clone
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
@@ -91,7 +92,7 @@ def test_an_unknown_step_falls_back_to_the_pipeline(model, contract, settings, t
     numeric = [name for name in inputs if pd.api.types.is_numeric_dtype(train_set[name])]
     if not numeric:
         pytest.skip("no numeric model input to scale")
-    estimator = model.steps[-1][1].__class__()
+    estimator = clone(model.steps[-1][1])
     other = Pipeline([("impute", SimpleImputer()), ("scale", MinMaxScaler()), ("model", estimator)])
     other.fit(features[numeric], target)
     assert compile_fast_path(other) is None

@@ -80,6 +80,17 @@ def test_classifiers_agree_on_label_and_close_probabilities():
     assert agreement(other_label, champion, "classification", 0.1) == 0.75
 
 
+def test_three_classes_agree_only_when_every_class_probability_is_close():
+    champion = [Reply(True, 1.0, "left", {"stayed": 0.2, "downgraded": 0.3, "left": 0.5})]
+    close = [Reply(True, 1.0, "left", {"stayed": 0.25, "downgraded": 0.25, "left": 0.5})]
+    assert agreement(close, champion, "classification", 0.1) == 1.0
+    # The same label and the same probability for it, but the other two classes swapped.
+    swapped = [Reply(True, 1.0, "left", {"stayed": 0.3, "downgraded": 0.2, "left": 0.5})]
+    assert agreement(swapped, champion, "classification", 0.05) == 0.0
+    other = [Reply(True, 1.0, "downgraded", {"stayed": 0.2, "downgraded": 0.3, "left": 0.5})]
+    assert agreement(other, champion, "classification", 0.1) == 0.0
+
+
 def test_agreement_counts_only_rows_both_answered():
     champion = [label("Yes", 0.8), label("Yes", 0.7), FAILED, label("No", 0.3)]
     challenger = [label("Yes", 0.8), FAILED, label("Yes", 0.5), label("Yes", 0.6)]

@@ -204,9 +204,22 @@ def test_positive_class_must_be_a_class(settings) -> None:
     ]
 
 
-def test_classification_needs_two_classes(settings) -> None:
-    (problem,) = checked(settings, frame=FRAME.assign(label=["a", "b", "c", "d"] * 5))
-    assert problem.startswith("data.target 'label' has 4 class(es) (a, b, c, d)"), problem
+def test_classification_needs_two_classes_or_more(settings) -> None:
+    (problem,) = checked(settings, frame=FRAME.assign(label=["a"] * 20))
+    assert problem == "data.target 'label' has 1 class(es) (a): classification needs two or more", problem
+    assert checked(settings, frame=FRAME.assign(label=["a", "b", "c", "d"] * 5)) == []
+
+
+def test_a_target_with_a_different_value_in_every_row_is_an_id(settings) -> None:
+    (problem,) = checked(settings, frame=FRAME.assign(label=[f"id-{i}" for i in range(20)]))
+    assert problem.startswith("data.target 'label' has a different value in each of its 20 rows"), problem
+
+
+def test_a_positive_class_needs_two_classes(settings) -> None:
+    (problem,) = checked(settings, frame=FRAME.assign(label=["a", "b", "c", "d"] * 5), positive_class="a")
+    assert problem == (
+        "data.positive_class 'a' is for two classes: 'label' has 4 (a, b, c, d); set it to null"
+    ), problem
 
 
 def test_regression_needs_a_numeric_target(settings) -> None:

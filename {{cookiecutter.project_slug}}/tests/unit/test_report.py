@@ -476,7 +476,10 @@ def test_the_command_exits_2_with_one_error_line_and_an_error_report(scratch, ca
 
 def degrade(scratch: Path, **gate_changes: str) -> None:
     """This tree's metrics get worse beyond the gate's tolerance; params.yaml edits apply."""
-    worse = {"model": {"roc_auc": 0.65, "log_loss": 0.4}, "baseline": {"roc_auc": 0.5, "log_loss": 0.46}}
+    worse = {
+        "model": {"roc_auc": 0.65, "log_loss": 0.4, "balanced_accuracy": 0.6},
+        "baseline": {"roc_auc": 0.5, "log_loss": 0.46, "balanced_accuracy": 0.5},
+    }
     (scratch / "metrics.json").write_text(json.dumps(worse))
     text = (scratch / "params.yaml").read_text()
     for old, new in gate_changes.items():

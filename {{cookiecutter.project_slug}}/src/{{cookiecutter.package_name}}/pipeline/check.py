@@ -27,6 +27,7 @@ from .split import random_split_problem, split_by_time
 
 PASSED = {"passed": True}  # always the same content, so a re-run never re-runs the stages after it
 MAX_CLASSES_LISTED = 10
+MIN_ROWS_FOR_ID_CHECK = 20  # fewer rows, all labels distinct: too few to tell an id from classes
 
 
 def run_checks(paths: Paths) -> list[str]:
@@ -106,13 +107,24 @@ def target_problems(target: pd.Series, settings: Settings) -> list[str]:
         if pd.api.types.is_bool_dtype(target) or not pd.api.types.is_numeric_dtype(target):
             return [f"data.target {name!r} is not numeric ({target.dtype}): regression needs numbers"]
         return []
-    classes = sorted({str(value) for value in target.dropna()})
-    if len(classes) != 2:
+    labels = target.dropna()
+    classes = sorted({str(value) for value in labels})
+    if len(classes) < 2:
         return [
             f"data.target {name!r} has {len(classes)} class(es) ({listed(classes, MAX_CLASSES_LISTED)}): "
-            "the pipeline does binary classification, which needs 2"
+            "classification needs two or more"
+        ]
+    if len(labels) >= MIN_ROWS_FOR_ID_CHECK and len(classes) == len(labels):
+        return [
+            f"data.target {name!r} has a different value in each of its {len(labels)} rows: "
+            "an id or a measurement, not a class label (task: regression predicts numbers)"
         ]
     wanted = settings.data.positive_class
+    if wanted is not None and len(classes) > 2:
+        return [
+            f"data.positive_class {wanted!r} is for two classes: {name!r} has {len(classes)} "
+            f"({listed(classes, MAX_CLASSES_LISTED)}); set it to null"
+        ]
     if wanted is not None and wanted not in classes:
         return [f"data.positive_class {wanted!r} is not a class of {name!r}; classes: {', '.join(classes)}"]
     return []

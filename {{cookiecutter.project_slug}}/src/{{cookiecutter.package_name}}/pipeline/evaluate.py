@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,12 +16,13 @@ from ..artifacts import load_model, model_metadata
 from ..config import Paths, Settings
 from ..data import features_and_target, read_frame
 from ..tracking import RegistryError
-from .scoring import DIGITS, positive_label, positive_proba, rounded, score
+from .scoring import DIGITS, balanced_accuracy, class_metrics, positive_label, rounded, score
 from .stage import run_stage, write_json
 
 NUMERIC_SLICE_BINS = 4  # numeric sensitive features (age) are sliced into quartiles
 MAX_NUMERIC_GROUPS = 10
 MISSING_GROUP = "(missing)"  # the slice of rows whose sensitive feature is missing
+CLASS_SLICE = "(class)"  # in reports/slices.json: precision, recall and F1 of each class
 
 
 @dataclass(frozen=True)
@@ -47,52 +49,84 @@ def slice_groups(series: pd.Series) -> pd.Series:
 
 
 def slice_metrics(
-    target: pd.Series, predictions: np.ndarray, sensitive: pd.DataFrame, task: str, positive=None
+    target: pd.Series,
+    predictions: np.ndarray,
+    sensitive: pd.DataFrame,
+    task: str,
+    classes: Iterable[object] = (),
+    positive: object | None = None,
 ) -> dict:
-    """Metrics per group of each sensitive feature (fairlearn MetricFrame)."""
-    from fairlearn.metrics import MetricFrame, count, selection_rate
-
-    if task == "classification":
-        chosen = {
-            "accuracy": skm.accuracy_score,
-            "recall": lambda t, p: skm.recall_score(t, p, pos_label=positive, zero_division=0),
-            "selection_rate": lambda t, p: selection_rate(t, p, pos_label=positive),
-            "count": count,
-        }
-    else:
-        chosen = {
-            "rmse": skm.root_mean_squared_error,
-            "mae": skm.mean_absolute_error,
-            "count": count,
-        }
+    """Metrics per group of each sensitive feature (fairlearn MetricFrame), and their largest
+    difference between groups. Classification with more than two classes: accuracy and balanced
+    accuracy per group, and under "classes" each class's recall and selection rate per group
+    (one-vs-rest); two classes: the positive class's recall and selection rate per group."""
     result = {}
     for feature in sensitive.columns:
-        frame = MetricFrame(
-            metrics=chosen,
-            y_true=target.to_numpy(),
-            y_pred=predictions,
-            sensitive_features=slice_groups(sensitive[feature]).to_numpy(),
-        )
-        by_group = frame.by_group.to_dict(orient="index")
-        differences = frame.difference().drop("count").to_dict()
-        result[str(feature)] = {
-            "groups": {str(group): rounded(values) for group, values in by_group.items()},
-            "difference": rounded(differences),
-        }
+        groups = slice_groups(sensitive[feature]).to_numpy()
+        if task == "regression":
+            chosen = {"rmse": skm.root_mean_squared_error, "mae": skm.mean_absolute_error}
+            result[str(feature)] = _by_group(chosen, target.to_numpy(), predictions, groups)
+        elif positive is not None:
+            result[str(feature)] = _by_group(
+                _one_class_metrics(skm.accuracy_score), target == positive, predictions == positive, groups
+            )
+        else:
+            chosen = {"accuracy": skm.accuracy_score, "balanced_accuracy": balanced_accuracy}
+            result[str(feature)] = _by_group(chosen, target.to_numpy(), predictions, groups) | {
+                "classes": {
+                    str(label): _by_group(_one_class_metrics(), target == label, predictions == label, groups)
+                    for label in classes
+                }
+            }
     return result
 
 
-def classification_plots(target: pd.Series, predictions: np.ndarray, proba: np.ndarray, positive) -> dict:
+def _one_class_metrics(accuracy=None) -> dict:
+    """Recall and selection rate of one class, its labels given as booleans (one-vs-rest)."""
+    from fairlearn.metrics import selection_rate
+
+    chosen = {"accuracy": accuracy} if accuracy is not None else {}
+    return chosen | {
+        "recall": lambda t, p: skm.recall_score(t, p, pos_label=True, zero_division=0),
+        "selection_rate": lambda t, p: selection_rate(t, p, pos_label=True),
+    }
+
+
+def _by_group(chosen: dict, truth, predicted, groups: np.ndarray) -> dict:
+    from fairlearn.metrics import MetricFrame, count
+
+    frame = MetricFrame(
+        metrics={**chosen, "count": count},
+        y_true=np.asarray(truth),
+        y_pred=np.asarray(predicted),
+        sensitive_features=groups,
+    )
+    by_group = frame.by_group.to_dict(orient="index")
+    return {
+        "groups": {str(group): rounded(values) for group, values in by_group.items()},
+        "difference": rounded(frame.difference().drop("count").to_dict()),
+    }
+
+
+def classification_plots(
+    target: pd.Series, predictions: np.ndarray, proba: np.ndarray, classes: np.ndarray, positive
+) -> dict:
+    """ROC, precision-recall and calibration curves of the positive class (two classes) or of
+    each class one-vs-rest (more), one row per point with its class; the confusion matrix."""
     from sklearn.calibration import calibration_curve
 
-    is_positive = (target == positive).to_numpy()
-    fpr, tpr, _ = skm.roc_curve(is_positive, proba)
-    precision, recall, _ = skm.precision_recall_curve(is_positive, proba)
-    observed, predicted = calibration_curve(is_positive, proba, n_bins=10)
-    return {
-        "roc.json": {"roc": _records(fpr=fpr, tpr=tpr)},
-        "precision_recall.json": {"precision_recall": _records(recall=recall, precision=precision)},
-        "calibration.json": {"calibration": _records(mean_predicted=predicted, fraction_positive=observed)},
+    curves: dict[str, list[dict]] = {"roc": [], "precision_recall": [], "calibration": []}
+    for column, label in enumerate(classes):
+        if positive is not None and label != positive:
+            continue
+        is_label, scores = (target == label).to_numpy(), proba[:, column]
+        fpr, tpr, _ = skm.roc_curve(is_label, scores)
+        precision, recall, _ = skm.precision_recall_curve(is_label, scores)
+        observed, predicted = calibration_curve(is_label, scores, n_bins=10)
+        curves["roc"] += _records(label, fpr=fpr, tpr=tpr)
+        curves["precision_recall"] += _records(label, recall=recall, precision=precision)
+        curves["calibration"] += _records(label, mean_predicted=predicted, fraction_positive=observed)
+    return {f"{name}.json": {name: rows} for name, rows in curves.items()} | {
         "confusion.csv": pd.DataFrame(
             {"actual": target.astype(str).to_numpy(), "predicted": predictions.astype(str)}
         ),
@@ -101,7 +135,14 @@ def classification_plots(target: pd.Series, predictions: np.ndarray, proba: np.n
 
 def regression_plots(target: pd.Series, predictions: np.ndarray) -> dict:
     residuals = target.to_numpy() - predictions
-    return {"residuals.json": {"residuals": _records(predicted=predictions, residual=residuals)}}
+    return {
+        "residuals.json": {
+            "residuals": [
+                {"predicted": round(float(p), 4), "residual": round(float(r), 4)}
+                for p, r in zip(predictions, residuals, strict=True)
+            ]
+        }
+    }
 
 
 def importance_plot(model, features: pd.DataFrame, target: pd.Series, settings: Settings) -> dict:
@@ -139,31 +180,33 @@ def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings:
     baseline = baseline_model(settings.task, settings.train.seed).fit(train_x[inputs], train_y)
 
     predictions = model.predict(test_x[inputs])
-    positive = None
+    sensitive = test_x[[c for c in settings.data.sensitive_features if c in test_x.columns]]
     if settings.task == "classification":
-        positive = positive_label(model.classes_, settings.data.positive_class)
-        proba = positive_proba(model, test_x[inputs], positive)
-        plots = classification_plots(test_y, predictions, proba, positive)
+        classes = model.classes_
+        positive = positive_label(classes, settings.data.positive_class)
+        proba = model.predict_proba(test_x[inputs])
+        plots = classification_plots(test_y, predictions, proba, classes, positive)
+        slices = slice_metrics(test_y, predictions, sensitive, settings.task, classes, positive)
+        slices[CLASS_SLICE] = {"groups": class_metrics(test_y, predictions, classes)}
     else:
         plots = regression_plots(test_y, predictions)
+        slices = slice_metrics(test_y, predictions, sensitive, settings.task)
     plots.update(importance_plot(model, test_x[inputs], test_y, settings))
-
-    sensitive = test_x[[c for c in settings.data.sensitive_features if c in test_x.columns]]
     return Evaluation(
         metrics={
             "model": score(model, test_x[inputs], test_y, settings),
             "baseline": score(baseline, test_x[inputs], test_y, settings),
             "test_rows": len(test),
         },
-        slices=slice_metrics(test_y, predictions, sensitive, settings.task, positive),
+        slices=slices,
         plots=plots,
     )
 
 
-def _records(**columns: np.ndarray) -> list[dict]:
+def _records(label: object, **columns: np.ndarray) -> list[dict]:
     names = list(columns)
     rows = zip(*(np.round(np.asarray(columns[n], dtype=float), 4) for n in names), strict=True)
-    return [dict(zip(names, map(float, row), strict=True)) for row in rows]
+    return [{"class": str(label), **dict(zip(names, map(float, row), strict=True))} for row in rows]
 
 
 def run(settings: Settings, paths: Paths) -> None:

@@ -59,6 +59,10 @@ def build_estimator(task: str, model: ModelSettings, seed: int) -> BaseEstimator
 
 def build_pipeline(inputs: pd.DataFrame, settings: Settings) -> Pipeline:
     estimator = build_estimator(settings.task, settings.train.model, settings.train.seed)
+    if settings.task == "classification" and settings.train.decision == "balanced":
+        from ..decision import BalancedDecision
+
+        estimator = BalancedDecision(estimator)
     return Pipeline([("features", build_preprocessor(inputs)), ("model", estimator)])
 
 
@@ -84,6 +88,8 @@ def model_params(settings: Settings) -> dict[str, object]:
             "data.source": settings.data.source,
         }
     )
+    if settings.task == "classification":
+        params["train.decision"] = settings.train.decision
     return params
 
 

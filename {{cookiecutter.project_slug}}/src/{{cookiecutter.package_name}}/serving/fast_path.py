@@ -186,7 +186,11 @@ def _compile_estimator(estimator: Any, classifier: bool) -> Callable[[np.ndarray
     )
     from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
+    from ..decision import BalancedDecision
+
     kind = type(estimator)
+    if kind is BalancedDecision:
+        return _balanced(estimator)
     if kind in (RandomForestClassifier, RandomForestRegressor) and estimator.n_outputs_ == 1:
         return _forest(estimator, classifier)
     if kind in (HistGradientBoostingClassifier, HistGradientBoostingRegressor):
@@ -205,6 +209,22 @@ def _compile_estimator(estimator: Any, classifier: bool) -> Callable[[np.ndarray
         return estimator.predict(x).tolist(), None
 
     return generic_regressor
+
+
+def _balanced(model: Any) -> Callable[[np.ndarray], tuple] | None:
+    # The wrapped classifier's probabilities; the label from them as BalancedDecision.predict does.
+    from ..decision import balanced_labels
+
+    inner = _compile_estimator(model.estimator_, classifier=True)
+    if inner is None:
+        return None
+    priors, classes = model.priors_, model.classes_
+
+    def balanced(x: np.ndarray) -> tuple:
+        _, proba = inner(x)
+        return balanced_labels(np.asarray(proba), priors, classes).tolist(), proba
+
+    return balanced
 
 
 def _linear(model: Any, classifier: bool) -> Callable[[np.ndarray], tuple]:
