@@ -26,9 +26,9 @@ from conftest import (
 
 CONFIGS = answer_matrix()
 TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|\{#")
-# What the post-gen hook adds for a CSV: the file, committed to git without a shared DVC remote,
-# else DVC-tracked (its .dvc file, and git ignores the data).
-GIT_REMOTES = ("none", "local")
+# What the post-gen hook adds for a CSV: the file, committed to git without a shared DVC remote
+# (the hook's GIT_REMOTES), else DVC-tracked (its .dvc file, and git ignores the data).
+GIT_REMOTES = load_hook("post_gen_project").GIT_REMOTES
 HOOK_FILES_CSV = {"data/external/source.csv"}
 HOOK_FILES_DVC = {"data/external/source.csv.dvc", "data/external/.gitignore"}
 RUFF = Path(sys.executable).parent / "ruff"

@@ -134,7 +134,8 @@ def absent_data_fails_under_ci(project: Path) -> None:
     assert " skipped" in laptop.stdout and " failed" not in laptop.stdout, laptop.stdout
     assert "the raw data is not here" in laptop.stdout, laptop.stdout
     assert ci.returncode == 1 and " skipped" not in ci.stdout, ci.stdout
-    assert "run `dvc pull` first (CI gets it from the DVC remote) (CI=true:" in ci.stdout, ci.stdout
+    # No shared DVC remote (the default): the CSV is in git, and the message says how to restore it.
+    assert "restore it with `git checkout -- data/external/source.csv` (CI=true:" in ci.stdout, ci.stdout
 
 
 # A call that runs fine past ruff but passes text where the function takes an int.

@@ -143,6 +143,12 @@ def test_csv_without_a_shared_remote_is_a_file_for_git(tmp_path, remote):
     assert not (project / ".dvc" / "cache").exists()
 
 
+def test_both_hooks_agree_on_which_remotes_put_the_csv_in_git():
+    # pre_gen refuses a CSV too large for git by this rule, post_gen commits it by the same one;
+    # cookiecutter runs each hook as a lone script, so neither can import the other.
+    assert load_hook("pre_gen_project").GIT_REMOTES == load_hook("post_gen_project").GIT_REMOTES
+
+
 def test_a_csv_too_large_for_git_is_refused_without_a_shared_remote(tmp_path):
     big = tmp_path / "big.csv"
     with big.open("w", encoding="utf-8") as handle:
@@ -154,8 +160,9 @@ def test_a_csv_too_large_for_git_is_refused_without_a_shared_remote(tmp_path):
     result = cookiecutter_cli(out, *answers, env=subprocess_env())
     assert result.returncode != 0
     expected = (
-        f"error: csv_path '{big}' is 50.5 MB: with dvc_remote 'none' the CSV is committed to git, which is "
-        "for files up to 50 MB; choose dvc_remote s3, gs, azure (the data then reaches CI through that remote)"
+        f"error: csv_path '{big}' is 50.5 MB: with dvc_remote 'none' the CSV is committed to git, "
+        "which is for files up to 50 MB; choose dvc_remote s3, gs, azure "
+        "(the data then reaches CI through that remote)"
     )
     assert expected in result.stderr.splitlines(), result.stderr
     assert not out.exists() or list(out.iterdir()) == []

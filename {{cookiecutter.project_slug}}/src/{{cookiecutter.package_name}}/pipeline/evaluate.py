@@ -135,14 +135,7 @@ def classification_plots(
 
 def regression_plots(target: pd.Series, predictions: np.ndarray) -> dict:
     residuals = target.to_numpy() - predictions
-    return {
-        "residuals.json": {
-            "residuals": [
-                {"predicted": round(float(p), 4), "residual": round(float(r), 4)}
-                for p, r in zip(predictions, residuals, strict=True)
-            ]
-        }
-    }
+    return {"residuals.json": {"residuals": _records(None, predicted=predictions, residual=residuals)}}
 
 
 def importance_plot(model, features: pd.DataFrame, target: pd.Series, settings: Settings) -> dict:
@@ -203,10 +196,12 @@ def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings:
     )
 
 
-def _records(label: object, **columns: np.ndarray) -> list[dict]:
+def _records(label: object | None, **columns: np.ndarray) -> list[dict]:
+    """Rows of rounded numbers; with a label, each row names its class first."""
     names = list(columns)
     rows = zip(*(np.round(np.asarray(columns[n], dtype=float), 4) for n in names), strict=True)
-    return [{"class": str(label), **dict(zip(names, map(float, row), strict=True))} for row in rows]
+    tag = {} if label is None else {"class": str(label)}
+    return [tag | dict(zip(names, map(float, row), strict=True)) for row in rows]
 
 
 def run(settings: Settings, paths: Paths) -> None:
