@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from act_helpers import IMPROVED, REPOSITORY, Outcome, prepare_origins, reference_project, run_act, set_model
+from act_helpers import (
+    IMPROVED,
+    REPOSITORY,
+    RETUNED,
+    Outcome,
+    prepare_origins,
+    reference_project,
+    run_act,
+    set_model,
+)
 from conftest import run, subprocess_env
 
 # One worker runs the whole module (`--dist loadgroup`): one bake, one tracking server.
@@ -181,7 +190,7 @@ def test_push_promotes_through_the_canary_and_rollback_restores(origins, trackin
     outcome = deploy(
         origins.with_metrics,
         tmp_path / "push",
-        set_model(IMPROVED),
+        set_model(RETUNED),
         jobs=("test", "deploy"),
         secrets={"MLFLOW_TRACKING_URI": uri},
         **{"pytest-markers": "unit"},
