@@ -90,8 +90,14 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
+# The first run at bake (`make baseline`: install, the pipeline) costs a minute; the bakes that
+# check files and hooks skip it. A test of the first run asks for it (`first_run="yes"`).
+NO_FIRST_RUN = {"first_run": "no"}
+
+
 def bake(output_dir: Path, **answers: str) -> Path:
-    """Bake the template with these answers; returns the project directory."""
+    """Bake the template with these answers (no first run unless asked); returns the project."""
+    answers = NO_FIRST_RUN | answers
     old, env = dict(os.environ), subprocess_env()
     os.environ.clear()
     os.environ.update(env)  # the hooks run git and uv with this environment
@@ -106,7 +112,10 @@ def bake(output_dir: Path, **answers: str) -> Path:
 def cookiecutter_cli(
     output_dir: Path, *answers: str, cwd: Path = ROOT, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """cookiecutter as a user runs it (a separate process), answers given as `key=value`."""
+    """cookiecutter as a user runs it (a separate process), answers given as `key=value`; no first
+    run unless asked (`first_run=yes`)."""
+    if not any(answer.startswith("first_run=") for answer in answers):
+        answers = (*answers, *(f"{key}={value}" for key, value in NO_FIRST_RUN.items()))
     return subprocess.run(
         [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output_dir), str(ROOT), *answers],
         cwd=cwd,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import bake, csv_answers, run
+from conftest import TEMPLATE, bake, csv_answers, run
 
 REPRESENTATIVE = [
     {"task": "classification", "dataset": "demo", "model": "linear"},
@@ -75,42 +75,42 @@ stages:
     assert unexpected_changes(changed + stray, in_git) == stray
 
 
+def template_paths() -> set[str]:
+    """The files a bake writes before its first run, as paths in the project."""
+    files = {str(path.relative_to(TEMPLATE)) for path in TEMPLATE.rglob("*") if path.is_file()}
+    return {name.replace("{{cookiecutter.package_name}}", "ml_project") for name in files} | BAKE_WRITES
+
+
+# Written by the bake itself: the lock file, the answers, the user's CSV (in git or DVC-tracked).
+BAKE_WRITES = {"uv.lock", ".cookiecutter.json", "data/external/source.csv", "data/external/source.csv.dvc"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("answers", REPRESENTATIVE, ids=answers_id)
 def test_baked_project_installs_tests_and_reproduces(tmp_path, answers):
-    project = bake(tmp_path, init_git="yes", **answers)
-    run(["make", "install"], cwd=project)
-    if answers["dataset"] == "csv":
-        # The README's first step for a CSV project: write the contract, review, commit.
-        run(["uv", "run", "ml_project", "schema", "infer"], cwd=project)
-        assert yaml.safe_load((project / "schema.yaml").read_text())["columns"]
-        run(["git", "commit", "-qam", "Data contract inferred from the CSV"], cwd=project)
+    project = bake(tmp_path, init_git="yes", first_run="yes", **answers)
+    # The bake's first run: its first commit holds the results, and nothing is left to run or commit.
+    assert porcelain(project) == [], "the first run must leave nothing uncommitted"
+    committed = run(["git", "ls-files"], cwd=project).stdout.split()
+    in_git, in_cache = pipeline_outputs((project / "dvc.yaml").read_text())
+    assert unexpected_changes(sorted(set(committed) - template_paths()), in_git) == []
+    assert "dvc.lock" in committed
+    for out in in_git:
+        assert any(path == out or path.startswith(f"{out}/") for path in committed), f"{out} not committed"
+    for out in in_cache:
+        assert (project / out).exists(), out
+        run(["git", "check-ignore", "-q", out], cwd=project)  # DVC-cached outputs stay out of git
+    assert json.loads((project / "metrics.json").read_text()), "metrics.json is empty"
+    status = run(["uv", "run", "dvc", "status", "--json"], cwd=project).stdout
+    assert json.loads(status) == {}, status
+    assert yaml.safe_load((project / "schema.yaml").read_text())["columns"]
+    known = yaml.safe_load((project / "tests" / "model" / "known_examples.yaml").read_text())
+    assert len(known["examples"]) == 5 if answers["dataset"] == "csv" else known["examples"]
 
     selection = [] if answers_id(answers) in FULL_SUITE else PARTIAL_SUITE
     tests = run(["uv", "run", "pytest", "-q", "-rs", *selection], cwd=project)
     assert " passed" in tests.stdout
     assert porcelain(project) == [], "the baked tests must not leave files behind"
-
-    repro = run(["uv", "run", "dvc", "repro"], cwd=project)
-    assert "Running stage 'evaluate'" in repro.stdout
-    status = run(["uv", "run", "dvc", "status", "--json"], cwd=project).stdout
-    assert json.loads(status) == {}, status
-
-    in_git, in_cache = pipeline_outputs((project / "dvc.yaml").read_text())
-    changed = porcelain(project)
-    assert unexpected_changes(changed, in_git) == []
-    assert "dvc.lock" in changed
-    for out in in_git:
-        assert any(path == out or path.startswith(f"{out}/") for path in changed), f"{out} not written"
-    for out in in_cache:
-        assert (project / out).exists(), out
-        run(["git", "check-ignore", "-q", out], cwd=project)  # DVC-cached outputs stay out of git
-    metrics = json.loads((project / "metrics.json").read_text())
-    assert metrics, "metrics.json is empty"
-
-    run(["git", "add", "--all"], cwd=project)
-    run(["git", "commit", "-qm", "Reproduce the pipeline"], cwd=project)
-    assert porcelain(project) == []
     again = run(["uv", "run", "dvc", "repro"], cwd=project).stdout
     assert "Running stage" not in again, again
     assert porcelain(project) == []
@@ -119,6 +119,24 @@ def test_baked_project_installs_tests_and_reproduces(tmp_path, answers):
         lint_catches_a_wrong_argument_type(project)
     if answers["dataset"] == "csv":
         absent_data_fails_under_ci(project)
+        no_examples_fail_under_ci(project)
+
+
+def no_examples_fail_under_ci(project: Path) -> None:
+    """With no known examples, their tests skip on a laptop and fail under CI=true, naming the
+    command that records them."""
+    known = project / "tests" / "model" / "known_examples.yaml"
+    recorded = known.read_text()
+    known.write_text("examples: []\ndirectional: []\n")
+    try:
+        tests = ["uv", "run", "pytest", "-q", "-rs", "tests/model/test_known_examples.py"]
+        laptop = run(["env", "-u", "CI", *tests], cwd=project)
+        ci = run(["env", "CI=true", *tests], cwd=project, check=False)
+    finally:
+        known.write_text(recorded)
+    assert " failed" not in laptop.stdout and "examples record" in laptop.stdout, laptop.stdout
+    assert ci.returncode == 1 and "ml_project examples record` proposes" in ci.stdout, ci.stdout
+    assert "CI=true: a test that needs it fails rather than skips" in ci.stdout, ci.stdout
 
 
 def absent_data_fails_under_ci(project: Path) -> None:

@@ -1,10 +1,11 @@
-"""The pre-gen hook refuses bad answers with one clear line and writes nothing;
-the post-gen hook brings a CSV under DVC the way `dvc add` does."""
+"""The pre-gen hook refuses bad answers with one clear line and writes nothing; the post-gen
+hook brings a CSV in (git, or DVC the way `dvc add` does), and its first run never fails a bake."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,42 @@ def test_a_csv_too_large_for_git_is_refused_without_a_shared_remote(tmp_path):
     assert not out.exists() or list(out.iterdir()) == []
     shared = cookiecutter_cli(out, *answers, "dvc_remote=s3", "dvc_remote_url=s3://b/p", env=subprocess_env())
     assert shared.returncode == 0, shared.stderr
+
+
+# A stand-in `make` whose first run fails the way a failing stage does: the command's error,
+# then make's own line naming the target.
+FAILING_MAKE = """#!/bin/sh
+echo "error: data.target 'outcome' has 1 class" >&2
+echo "make: *** [Makefile:26: baseline] Error 1" >&2
+exit 2
+"""
+
+
+def test_a_failed_first_run_is_a_note_and_the_bake_commits_the_template(tmp_path):
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "make").write_text(FAILING_MAKE)
+    (tools / "make").chmod(0o755)
+    env = subprocess_env()
+    env["PATH"] = f"{tools}:{env['PATH']}"
+    result = cookiecutter_cli(tmp_path / "out", "first_run=yes", env=env)
+    assert result.returncode == 0, result.stderr
+    note = (
+        "note: the first run failed (error: data.target 'outcome' has 1 class): "
+        "run `make baseline` in the project, then commit what it wrote"
+    )
+    assert note in result.stderr.splitlines(), result.stderr
+    project = tmp_path / "out" / "ml-project"
+    log = subprocess.run(["git", "log", "--format=%s"], cwd=project, capture_output=True, text=True)
+    assert log.stdout.splitlines() == ["Initial project from the mlgate template"]
+    assert not (project / "dvc.lock").exists()
+
+
+def test_without_git_the_first_run_is_skipped_with_a_note(tmp_path):
+    result = cookiecutter_cli(tmp_path / "out", "first_run=yes", "init_git=no")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "note: first run skipped, DVC needs a git repository (init_git=no): "
+        "run `git init` and `make baseline` in the project, then commit what it wrote"
+    ) in result.stderr.splitlines(), result.stderr
+    assert not (tmp_path / "out" / "ml-project" / "dvc.lock").exists()

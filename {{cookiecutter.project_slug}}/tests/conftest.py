@@ -55,6 +55,12 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+@pytest.fixture(name="unavailable", scope="session")
+def unavailable_fixture() -> Callable[[str], NoReturn]:
+    """`unavailable` for test modules, which do not import conftest."""
+    return unavailable
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -257,6 +257,9 @@ def cmd_schema_infer(settings: Settings, paths: Paths, args: argparse.Namespace)
     from .schema import dump_contract, infer_contract
 
     if paths.contract.exists() and not args.force and _has_columns(paths.contract):
+        if args.if_empty:
+            print(f"schema infer: {relative(paths.contract, paths)} already has columns; kept")
+            return
         raise StageFailed(
             f"{relative(paths.contract, paths)} already has columns; pass --force to overwrite it"
         )
@@ -267,6 +270,20 @@ def cmd_schema_infer(settings: Settings, paths: Paths, args: argparse.Namespace)
         encoding="utf-8",
     )
     print(f"schema infer: {len(contract.columns)} columns -> {relative(paths.contract, paths)}")
+
+
+def cmd_examples_record(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    from .examples import record, recorded_examples
+
+    where = relative(paths.known_examples, paths)
+    existing = recorded_examples(paths.known_examples)
+    if existing and not args.force:
+        if args.if_empty:
+            print(f"examples record: {where} already has {len(existing)} examples; kept")
+            return
+        raise StageFailed(f"{where} already has {len(existing)} examples; pass --force to replace them")
+    count = record(settings, paths, args.count)
+    print(f"examples record: {count} examples from the test set -> {where}: review them, then commit")
 
 
 def _has_columns(path: Path) -> bool:
@@ -305,14 +322,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (default: here)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for add in (add_pipeline_commands, add_registry_commands, add_serve_command, add_report_command):
+    adders = (add_pipeline_commands, add_registry_commands, add_serve_command, add_report_command, add_tools)
+    for add in adders:
         add(commands)
+    return parser
+
+
+def add_tools(commands) -> None:
+    """The helpers that write a first version of a file for a person to review."""
     schema = commands.add_parser("schema", help="tools for the data contract")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="command")
     infer = schema_commands.add_parser("infer", help="write a first schema.yaml from the data")
-    infer.add_argument("--force", action="store_true", help="overwrite a contract that has columns")
+    add_overwrite_flags(infer, "a contract that has columns")
     infer.set_defaults(handler=cmd_schema_infer)
-    return parser
+    examples = commands.add_parser("examples", help="tools for the known examples (tests/model)")
+    examples_commands = examples.add_subparsers(dest="examples_command", required=True, metavar="command")
+    record = examples_commands.add_parser(
+        "record", help="propose known examples from the test set, with the model's outputs as bounds"
+    )
+    record.add_argument("--count", type=example_count, default=5, help="how many (1 to 20, default 5)")
+    add_overwrite_flags(record, "examples already there")
+    record.set_defaults(handler=cmd_examples_record)
+
+
+def add_overwrite_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    either = parser.add_mutually_exclusive_group()
+    either.add_argument("--force", action="store_true", help=f"overwrite {what}")
+    either.add_argument("--if-empty", action="store_true", help=f"keep {what} and succeed (a first run)")
+
+
+def example_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 20:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count from 1 to 20")
+    return int(text)
 
 
 def add_pipeline_commands(commands) -> None:

@@ -270,6 +270,11 @@ class Paths:
         return self.root / "models" / "model"
 
     @property
+    def known_examples(self) -> Path:
+        """Inputs with the answer a sound model must give (tests/model/test_known_examples.py)."""
+        return self.root / "tests" / "model" / "known_examples.yaml"
+
+    @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
 
