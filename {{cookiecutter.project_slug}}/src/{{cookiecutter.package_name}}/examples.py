@@ -161,16 +161,15 @@ def with_examples(text: str, examples: list[Example], source: str) -> str:
 def record(settings: Settings, paths: Paths, count: int = DEFAULT_COUNT) -> int:
     """Propose examples for the model in models/model from the test set and write them to
     known_examples.yaml; how many were written."""
-    import pandas as pd
-
     from .artifacts import load_model, model_metadata
+    from .data import read_frame
     from .pipeline.stage import StageFailed, relative
 
     missing = [relative(path, paths) for path in (paths.model, paths.test) if not path.exists()]
     if missing:
         raise StageFailed(f"no {' or '.join(missing)} yet: run `make repro` first")
     model = load_model(paths.model)
-    examples = propose(model, pd.read_csv(paths.test), settings, count)
+    examples = propose(model, read_frame(paths.test), settings, count)
     if not examples:
         raise StageFailed(
             f"the model answers no row of {relative(paths.test, paths)} right: nothing to record"
