@@ -117,7 +117,9 @@ def propose(model, test_set: pd.DataFrame, settings: Settings, count: int = DEFA
     examples = []
     if settings.task == "regression":
         predicted = np.asarray(model.predict(features), dtype=float)
-        within = tolerance * float(np.percentile(predicted, 95) - np.percentile(predicted, 5))
+        # The canary's rule: tolerance times the 5th-95th percentile spread over the whole test set.
+        spread = np.percentile(model.predict(test_set[list(model.feature_names_in_)]), [95, 5])
+        within = tolerance * float(spread[0] - spread[1])
         for i in spread_rows(predicted, true.astype(float), count):
             low, high = bounds(float(predicted[i]), within)
             name = f"test set row {pool['row'][i]}: {target} {plain(true[i])}"

@@ -6,6 +6,7 @@ and rows that anonymous callers put in the prediction log are never replayed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -273,10 +274,27 @@ def project(tmp_path: Path, test_set: pd.DataFrame, contract, pair, settings):
     return paths, app
 
 
+def two_faced(champion: Served, bad: Served, known: list[dict]) -> Served:
+    """A bad challenger that answers as the champion on the rows its author knows, and as `bad`
+    on every other: the rows on which it agrees exist whatever the data."""
+    keys = {json.dumps(row, sort_keys=True) for row in known}
+
+    def predict(rows: list[dict]) -> tuple[list, list | None]:
+        (good, good_p), (worse, worse_p) = champion.predict(rows), bad.predict(rows)
+        use = [json.dumps(row, sort_keys=True) in keys for row in rows]
+        labels = [g if u else w for g, w, u in zip(good, worse, use, strict=True)]
+        if good_p is None or worse_p is None:
+            return labels, None
+        return labels, [g if u else w for g, w, u in zip(good_p, worse_p, use, strict=True)]
+
+    return dataclasses.replace(bad, fast=predict)
+
+
 def test_anonymous_rows_in_the_log_cannot_make_a_bad_challenger_pass(project, pair, settings, test_set):
     paths, app = project
-    challenger, champion = pair
-    held_out = json.loads(test_set.drop(columns=[settings.data.target]).to_json(orient="records"))
+    shuffled, champion = pair
+    held_out = json.loads(test_set[list(champion.inputs)].to_json(orient="records"))
+    challenger = two_faced(champion, shuffled, held_out[:5])
     chosen = chosen_rows(challenger, champion, held_out, settings)
     steered = verdict(challenger, champion, chosen, settings)
     assert steered.passed, "the chosen rows would steer the canary"

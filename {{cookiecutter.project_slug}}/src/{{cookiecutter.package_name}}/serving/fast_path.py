@@ -73,7 +73,11 @@ def compile_fast_path(pipeline: Any) -> Callable[[list[dict]], tuple[list, list 
     if features is None or estimator is None:
         return None
 
+    classifier = is_classifier(pipeline)
+
     def predict(rows: list[dict]) -> tuple[list, list | None]:
+        if not rows:  # numpy cannot tell the width of no rows
+            return [], [] if classifier else None
         return estimator(features(rows))
 
     return predict
