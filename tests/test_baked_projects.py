@@ -15,6 +15,9 @@ REPRESENTATIVE = [
     {"task": "classification", "dataset": "demo", "model": "gradient_boosting"},
     {"task": "regression", "dataset": "demo", "model": "linear"},
     {"task": "classification", "dataset": "csv", "model": "random_forest", **csv_answers("classification")},
+    # Charges of the churn fixture: a regression CSV with missing values in numeric, categorical
+    # and sensitive columns.
+    {"task": "regression", "dataset": "csv", "model": "gradient_boosting", **csv_answers("regression")},
 ]
 # The baked suite in full (the pipeline in a copy, the registry with real servers, the load
 # test) on two bakes: the default and the CSV one. The others run the unit, data, model and

@@ -1,5 +1,5 @@
 """What the act scenarios share: running act with the stand-ins, the reference project and its origins,
-pull-request events, and changes to a clone. A helper module: no tests here.
+pull-request events, changes to a clone, and reading the report. A helper module: no tests here.
 
 The reference project is baked, installed, reproduced and pushed to its DVC remote once per test
 run, by whichever worker needs it first (a file lock keeps the others waiting); each module
@@ -267,3 +267,23 @@ def set_model(model: dict[str, object]):
 def edit_readme(clone: Path) -> None:
     with (clone / "README.md").open("a") as handle:
         handle.write("\nA note for readers; nothing about the model changes.\n")
+
+
+def table_after(comment: str, heading: str) -> list[dict[str, str]]:
+    """The first GFM table after `heading` in the report, one dict (header -> cell) per row."""
+    if heading not in comment:
+        return []
+    lines = comment.split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    header, _, *body = rows
+    return [dict(zip(header, row, strict=True)) for row in body]
+
+
+def deltas(comment: str) -> dict[str, str]:
+    """The "Metrics" table of the report: metric -> delta."""
+    return {row["metric"]: row["delta"] for row in table_after(comment, "### Metrics")}

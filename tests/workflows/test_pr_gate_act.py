@@ -24,12 +24,14 @@ from act_helpers import (
     Origins,
     Outcome,
     ci_caller,
+    deltas,
     edit_readme,
     open_pull_request,
     prepare_origins,
     reference_project,
     run_act,
     set_model,
+    table_after,
 )
 from conftest import run
 
@@ -75,26 +77,6 @@ def degraded_with_a_looser_policy(clone: Path) -> None:
 def broken_pipeline(clone: Path) -> None:
     """A params.yaml the pipeline refuses: training cannot run."""
     set_model({"kind": "linear", "regularization": -1.0, "max_iter": 1000})(clone)
-
-
-def table_after(comment: str, heading: str) -> list[dict[str, str]]:
-    """The first GFM table after `heading` in the report, one dict (header -> cell) per row."""
-    if heading not in comment:
-        return []
-    lines = comment.split(heading, 1)[1].splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    rows = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
-    header, _, *body = rows
-    return [dict(zip(header, row, strict=True)) for row in body]
-
-
-def deltas(comment: str) -> dict[str, str]:
-    """The "Metrics" table of the report: metric -> delta."""
-    return {row["metric"]: row["delta"] for row in table_after(comment, "### Metrics")}
 
 
 @pytest.fixture(scope="module")
@@ -181,12 +163,19 @@ def test_degrading_pr_fails_after_the_comment_and_names_the_metric(origins, tmp_
     assert "Error: Job 'gate' failed" in outcome.output, outcome.tail()
 
 
-def test_first_pr_without_a_baseline_passes(origins, tmp_path):
+def test_a_base_without_committed_results_is_reproduced_for_the_comparison(origins, tmp_path):
+    """main as baked without its first run: the judge reproduces it in a worktree (the base's code),
+    and warns that the pull request did not commit its results either."""
     outcome = scenario(origins.without_metrics, tmp_path, edit_readme)
     assert outcome.returncode == 0, outcome.tail()
     comment = outcome.comment
     assert comment is not None and "✅ Model gate passed" in comment
-    assert "No baseline yet" in comment
+    assert "No baseline yet" not in comment
+    assert "as reproduced for this report (it has no committed metrics.json)" in comment
+    assert "main is reproduced for the comparison" in outcome.output
+    base_values = {row["metric"]: row["base (main)"] for row in table_after(comment, "### Metrics")}
+    assert base_values["model.roc_auc"] != "—", base_values
+    assert "its results were not committed" in comment
     assert all(f"Running stage '{stage}'" in outcome.output for stage in STAGES)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -55,6 +56,13 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report command appends to $GITHUB_STEP_SUMMARY: the tests' reports stay out of a CI
+    job's summary (a test of that sets the variable itself)."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 @pytest.fixture(name="unavailable", scope="session")
 def unavailable_fixture() -> Callable[[str], NoReturn]:
     """`unavailable` for test modules, which do not import conftest."""
@@ -64,6 +72,28 @@ def unavailable_fixture() -> Callable[[str], NoReturn]:
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def scratch_repository(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
+    """A git + DVC repository in tmp_path holding these files (path -> text), with this
+    project's params.yaml, committed on main. For the report's tests against real git and DVC."""
+
+    def make(files: dict[str, str]) -> Path:
+        from dvc.repo import Repo
+
+        for args in (["init", "-q", "-b", "main"], ["config", "user.email", "test@example.com"]):
+            subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+        subprocess.run(["git", "config", "user.name", "Test"], cwd=tmp_path, check=True, capture_output=True)
+        Repo.init(str(tmp_path)).close()
+        files = {"params.yaml": (ROOT / "params.yaml").read_text(encoding="utf-8"), **files}
+        for name, text in files.items():
+            (tmp_path / name).write_text(text)
+        subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True, capture_output=True)
+        subprocess.run(["git", "commit", "-qm", "base"], cwd=tmp_path, check=True, capture_output=True)
+        return tmp_path
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ Each command is thin: read files and settings, call a pure function, write files
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -77,7 +78,7 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     from "error" (make turns both into exit 2).
     """
     from .config import ConfigError
-    from .gate.compare import NoResults, ReportError, compare, take_results
+    from .gate.compare import NoResults, ReportError, take_results
     from .gate.judge import gate_record, judge
     from .gate.policy import PolicyNote, policy_changes, read_policy
     from .gate.render import render, render_error
@@ -89,7 +90,7 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
             take_results(args.results, paths.root)
         base_policy = read_policy(paths.root, base)
         own_policy = read_policy(paths.root, None)
-        comparison = compare(paths.root, base)
+        comparison = _comparison(paths.root, base, handed_over=args.results is not None)
     except (ReportError, ConfigError, StageFailed) as err:
         message = " ".join(str(err).split())
         report = render_error(base, message, pipeline_failed=isinstance(err, NoResults))
@@ -113,6 +114,20 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
         print(f"gate: {finding.check} {finding.metric}: {finding.old} -> {finding.new} ({finding.limit})")
     print(f"report: gate {'passed' if verdict.passed else 'failed'} -> {args.output}")
     return 0 if verdict.passed else 1
+
+
+def _comparison(root: Path, base: str, handed_over: bool):
+    """The workspace against the base's results: committed, or the base reproduced (gate/baseline.py)."""
+    from .gate.baseline import baseline
+    from .gate.compare import compare, results_uncommitted
+
+    found = baseline(root, base)
+    return dataclasses.replace(
+        compare(root, base, found.revision),
+        reproduced=found.reproduced,
+        reproduce_failed=found.failed,
+        results_uncommitted=results_uncommitted(root, handed_over),
+    )
 
 
 def _approval(event_file: str | None):

@@ -400,20 +400,10 @@ def git(cwd: Path, *args: str) -> None:
 
 
 @pytest.fixture
-def scratch(tmp_path: Path) -> Path:
+def scratch(scratch_repository) -> Path:
     """A git + DVC repository: dvc.yaml naming the metrics, params and metrics committed on main."""
-    from dvc.repo import Repo
-
-    git(tmp_path, "init", "-q", "-b", "main")
-    git(tmp_path, "config", "user.email", "test@example.com")
-    git(tmp_path, "config", "user.name", "Test")
-    Repo.init(str(tmp_path)).close()
-    (tmp_path / "dvc.yaml").write_text("metrics:\n  - metrics.json\n")
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    (tmp_path / "metrics.json").write_text(json.dumps({"model": {"roc_auc": 0.7}}))
-    git(tmp_path, "add", "-A")
-    git(tmp_path, "commit", "-qm", "base")
-    return tmp_path
+    metrics = json.dumps({"model": {"roc_auc": 0.7}})
+    return scratch_repository({"dvc.yaml": "metrics:\n  - metrics.json\n", "metrics.json": metrics})
 
 
 def test_read_diffs_returns_what_the_pure_code_reads(scratch):

@@ -21,9 +21,12 @@ SLICES_FILE = "reports/slices.json"
 LOCK_FILE = "dvc.lock"
 
 
+# The pull request's dvc.lock as committed, beside the one its pipeline wrote (empty: none was
+# committed): the report warns when they differ. pr-report.yml writes it with `git show`.
+COMMITTED_LOCK = "dvc.lock.committed"
 # What the pull request's pipeline hands to the judge: its metrics and what they came from.
 # pr-report.yml uploads exactly these (a test checks it).
-RESULT_FILES = ("dvc.yaml", LOCK_FILE, "params.yaml", METRICS_FILE, SLICES_FILE)
+RESULT_FILES = ("dvc.yaml", LOCK_FILE, "params.yaml", METRICS_FILE, SLICES_FILE, COMMITTED_LOCK)
 MAX_RESULT_BYTES = 10_000_000
 WHOLE_REVISION = "*"  # the error key when DVC could not read a revision at all
 
@@ -56,6 +59,9 @@ class Comparison:
     params: dict[str, Change]  # changed params only: "train.model.regularization"
     has_baseline: bool  # the base has a readable metrics.json
     lock_changed: bool  # dvc.lock differs from the base
+    reproduced: str | None = None  # why the base was reproduced for the comparison (gate/baseline.py)
+    reproduce_failed: str | None = None  # why that failed: the comparison then has no baseline
+    results_uncommitted: bool = False  # the pull request's committed dvc.lock is not what its pipeline wrote
 
     @property
     def unchanged(self) -> bool:
@@ -68,17 +74,18 @@ class Comparison:
         )
 
 
-def comparison_from_record(record: dict, base: str) -> Comparison:
-    """Build the comparison from `read_diffs`' output; a read error other than
-    "the base has no such file yet" raises ReportError."""
+def comparison_from_record(record: dict, base: str, revision: str | None = None) -> Comparison:
+    """Build the comparison from `read_diffs`' output against `revision` (default: `base`, the
+    name shown); a read error other than "the base has no such file yet" raises ReportError."""
+    revision = revision or base
     problems = [
-        *read_errors(record["metrics"].get("errors", {}), base),
-        *read_errors(record["params"].get("errors", {}), base),
+        *read_errors(record["metrics"].get("errors", {}), revision),
+        *read_errors(record["params"].get("errors", {}), revision),
     ]
     if problems:
         raise ReportError("DVC could not read " + "; ".join(problems))
     metrics = metric_changes(record["metrics"].get("diff", {}))
-    missing_at_base = record["metrics"].get("errors", {}).get(base, {})
+    missing_at_base = record["metrics"].get("errors", {}).get(revision, {})
     has_baseline = METRICS_FILE not in missing_at_base and any(
         name.startswith("model.") and number(change.old) is not None for name, change in metrics.items()
     )
@@ -156,8 +163,54 @@ def read_diffs(root: Path, base: str) -> dict:
     }
 
 
-def compare(root: Path, base: str) -> Comparison:
-    return comparison_from_record(read_diffs(root, base), base)
+def compare(root: Path, base: str, revision: str | None = None) -> Comparison:
+    """The workspace against `revision` (default: `base`), shown as `base`."""
+    return comparison_from_record(read_diffs(root, revision or base), base, revision)
+
+
+def results_uncommitted(root: Path, handed_over: bool) -> bool:
+    """The results the pipeline wrote (the metrics and slices whose md5 dvc.lock records) are not
+    the committed ones. Handed-over results carry the committed dvc.lock (COMMITTED_LOCK; absent
+    when an older workflow handed them over: nothing to tell); else it is HEAD's. The model's own
+    hash is left out: a model trained again on another machine differs in its metadata."""
+    produced = root / LOCK_FILE
+    if not produced.is_file():
+        return False
+    if handed_over:
+        copy = root / COMMITTED_LOCK
+        if not copy.is_file():
+            return False
+        committed: bytes | None = copy.read_bytes()
+    else:
+        committed = file_at(root, "HEAD", LOCK_FILE)
+    return recorded_results(committed) != recorded_results(produced.read_bytes())
+
+
+def recorded_results(lock: bytes | None) -> dict[str, str]:
+    """The md5 that a dvc.lock records for the results the gate reads; {} for none or a broken one."""
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(lock or b"") or {}
+    except yaml.YAMLError:
+        return {}
+    stages = parsed.get("stages") if isinstance(parsed, dict) else None
+    return {
+        str(out["path"]): str(out.get("md5"))
+        for stage in (stages.values() if isinstance(stages, dict) else [])
+        if isinstance(stage, dict)
+        for out in stage.get("outs") or []
+        if isinstance(out, dict) and out.get("path") in (METRICS_FILE, SLICES_FILE)
+    }
+
+
+def file_at(root: Path, rev: str, name: str) -> bytes | None:
+    """A file's content at a git revision (`name` relative to `root`), None when it is not there."""
+    try:
+        result = subprocess.run(["git", "show", f"{rev}:./{name}"], cwd=root, capture_output=True)
+    except OSError as err:
+        raise ReportError(f"could not run git: {err}") from None
+    return result.stdout if result.returncode == 0 else None
 
 
 def take_results(results: Path, root: Path) -> None:
@@ -196,12 +249,13 @@ def _plain_errors(errors: dict) -> dict:
 
 def _lock_changed(root: Path, base: str) -> bool:
     """dvc.lock's blob at `base` against the file in the workspace (tracked or not)."""
-    at_base = _git(root, "rev-parse", "--verify", "--quiet", f"{base}:{LOCK_FILE}", allowed=(0, 1))
-    here = _git(root, "hash-object", LOCK_FILE) if (root / LOCK_FILE).exists() else ""
+    at_base = git_output(root, "rev-parse", "--verify", "--quiet", f"{base}:{LOCK_FILE}", allowed=(0, 1))
+    here = git_output(root, "hash-object", LOCK_FILE) if (root / LOCK_FILE).exists() else ""
     return at_base != here
 
 
-def _git(root: Path, *args: str, allowed: tuple[int, ...] = (0,)) -> str:
+def git_output(root: Path, *args: str, allowed: tuple[int, ...] = (0,)) -> str:
+    """git's output in `root`; an exit code not in `allowed` raises ReportError."""
     try:
         result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
     except OSError as err:

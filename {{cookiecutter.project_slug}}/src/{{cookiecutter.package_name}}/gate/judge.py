@@ -116,6 +116,8 @@ def gate_record(
         "base": comparison.base if comparison else None,
         "has_baseline": comparison.has_baseline if comparison else None,
         "unchanged": comparison.unchanged if comparison else None,
+        "reproduced": comparison.reproduced if comparison else None,  # why the base was reproduced
+        "results_uncommitted": comparison.results_uncommitted if comparison else None,
         "findings": [dataclasses.asdict(finding) for finding in verdict.findings] if verdict else [],
         "policy": {
             "changed": [change.key for change in note.changes] if note else [],

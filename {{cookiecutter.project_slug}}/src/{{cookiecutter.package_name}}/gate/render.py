@@ -91,19 +91,38 @@ def render_error(base: str, message: str, pipeline_failed: bool = False) -> str:
 
 def _summary_line(comparison: Comparison) -> str:
     base = _code(comparison.base)
+    lines = [_base_line(comparison, base)]
+    if comparison.reproduce_failed:
+        lines.append(
+            f"⚠️ `{base}` was reproduced for this report because {comparison.reproduced}, "
+            f"and that failed: {_cell(comparison.reproduce_failed, 600)}"
+        )
+    if comparison.results_uncommitted:
+        lines.append(
+            "⚠️ This pull request's committed `dvc.lock` is not what its pipeline produced: its "
+            "results were not committed. Run `dvc repro` and commit dvc.lock, metrics.json and "
+            "reports/, so that the base holds what its code produces."
+        )
+    return "\n\n".join(lines)
+
+
+def _base_line(comparison: Comparison, base: str) -> str:
     if not comparison.has_baseline:
         return (
             f"No baseline yet: `{base}` has no metrics, so only the absolute thresholds "
             "and the trivial baseline are checked."
         )
+    against = f"`{base}`"
+    if comparison.reproduced and not comparison.reproduce_failed:
+        against += f" as reproduced for this report ({comparison.reproduced})"
     if comparison.unchanged:
-        return f"No changes to the model: pipeline, params and metrics are as on `{base}`."
+        return f"No changes to the model: pipeline, params and metrics are as on {against}."
     changed = len(comparison.params)
     what = [
         "the pipeline (dvc.lock) changed" if comparison.lock_changed else "dvc.lock is as on the base",
         f"{changed} param{'s' if changed != 1 else ''} changed",
     ]
-    return f"Compared with `{base}`: {', '.join(what)}."
+    return f"Compared with {against}: {', '.join(what)}."
 
 
 def _policy_lines(note: PolicyNote, out: _Budget) -> list[str]:
