@@ -76,11 +76,16 @@ class LocalSource:
         return str(self.path)
 
     def fingerprint(self) -> str:
+        # Both files: a poll between the model's write and its metadata's sees a change again later.
         try:
             stat = (self.path / "model.skops").stat()
         except FileNotFoundError:
             raise ServeError(f"{self.path}: no model.skops here (run the train stage first)") from None
-        return f"{stat.st_mtime_ns}:{stat.st_size}"
+        try:
+            meta = (self.path / "MLmodel").stat()
+        except FileNotFoundError:
+            return f"{stat.st_mtime_ns}:{stat.st_size}"
+        return f"{stat.st_mtime_ns}:{stat.st_size}:{meta.st_mtime_ns}:{meta.st_size}"
 
     def load(self, contract: Contract) -> Served:
         import yaml
