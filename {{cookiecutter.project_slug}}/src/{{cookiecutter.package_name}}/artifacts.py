@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 TRUSTED_TYPES = [
     "numpy.dtype",
     "{{ cookiecutter.package_name }}.decision.BalancedDecision",  # this package's own (decision.py)
+    "{{ cookiecutter.package_name }}.pipeline.features.days_since_epoch",  # dates as numbers (features.py)
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
 ]

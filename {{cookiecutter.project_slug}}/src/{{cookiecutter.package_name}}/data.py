@@ -50,6 +50,19 @@ def read_frame(path: Path) -> pd.DataFrame:
     return require_rows(frame, shown)
 
 
+def iso_dates(series: pd.Series) -> bool:
+    """Text whose every value is an ISO 8601 date or date and time (2024-05-31, 2024-05-31T08:00)."""
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return False
+    values = series.dropna()
+    return bool(len(values)) and bool(as_times(values).notna().all())
+
+
+def as_times(values: pd.Series) -> pd.Series:
+    """ISO 8601 text as UTC times: NaT where a value is missing or not a date."""
+    return pd.to_datetime(values.astype(object), format="ISO8601", errors="coerce", utc=True)
+
+
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)

@@ -14,7 +14,9 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-ColumnType = Literal["integer", "number", "boolean", "category", "text"]
+from .data import as_times, iso_dates
+
+ColumnType = Literal["integer", "number", "boolean", "category", "date", "text"]
 MAX_CATEGORIES = 20  # infer: a text column with at most this many values is a category
 
 
@@ -95,11 +97,14 @@ def build_schema(contract: Contract):
             checks.append(pa.Check.le(rule.max))
         if rule.values is not None:
             checks.append(pa.Check.isin(rule.values))
+        if rule.type == "date":
+            checks.append(pa.Check(lambda values: as_times(values).notna(), name="iso_date"))
         dtype = {
             "integer": "Int64" if rule.nullable else "int64",
             "number": float,
             "boolean": "boolean" if rule.nullable else bool,
             "category": str,
+            "date": str,  # ISO 8601 text, as a CSV holds it
             "text": str,
         }[rule.type]
         # Nullable integers arrive from CSV as floats, nullable booleans as objects; coercion fixes both.
@@ -178,6 +183,8 @@ def _infer_rule(series: pd.Series, max_categories: int) -> ColumnRule:
     # A CSV column of True/False with gaps is read as objects, not as bool.
     if pd.api.types.is_bool_dtype(series) or (len(values) and pd.api.types.infer_dtype(values) == "boolean"):
         return ColumnRule(type="boolean", nullable=nullable)
+    if iso_dates(series):
+        return ColumnRule(type="date", nullable=nullable)
     if pd.api.types.is_numeric_dtype(series):
         # Whole floats are integers only when gaps made them floats (a CSV column of ints with blanks);
         # a float column without gaps would fail the int64 check of a non-nullable integer.

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from {{ cookiecutter.package_name }}.schema import ColumnRule, Contract
 from {{ cookiecutter.package_name }}.serving.errors import ServeError
 from {{ cookiecutter.package_name }}.serving.requests import contract_rows, request_model
 
@@ -189,3 +190,15 @@ def test_oversized_body_without_a_length_is_413(client, rows, settings):
 def test_request_model_refuses_inputs_the_contract_does_not_describe(contract):
     with pytest.raises(ServeError, match="does not describe: nope"):
         request_model(contract, ["nope"])
+
+
+def test_a_date_field_takes_iso_text_only():
+    from pydantic import ValidationError
+
+    row = request_model(Contract(columns={"day": ColumnRule(type="date", nullable=True)}), ["day"])
+    assert row.model_validate({"day": "2024-05-31"}).model_dump() == {"day": "2024-05-31"}
+    assert row.model_validate({"day": "2024-05-31T08:30:00+02:00"}).model_dump()["day"].startswith("2024")
+    assert row.model_validate({"day": None}).model_dump() == {"day": None}
+    for wrong in ("31/05/2024", 20240531, "soon"):
+        with pytest.raises(ValidationError):
+            row.model_validate({"day": wrong})

@@ -120,3 +120,21 @@ def test_a_model_without_categorical_inputs_gets_a_fast_path(settings, train_set
     assert fast is not None
     rows = json_rows(test_set, numeric)
     assert_same(fast(rows), slow_predict(only_numbers, numeric, rows))
+
+
+def with_dates(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with a date input (ISO text) added: days that step through two years."""
+    days = pd.to_timedelta(pd.Series(np.arange(len(frame)) % 730, index=frame.index), unit="D")
+    return frame.assign(signed_up=(pd.Timestamp("2022-01-01") + days).dt.strftime("%Y-%m-%d"))
+
+
+def test_a_model_with_a_date_input_gets_a_fast_path_that_reads_dates_as_the_pipeline(
+    settings, train_set, test_set
+):
+    dated = fit(with_dates(train_set), settings)
+    fast = compile_fast_path(dated)
+    assert fast is not None, "a date input left the model without a fast path"
+    inputs = [str(name) for name in dated.feature_names_in_]
+    rows = json_rows(with_dates(test_set), inputs)
+    rows[0]["signed_up"], rows[1]["signed_up"], rows[2]["signed_up"] = None, "3287-02-15", "2024-02-30"
+    assert_same(fast(rows), slow_predict(dated, inputs, rows))

@@ -8,12 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.artifacts import load_model, save_model
 from {{ cookiecutter.package_name }}.pipeline import train as training
 from {{ cookiecutter.package_name }}.pipeline.features import (
     BannedFeatureError,
     build_preprocessor,
     categorical_columns,
     check_no_banned,
+    date_columns,
     model_inputs,
 )
 
@@ -128,3 +130,30 @@ def test_preprocessor_handles_missing_values_and_unseen_categories() -> None:
     assert encoded.shape == (2, 3)  # two colours one-hot plus the scaled age
     assert np.isfinite(encoded).all()
     assert list(encoder.get_feature_names_out()) == ["colour_blue", "colour_red", "age"]
+
+
+def test_iso_dates_are_days_not_categories() -> None:
+    """A date column (ISO text, as most exports write it) becomes one number: days since 1970."""
+    csv = "signed_up,plan,score\n2024-01-01,basic,0.5\n2024-01-11T12:00:00,pro,\n,basic,0.25\n"
+    frame = pd.read_csv(io.StringIO(csv))
+    assert date_columns(frame) == ["signed_up"]
+    assert categorical_columns(frame) == ["plan"]
+    encoder = build_preprocessor(frame).fit(frame)
+    assert list(encoder.get_feature_names_out()) == ["signed_up", "plan_basic", "plan_pro", "score"]
+    later = pd.DataFrame(
+        {"signed_up": ["2030-06-01", "not a date", None], "plan": ["pro"] * 3, "score": [0.1] * 3}
+    )
+    encoded = encoder.transform(later)
+    assert np.isfinite(encoded).all(), "an unreadable or missing date is imputed"
+    assert encoded[0, 0] > encoded[1, 0], "a later date is a larger number"
+
+
+def test_a_model_with_a_date_input_trains_saves_and_loads(settings, train_set, tmp_path) -> None:
+    days = pd.to_timedelta(pd.Series(np.arange(len(train_set)) % 700, index=train_set.index), unit="D")
+    dated = train_set.assign(signed_up=(pd.Timestamp("2022-01-01") + days).astype(str))
+    model = training.fit(dated, settings)
+    assert "signed_up" in model.feature_names_in_
+    save_model(model, tmp_path / "model", metadata={"mlflow_run_id": "abc"})
+    loaded = load_model(tmp_path / "model")  # skops trusts the date transform of this package
+    rows = dated.drop(columns=[settings.data.target]).head(5)
+    assert (loaded.predict(rows) == model.predict(rows)).all()

@@ -103,6 +103,17 @@ def test_infer_reads_types_bounds_and_categories() -> None:
     assert contract.unique_rows is True
 
 
+def test_infer_types_iso_dates_and_validation_refuses_what_is_no_date() -> None:
+    frame = pd.DataFrame({"day": ["2024-05-31", None, "2024-06-01T08:30:00"], "plan": ["a", "b", "2024"]})
+    contract = infer_contract(frame)
+    assert contract.columns["day"] == ColumnRule(type="date", nullable=True)
+    assert contract.columns["plan"].type == "category", "one date-like value does not make a date column"
+    assert validate_frame(frame, contract) == []
+    broken = frame.assign(day=["2024-05-31", "31/05/2024", "soon"])
+    [failure] = validate_frame(broken, contract)
+    assert (failure.column, failure.check, failure.rows) == ("day", "iso_date", 2)
+
+
 def test_infer_notices_duplicate_rows() -> None:
     frame = pd.DataFrame({"a": [1, 1, 2], "b": ["x", "x", "y"]})
     assert infer_contract(frame).unique_rows is False

@@ -117,19 +117,38 @@ def _compile_features(preprocessor: Any) -> Callable[[list[dict]], np.ndarray] |
 
 def _compile_block(steps: list, columns: list[str]) -> Callable[[list[dict]], np.ndarray] | None:
     from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+    from ..pipeline.features import days_since_epoch
+
+    read = None
+    if steps and type(steps[0]) is FunctionTransformer:
+        if steps[0].func is not days_since_epoch or steps[0].kw_args:
+            return None
+        read, steps = _as_days(columns), steps[1:]
     fills: list = [None] * len(columns)
     if steps and type(steps[0]) is SimpleImputer:
         imputer, steps = steps[0], steps[1:]
         fills = list(imputer.statistics_)
         if imputer.add_indicator or not _is_missing(imputer.missing_values) or any(map(_is_missing, fills)):
             return None  # an indicator, another missing marker, or a column the imputer drops
-    if len(steps) == 1 and type(steps[0]) is OneHotEncoder:
+    if read is None and len(steps) == 1 and type(steps[0]) is OneHotEncoder:
         return _one_hot(steps[0], columns, fills)
     if not steps or (len(steps) == 1 and type(steps[0]) is StandardScaler):
-        return _scaled(steps[0] if steps else None, columns, fills)
+        return _scaled(steps[0] if steps else None, columns, fills, read)
     return None
+
+
+def _as_days(columns: list[str]) -> Callable[[list[dict]], np.ndarray]:
+    """Date inputs as the pipeline reads them: the same function, on the same text."""
+    import pandas as pd
+
+    from ..pipeline.features import days_since_epoch
+
+    def read(rows: list[dict]) -> np.ndarray:
+        return days_since_epoch(pd.DataFrame({name: [row[name] for row in rows] for name in columns}))
+
+    return read
 
 
 def _one_hot(encoder: Any, columns: list[str], fills: list) -> Callable[[list[dict]], np.ndarray] | None:
@@ -163,7 +182,9 @@ def _one_hot(encoder: Any, columns: list[str], fills: list) -> Callable[[list[di
     return encode
 
 
-def _scaled(scaler: Any, columns: list[str], fills: list) -> Callable[[list[dict]], np.ndarray] | None:
+def _scaled(
+    scaler: Any, columns: list[str], fills: list, read: Callable[[list[dict]], np.ndarray] | None = None
+) -> Callable[[list[dict]], np.ndarray] | None:
     count = len(columns)
     mean = np.zeros(count) if scaler is None or not scaler.with_mean else np.asarray(scaler.mean_, float)
     scale = np.ones(count) if scaler is None or not scaler.with_std else np.asarray(scaler.scale_, float)
@@ -171,7 +192,10 @@ def _scaled(scaler: Any, columns: list[str], fills: list) -> Callable[[list[dict
     has_fill = not np.isnan(fill).all()
 
     def scaled(rows: list[dict]) -> np.ndarray:
-        values = np.array([[row[name] for name in columns] for row in rows], dtype=float)  # None -> NaN
+        if read is not None:
+            values = read(rows)
+        else:
+            values = np.array([[row[name] for name in columns] for row in rows], dtype=float)  # None -> NaN
         if has_fill:
             gaps = np.isnan(values)
             if gaps.any():

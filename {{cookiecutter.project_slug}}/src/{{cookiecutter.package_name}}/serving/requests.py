@@ -30,6 +30,9 @@ def column_field(rule: ColumnRule) -> tuple[Any, Any]:
         constraints["strict"] = True
     if rule.type == "number":
         constraints["allow_inf_nan"] = False
+    if rule.type == "date":
+        # ISO 8601 text; a value that is no real date (2024-02-30) reaches the model as a missing one.
+        constraints |= {"pattern": r"^\d{4}-\d{2}-\d{2}", "max_length": 40}
     # The constraints sit on the value's type, before the integer's validator: after it, pydantic
     # still checks them but writes `ge`/`le` into the OpenAPI document instead of minimum/maximum.
     constrained: Any = Annotated[kind, Field(**constraints)]
@@ -130,6 +133,8 @@ def column_values(rule: ColumnRule, rng: np.random.Generator, count: int) -> lis
         values = [True, False]
     elif rule.type == "text":
         values = ["a", "text never seen in training", ""]
+    elif rule.type == "date":
+        values = ["2024-01-31", "1999-12-31T23:59:59", "2100-06-15"]
     elif rule.type == "integer":
         low, high = math.ceil(low), math.floor(high)
         values = [low, high, (low + high) // 2, *map(int, rng.integers(low, high + 1, count))]
