@@ -122,14 +122,41 @@ def test_contract_categories_are_categorical_in_the_raw_data(contract, raw: pd.D
     assert set(text_columns) <= set(detected), f"treated as numbers: {set(text_columns) - set(detected)}"
 
 
+GAPS_TRAIN = pd.DataFrame({"colour": ["red", "blue", None, "red"], "age": [30.0, np.nan, 50.0, 40.0]})
+GAPS_LATER = pd.DataFrame({"colour": ["green", None], "age": [np.nan, 1000.0]})
+
+
+def imputation_problems(encoded: np.ndarray) -> list[str]:
+    """GAPS_LATER encoded after fitting on GAPS_TRAIN: a missing age is the median (40, which
+    scales to 0), a missing colour the most frequent (red), an unseen one no colour at all."""
+    problems = []
+    if encoded[0, 2] != 0.0:
+        problems.append(f"a missing age encodes as {encoded[0, 2]:g}, not as the median (0 once scaled)")
+    if encoded[1, :2].tolist() != [0.0, 1.0]:
+        problems.append(f"a missing colour encodes as {encoded[1, :2].tolist()}, not as red")
+    if encoded[0, :2].tolist() != [0.0, 0.0]:
+        problems.append(f"an unseen colour encodes as {encoded[0, :2].tolist()}")
+    return problems
+
+
 def test_preprocessor_handles_missing_values_and_unseen_categories() -> None:
-    train = pd.DataFrame({"colour": ["red", "blue", None, "red"], "age": [30.0, np.nan, 50.0, 40.0]})
-    encoder = build_preprocessor(train).fit(train)
-    unseen = pd.DataFrame({"colour": ["green", None], "age": [np.nan, 1000.0]})
-    encoded = encoder.transform(unseen)
+    encoder = build_preprocessor(GAPS_TRAIN).fit(GAPS_TRAIN)
+    encoded = encoder.transform(GAPS_LATER)
     assert encoded.shape == (2, 3)  # two colours one-hot plus the scaled age
     assert np.isfinite(encoded).all()
     assert list(encoder.get_feature_names_out()) == ["colour_blue", "colour_red", "age"]
+    assert imputation_problems(encoded) == []
+
+
+def test_the_imputation_check_catches_a_constant_fill() -> None:
+    from sklearn.impute import SimpleImputer
+
+    encoder = build_preprocessor(GAPS_TRAIN)
+    numeric = encoder.transformers[-1][1]
+    numeric.steps[0] = ("simpleimputer", SimpleImputer(strategy="constant", fill_value=-999))
+    encoded = encoder.fit(GAPS_TRAIN).transform(GAPS_LATER)
+    assert np.isfinite(encoded).all(), "shape and finiteness alone would pass it"
+    assert [problem.split(" encodes")[0] for problem in imputation_problems(encoded)] == ["a missing age"]
 
 
 def test_iso_dates_are_days_not_categories() -> None:
