@@ -61,7 +61,7 @@ class Comparison:
     lock_changed: bool  # dvc.lock differs from the base
     reproduced: str | None = None  # why the base was reproduced for the comparison (gate/baseline.py)
     reproduce_failed: str | None = None  # why that failed: the comparison then has no baseline
-    results_uncommitted: bool = False  # the pull request's committed dvc.lock is not what its pipeline wrote
+    results_uncommitted: bool = False  # the committed metrics and slices are not what the pipeline wrote
 
     @property
     def unchanged(self) -> bool:

@@ -125,7 +125,7 @@ def _compile_block(steps: list, columns: list[str]) -> Callable[[list[dict]], np
     if steps and type(steps[0]) is FunctionTransformer:
         if steps[0].func is not days_since_epoch or steps[0].kw_args:
             return None
-        read, steps = _as_days(columns), steps[1:]
+        read, steps = _as_days(columns, days_since_epoch), steps[1:]
     fills: list = [None] * len(columns)
     if steps and type(steps[0]) is SimpleImputer:
         imputer, steps = steps[0], steps[1:]
@@ -139,11 +139,11 @@ def _compile_block(steps: list, columns: list[str]) -> Callable[[list[dict]], np
     return None
 
 
-def _as_days(columns: list[str]) -> Callable[[list[dict]], np.ndarray]:
+def _as_days(
+    columns: list[str], days_since_epoch: Callable[[Any], np.ndarray]
+) -> Callable[[list[dict]], np.ndarray]:
     """Date inputs as the pipeline reads them: the same function, on the same text."""
     import pandas as pd
-
-    from ..pipeline.features import days_since_epoch
 
     def read(rows: list[dict]) -> np.ndarray:
         return days_since_epoch(pd.DataFrame({name: [row[name] for row in rows] for name in columns}))
