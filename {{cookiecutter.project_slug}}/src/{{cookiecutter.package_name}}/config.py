@@ -142,8 +142,10 @@ class EvaluateSettings(_Strict):
 
 
 class GatedMetric(_Strict):
-    direction: Literal["higher", "lower"]  # which way is better
     tolerance: float = Field(ge=0)  # how much worse than the base branch a PR may make it
+    # Which way is better is the metric's own (metrics.BETTER). Params of older bases still
+    # name it: accepted when it agrees, and never part of the policy (a PR dropping it changes nothing).
+    direction: Literal["higher", "lower"] | None = Field(default=None, exclude=True)
 
 
 class GateSettings(_Strict):
@@ -161,7 +163,16 @@ class GateSettings(_Strict):
         return _no_repeats(value)
 
     @model_validator(mode="after")
-    def _baseline_metrics_have_a_direction(self) -> GateSettings:
+    def _known_and_consistent(self) -> GateSettings:
+        unknown = sorted(set(self.metrics) - set(BETTER))
+        if unknown:
+            raise ValueError(f"gate.metrics: unknown metric {unknown[0]!r}; allowed: {', '.join(BETTER)}")
+        for name, gated in self.metrics.items():
+            if gated.direction not in (None, BETTER[name]):  # a flipped direction would pass every regression
+                raise ValueError(
+                    f"gate.metrics.{name}.direction: {gated.direction!r}, but {BETTER[name]} is better "
+                    f"for {name} (the metric decides; the key can go)"
+                )
         missing = [name for name in self.beat_baseline if name not in self.metrics]
         if missing:
             raise ValueError(f"gate.beat_baseline: {missing[0]!r} must also be listed in gate.metrics")
@@ -219,12 +230,6 @@ class Settings(_Strict):
             if unknown:
                 raise ValueError(
                     f"{key}: unknown metric {unknown[0]!r} for {self.task}; allowed: {', '.join(allowed)}"
-                )
-        for name, gated in self.gate.metrics.items():
-            if gated.direction != BETTER[name]:  # a flipped direction would pass every regression
-                raise ValueError(
-                    f"gate.metrics.{name}.direction: {gated.direction!r}, "
-                    f"but {BETTER[name]} is better for {name}"
                 )
         return self
 

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.config import ConfigError, Threshold, load_settings, settings_problems
-from {{ cookiecutter.package_name }}.metrics import metric_names
+from {{ cookiecutter.package_name }}.metrics import BETTER, metric_names
 
 pytestmark = pytest.mark.unit
 
@@ -128,8 +128,8 @@ def test_metric_of_the_other_task_is_not_a_valid_threshold(tmp_path: Path, param
 
 def test_a_gated_metric_with_the_wrong_direction_is_refused(tmp_path: Path, params: dict, settings) -> None:
     name, gated = next(iter(params["gate"]["metrics"].items()))
-    flipped = "lower" if gated["direction"] == "higher" else "higher"
-    params["gate"]["metrics"][name] = {**gated, "direction": flipped}
+    flipped = "lower" if BETTER[name] == "higher" else "higher"
+    params["gate"]["metrics"][name] = {**gated, "direction": flipped}  # as older params named it
     message = config_error(tmp_path, params)
     assert f"gate.metrics.{name}.direction: {flipped!r}" in message, message
 

@@ -29,8 +29,9 @@ from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import ConfigError, load_settings, parse_settings
 from {{ cookiecutter.package_name }}.gate.compare import Change, Comparison, ReportError, comparison_from_record, read_diffs
 from {{ cookiecutter.package_name }}.gate.judge import gate_record, judge
-from {{ cookiecutter.package_name }}.gate.policy import policy_from_params
+from {{ cookiecutter.package_name }}.gate.policy import policy_changes, policy_from_params
 from {{ cookiecutter.package_name }}.gate.render import MAX_CHARS, WATERMARK_TITLE, render, render_error
+from {{ cookiecutter.package_name }}.metrics import BETTER
 
 pytestmark = pytest.mark.unit
 
@@ -51,9 +52,9 @@ CLASSIFICATION = {
     "evaluate": {"permutation_repeats": 5, "thresholds": {"roc_auc": {"min": 0.6}, "log_loss": {"max": 1.0}}},
     "gate": {
         "metrics": {
-            "roc_auc": {"direction": "higher", "tolerance": 0.01},
-            "log_loss": {"direction": "lower", "tolerance": 0.02},
-            "balanced_accuracy": {"direction": "higher", "tolerance": 0.02},
+            "roc_auc": {"tolerance": 0.01},
+            "log_loss": {"tolerance": 0.02},
+            "balanced_accuracy": {"tolerance": 0.02},
         },
         "beat_baseline": ["roc_auc", "log_loss"],
         "slice_tolerance": 0.05,
@@ -66,8 +67,8 @@ REGRESSION = {
     "evaluate": {"permutation_repeats": 5, "thresholds": {"r2": {"min": 0.2}}},
     "gate": {
         "metrics": {
-            "rmse": {"direction": "lower", "tolerance": 1.0},
-            "r2": {"direction": "higher", "tolerance": 0.02},
+            "rmse": {"tolerance": 1.0},
+            "r2": {"tolerance": 0.02},
         },
         "beat_baseline": ["rmse", "r2"],
         "slice_tolerance": 0.05,
@@ -248,12 +249,12 @@ def test_nothing_changed_says_so_and_passes():
     ("gate", "message"),
     [
         (
-            {"metrics": {"rmse": {"direction": "lower", "tolerance": 1}}, "beat_baseline": []},
+            {"metrics": {"rmse": {"tolerance": 1}}, "beat_baseline": []},
             "gate.metrics: unknown metric 'rmse' for classification",
         ),
         ({"metrics": {"roc_auc": {"direction": "up", "tolerance": 0.01}}}, "gate.metrics.roc_auc.direction"),
         (
-            {"metrics": {"roc_auc": {"direction": "higher", "tolerance": -1}}},
+            {"metrics": {"roc_auc": {"tolerance": -1}}},
             "gate.metrics.roc_auc.tolerance",
         ),
         ({"beat_baseline": ["f1"]}, "'f1' must also be listed in gate.metrics"),
@@ -500,7 +501,7 @@ def labeled(tmp_path: Path, sender: str, author: str = "author", label: str = "g
 {%- if cookiecutter.task == "classification" %}
 
 
-LOOSER = {"roc_auc: {direction: higher, tolerance: 0.01}": "roc_auc: {direction: higher, tolerance: 1.0}"}
+LOOSER = {"roc_auc: {tolerance: 0.01}": "roc_auc: {tolerance: 1.0}"}
 
 
 def test_a_pull_request_that_loosens_its_own_tolerance_still_fails(scratch, capsys, tmp_path):
@@ -530,6 +531,16 @@ def test_the_policy_of_an_older_base_loads_with_defaults():
     raw = copy.deepcopy(CLASSIFICATION)
     policy = policy_from_params(raw, "params.yaml at main")
     assert policy.canary.min_agreement == 0.85, "no canary section yet: its defaults"
+    older = copy.deepcopy(CLASSIFICATION)
+    for name, gated in older["gate"]["metrics"].items():
+        gated["direction"] = BETTER[name]  # older params named which way is better
+    assert policy_changes(policy_from_params(older, "params.yaml at main"), policy) == [], (
+        "dropping the direction keys is no policy change"
+    )
+    older["gate"]["metrics"]["log_loss"]["direction"] = "higher"
+    flipped = r"gate\.metrics\.log_loss\.direction: 'higher', but lower is better"
+    with pytest.raises(ConfigError, match=flipped):
+        policy_from_params(older, "params.yaml at main")
     raw["gate"]["metrics"]["roc_auc"]["tolerance"] = "a lot"
     with pytest.raises(ConfigError, match=r"^params\.yaml at main: gate\.metrics\.roc_auc\.tolerance: "):
         policy_from_params(raw, "params.yaml at main")

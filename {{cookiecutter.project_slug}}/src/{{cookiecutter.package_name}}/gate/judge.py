@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..metrics import SLICE_METRICS
+from ..metrics import BETTER, SLICE_METRICS
 from .compare import Change, Comparison, formatted, number
 from .policy import Policy, PolicyNote
 
@@ -41,17 +41,17 @@ def judge(comparison: Comparison, policy: Policy) -> GateVerdict:
             change = comparison.metrics.get(f"model.{name}")
             if change is None or number(change.old) is None:
                 continue  # a metric the base did not have: nothing to regress from
-            limit = f"{rule.direction} is better, tolerance {rule.tolerance:g}"
+            limit = f"{BETTER[name]} is better, tolerance {rule.tolerance:g}"
             if number(change.new) is None:
                 findings.append(Finding("missing", name, number(change.old), None, limit))
-            elif _worse_by(change, rule.direction) > rule.tolerance + 1e-12:
+            elif _worse_by(change, BETTER[name]) > rule.tolerance + 1e-12:
                 findings.append(Finding("regression", name, number(change.old), number(change.new), limit))
         findings += sorted(
             slice_findings(comparison.metrics, policy.gate.slice_tolerance), key=lambda f: f.metric
         )
     for name in policy.gate.beat_baseline:
         model, baseline = new.get(f"model.{name}"), new.get(f"baseline.{name}")
-        direction = policy.gate.metrics[name].direction
+        direction = BETTER[name]
         if model is None or baseline is None or not _better(model, baseline, direction):
             limit = f"{direction} than the trivial baseline ({formatted(baseline)})"
             findings.append(Finding("baseline", name, old.get(f"model.{name}"), model, limit))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..metrics import BETTER
 from .compare import Change, Comparison, formatted, number
 from .judge import GateVerdict
 from .policy import Policy, PolicyNote
@@ -156,7 +157,7 @@ def _gated_rows(comparison: Comparison, policy: Policy) -> list[list[str]]:
 
 def _gate_cell(name: str, policy: Policy) -> str:
     rule = policy.gate.metrics.get(name)
-    parts = [f"{rule.direction} is better, tolerance {rule.tolerance:g}"] if rule else []
+    parts = [f"{BETTER[name]} is better, tolerance {rule.tolerance:g}"] if rule else []
     threshold = policy.thresholds.get(name)
     if threshold is not None and threshold.min is not None:
         parts.append(f"min {threshold.min:g}")
@@ -184,7 +185,7 @@ def _charts(comparison: Comparison, policy: Policy) -> list[str]:
     per chart because mermaid draws several bar series on top of each other.
     """
     charts = []
-    for name, rule in policy.gate.metrics.items():
+    for name in policy.gate.metrics:
         change = comparison.metrics.get(f"model.{name}")
         if change is None or number(change.new) is None:
             continue
@@ -204,7 +205,7 @@ def _charts(comparison: Comparison, policy: Policy) -> list[str]:
         charts += [
             "```mermaid",
             "xychart-beta",
-            f'    title "{name} ({rule.direction} is better)"',
+            f'    title "{name} ({BETTER[name]} is better)"',
             f"    x-axis [{', '.join(_quoted(label) for label, _ in bars)}]",
             f"    y-axis {_num(low - pad if low < 0 else 0)} --> {_num(high + pad)}",
             f"    bar [{', '.join(_num(value) for value in values)}]",
