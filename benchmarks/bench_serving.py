@@ -44,9 +44,11 @@ SERVER_CORE, CLIENT_CORE = "0", "1"
 TRAIN = """
 import io, json, pathlib
 import pandas as pd
-from ml_project.config import load_settings
-from ml_project.data import ingest, split_frame
-from ml_project.train import fit, save_model
+from ml_project.artifacts import save_model
+from ml_project.config.settings import load_settings
+from ml_project.pipeline.ingest import ingest
+from ml_project.pipeline.split import split_frame
+from ml_project.pipeline.train import fit
 root = pathlib.Path(".")
 s = load_settings(root / "params.yaml")
 raw = pd.read_csv(io.StringIO(ingest(s.data, root).to_csv(index=False)))

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from sklearn.pipeline import Pipeline
 
-from {{ cookiecutter.package_name }}.config import Settings, load_settings
+from {{ cookiecutter.package_name }}.config.settings import Settings, load_settings
 from {{ cookiecutter.package_name }}.pipeline.evaluate import Evaluation, evaluate
 from {{ cookiecutter.package_name }}.pipeline.ingest import ingest
 from {{ cookiecutter.package_name }}.pipeline.scoring import class_proba, positive_label

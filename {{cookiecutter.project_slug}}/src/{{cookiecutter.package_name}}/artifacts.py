@@ -26,6 +26,7 @@ TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
 ]
+MODEL_FILE = "model.skops"  # in the MLflow model directory: the fitted pipeline, as skops writes it
 RUNTIME_PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops")
 
 
@@ -61,7 +62,7 @@ def load_model(path: Path) -> Pipeline:
     # skops imports the model's classes by name; this package's own (TRUSTED_TYPES) live here.
     from . import decision  # noqa: F401
 
-    return skops.io.load(path / "model.skops", trusted=TRUSTED_TYPES)
+    return skops.io.load(path / MODEL_FILE, trusted=TRUSTED_TYPES)
 
 
 def model_metadata(path: Path) -> dict[str, str]:

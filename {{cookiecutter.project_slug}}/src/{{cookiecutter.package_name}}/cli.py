@@ -13,7 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-from .config import Paths, Settings, load_settings
+from .config.settings import Settings, load_settings
+from .paths import Paths
 from .pipeline.stage import StageFailed, relative, write_json
 
 # What command-line values may be. They arrive from people, make and workflows (a dispatch
@@ -59,11 +60,13 @@ def _shown(text: str, width: int = 60) -> str:
     return repr(text if len(text) <= width else text[:width] + "…")
 
 
-def cmd_stage(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
-    """A pipeline stage, as dvc.yaml runs it (`python -m <package>.pipeline <stage>`)."""
+def cmd_stage(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
+    """A pipeline stage, as dvc.yaml runs it (`python -m <package>.pipeline <stage>`), once the
+    whole of params.yaml is valid (as the check stage would find it)."""
     import importlib
 
-    importlib.import_module(f"{__package__}.pipeline.{args.command}").run(settings, paths)
+    stage = importlib.import_module(f"{__package__}.pipeline.{args.command}")
+    return stage.main(paths.root)
 
 
 def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
@@ -77,7 +80,7 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     so a pull-request comment never keeps a stale verdict and a workflow can tell "fail"
     from "error" (make turns both into exit 2).
     """
-    from .config import ConfigError
+    from .config.reading import ConfigError
     from .gate.compare import NoResults, ReportError, take_results
     from .gate.judge import gate_record, judge
     from .gate.policy import PolicyNote, policy_changes, read_policy

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from .config import Paths, Settings
+    from .config.settings import Settings
+    from .paths import Paths
 
 DEFAULT_COUNT = 5
 DIGITS = 3

@@ -30,7 +30,7 @@ import pytest
 import yaml
 from pipeline_helpers import BIN, PACKAGE, environment, explain, ignore
 
-from {{ cookiecutter.package_name }}.config import Settings, load_settings
+from {{ cookiecutter.package_name }}.config.settings import Settings, load_settings
 from {{ cookiecutter.package_name }}.pipeline.ingest import ingest
 from {{ cookiecutter.package_name }}.repro import LOCK_FILE, declared_outputs, source_records
 from {{ cookiecutter.package_name }}.schema import load_contract

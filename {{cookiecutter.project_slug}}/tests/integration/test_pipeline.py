@@ -18,7 +18,7 @@ import pytest
 from pipeline_helpers import BIN, PACKAGE, environment, explain, ignore
 
 from {{ cookiecutter.package_name }}.artifacts import load_model, model_metadata
-from {{ cookiecutter.package_name }}.config import load_settings
+from {{ cookiecutter.package_name }}.config.settings import load_settings
 from {{ cookiecutter.package_name }}.metrics import metric_names
 from {{ cookiecutter.package_name }}.pipeline.train import run_name
 from {{ cookiecutter.package_name }}.provenance import git_commit
@@ -73,6 +73,9 @@ def test_dvc_repro_leaves_the_pipeline_up_to_date(project: Path) -> None:
         ("pipeline/scoring.py", {"train", "evaluate"}),
         ("serving/app.py", set()),
         ("gate/judge.py", set()),
+        # A setting added for the gate or one stage: check (whose output never changes) and that stage.
+        ("config/gate.py", {"check"}),
+        ("config/evaluate.py", {"check", "evaluate"}),
     ],
 )
 def test_editing_a_module_re_runs_exactly_the_stages_that_run_it(

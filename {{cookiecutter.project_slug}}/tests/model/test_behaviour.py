@@ -37,7 +37,7 @@ def small_batch(settings, frame: pd.DataFrame) -> pd.DataFrame:
 def test_training_on_a_small_batch_changes_the_fitted_state(settings, train_set, test_set, output) -> None:
     batch = small_batch(settings, train_set)
     features, labels = features_and_target(batch, settings.data.target)
-    inputs = model_inputs(list(batch.columns), settings.data.target, settings.banned_features)
+    inputs = model_inputs(list(batch.columns), settings.data.target, settings.data.banned_features)
     pipeline = build_pipeline(features[inputs], settings)
     test_x, _ = features_and_target(test_set, settings.data.target)
     with pytest.raises(NotFittedError):
@@ -74,7 +74,7 @@ def another_value(series: pd.Series) -> pd.Series:
 
 def test_sensitive_features_do_not_change_the_prediction(model, settings, test_set, output) -> None:
     features, _ = features_and_target(test_set, settings.data.target)
-    banned = [f for f in settings.banned_features if f in features.columns and features[f].nunique() > 1]
+    banned = [f for f in settings.data.banned_features if f in features.columns and features[f].nunique() > 1]
     if not banned:
         pytest.skip("no sensitive feature is kept out of the model (data.sensitive_features)")
     before = output(model, features)

@@ -73,8 +73,8 @@ def test_the_baseline_check_fails_a_model_whose_answers_are_unrelated_to_the_tru
     shuffled_y = pd.Series(np.random.default_rng(settings.train.seed).permutation(test_y.to_numpy()))
     baseline = baseline_model(settings.task, settings.train.seed).fit(train_x[inputs], train_y)
     metrics = {
-        "model": score(model, test_x[inputs], shuffled_y, settings),
-        "baseline": score(baseline, test_x[inputs], shuffled_y, settings),
+        "model": score(model, test_x[inputs], shuffled_y, settings.task, settings.data.positive_class),
+        "baseline": score(baseline, test_x[inputs], shuffled_y, settings.task, settings.data.positive_class),
     }
     assert shortfalls(metrics, settings.task), f"answers unrelated to the truth passed: {metrics}"
 

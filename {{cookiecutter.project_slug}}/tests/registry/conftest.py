@@ -21,9 +21,10 @@ import pytest
 import yaml
 from registry_helpers import DATA_MD5, Project, start
 
-from {{ cookiecutter.package_name }}.config import Paths, Settings
+from {{ cookiecutter.package_name }}.config.settings import Settings
 from {{ cookiecutter.package_name }}.data import write_frame
 from {{ cookiecutter.package_name }}.deploy.servers import free_port
+from {{ cookiecutter.package_name }}.paths import Paths
 from {{ cookiecutter.package_name }}.pipeline.train import fit
 
 _names = itertools.count(1)

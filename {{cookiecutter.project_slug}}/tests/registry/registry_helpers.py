@@ -22,10 +22,11 @@ import pytest
 
 from {{ cookiecutter.package_name }}.artifacts import save_model
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.config import Paths, Settings, load_settings
+from {{ cookiecutter.package_name }}.config.settings import Settings, load_settings
 from {{ cookiecutter.package_name }}.deploy import servers
 from {{ cookiecutter.package_name }}.deploy.registry import alias_version
 from {{ cookiecutter.package_name }}.deploy.servers import Server
+from {{ cookiecutter.package_name }}.paths import Paths
 from {{ cookiecutter.package_name }}.pipeline.train import log_run
 
 PACKAGE = "{{ cookiecutter.package_name }}"

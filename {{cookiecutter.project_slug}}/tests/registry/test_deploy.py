@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from registry_helpers import Project, serve
 
-from {{ cookiecutter.package_name }}.config import TRUSTED_TOKEN_ENV
+from {{ cookiecutter.package_name }}.config.serving import TRUSTED_TOKEN_ENV
 from {{ cookiecutter.package_name }}.deploy.registry import CHALLENGER, CHAMPION
 from {{ cookiecutter.package_name }}.deploy.servers import request
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_helpers import LOOPBACK_CLIENT, PACKAGE
 
-from {{ cookiecutter.package_name }}.config import ADMIN_TOKEN_ENV, TRUSTED_TOKEN_ENV
+from {{ cookiecutter.package_name }}.config.serving import ADMIN_TOKEN_ENV, TRUSTED_TOKEN_ENV
 from {{ cookiecutter.package_name }}.deploy.servers import free_port
 from {{ cookiecutter.package_name }}.serving.access import Access, bearer_matches, check_access, is_loopback
 from {{ cookiecutter.package_name }}.serving.errors import ServeError

@@ -44,7 +44,7 @@ def test_request_fields_are_the_model_inputs_typed_by_the_contract(client, contr
     schema = client.get("/openapi.json").json()["components"]["schemas"]["PredictRow"]
     assert list(schema["properties"]) == list(served.inputs)
     assert settings.data.target not in schema["properties"]
-    for banned in settings.banned_features:
+    for banned in settings.data.banned_features:
         assert banned not in schema["properties"], f"sensitive feature {banned} is a request field"
     assert schema["additionalProperties"] is False
     required = set(schema.get("required", []))

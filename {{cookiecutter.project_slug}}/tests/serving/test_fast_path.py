@@ -14,7 +14,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from {{ cookiecutter.package_name }}.config import GradientBoostingModel, LinearModel, RandomForestModel
+from {{ cookiecutter.package_name }}.config.train import GradientBoostingModel, LinearModel, RandomForestModel
 from {{ cookiecutter.package_name }}.pipeline.train import fit
 from {{ cookiecutter.package_name }}.serving import requests, sources
 from {{ cookiecutter.package_name }}.serving.fast_path import compile_fast_path, fast_path_agrees, slow_predict
@@ -110,7 +110,7 @@ def test_a_model_without_categorical_inputs_gets_a_fast_path(settings, train_set
         str(name)
         for name in train_set.columns
         if name != settings.data.target
-        and name not in settings.banned_features
+        and name not in settings.data.banned_features
         and pd.api.types.is_numeric_dtype(train_set[name])
     ]
     if not numeric:

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serving_helpers import LOOPBACK_CLIENT
 
-from {{ cookiecutter.package_name }}.config import Paths
+from {{ cookiecutter.package_name }}.paths import Paths
 from {{ cookiecutter.package_name }}.pipeline.train import log_run
 from {{ cookiecutter.package_name }}.serving.errors import ServeError
 from {{ cookiecutter.package_name }}.serving.sources import LocalSource, RegistrySource, default_source, parse_source

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }}.config import CanarySettings, Paths
+from {{ cookiecutter.package_name }}.config.canary import CanarySettings
 from {{ cookiecutter.package_name }}.deploy import canary
 from {{ cookiecutter.package_name }}.deploy.canary import (
     CanaryError,
@@ -30,6 +30,7 @@ from {{ cookiecutter.package_name }}.deploy.canary import (
     recent_rows,
     reply_from,
 )
+from {{ cookiecutter.package_name }}.paths import Paths
 from {{ cookiecutter.package_name }}.serving.access import Access
 from {{ cookiecutter.package_name }}.serving.app import create_app
 from {{ cookiecutter.package_name }}.serving.sources import Served, serve_model

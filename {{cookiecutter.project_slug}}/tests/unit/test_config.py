@@ -10,7 +10,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from {{ cookiecutter.package_name }}.config import ConfigError, Threshold, load_settings, settings_problems
+from {{ cookiecutter.package_name }}.config.evaluate import Threshold
+from {{ cookiecutter.package_name }}.config.reading import ConfigError
+from {{ cookiecutter.package_name }}.config.settings import load_settings, settings_problems
+from {{ cookiecutter.package_name }}.config.train import GradientBoostingModel, LinearModel, RandomForestModel
 from {{ cookiecutter.package_name }}.metrics import BETTER, metric_names
 
 pytestmark = pytest.mark.unit
@@ -189,8 +192,8 @@ def test_sensitive_features_are_banned_unless_allowed(settings) -> None:
     banned = settings.data.model_copy(
         update={"use_sensitive_features": False, "sensitive_features": ["a", "b"]}
     )
-    assert settings.model_copy(update={"data": allowed}).banned_features == []
-    assert settings.model_copy(update={"data": banned}).banned_features == ["a", "b"]
+    assert allowed.banned_features == []
+    assert banned.banned_features == ["a", "b"]
 
 
 def test_settings_are_immutable(settings) -> None:
@@ -238,6 +241,17 @@ def test_an_integer_is_a_valid_float(tmp_path: Path, params: dict) -> None:
         model[floats[model["kind"]]] = 1
     settings = load_settings(write_params(tmp_path, params))
     assert settings.canary.min_agreement == 1.0 and isinstance(settings.canary.min_agreement, float)
+
+
+@pytest.mark.parametrize("model", [LinearModel, RandomForestModel, GradientBoostingModel])
+def test_an_error_in_any_model_kind_names_the_key_without_the_kind(
+    tmp_path: Path, params: dict, model: type
+) -> None:
+    kind = model.model_fields["kind"].annotation.__args__[0]
+    required = {"linear": {"regularization": 1.0}, "random_forest": {"n_estimators": 10}}
+    params["train"]["model"] = {"kind": kind, **required.get(kind, {"max_iter": 10, "learning_rate": 0.1})}
+    params["train"]["model"]["wrong_key"] = 1
+    assert config_error(tmp_path, params).startswith("params.yaml: train.model.wrong_key: ")
 
 
 def test_threshold_with_min_above_max_is_refused_naming_it(tmp_path: Path, params: dict, settings) -> None:

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }}.config import DataSettings, SplitSettings
+from {{ cookiecutter.package_name }}.config.data import DataSettings
+from {{ cookiecutter.package_name }}.config.split import SplitSettings
 from {{ cookiecutter.package_name }}.data import DataError, features_and_target, read_frame
 from {{ cookiecutter.package_name }}.pipeline.check import data_problems, failure_line
 from {{ cookiecutter.package_name }}.pipeline.ingest import ingest

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from {{ cookiecutter.package_name }}.config import GradientBoostingModel, LinearModel, RandomForestModel
+from {{ cookiecutter.package_name }}.config.train import GradientBoostingModel, LinearModel, RandomForestModel
 from {{ cookiecutter.package_name }}.pipeline.train import build_estimator
 
 pytestmark = pytest.mark.unit

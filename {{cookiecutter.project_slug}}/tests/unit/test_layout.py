@@ -9,6 +9,7 @@ those inside functions), never by importing it.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -23,6 +24,7 @@ SRC = ROOT / "src"
 RUNNER = re.compile(rf"^python -m {PACKAGE}\.pipeline (?P<stage>[a-z_]+)$")
 
 
+@functools.cache  # the source does not change during a test run; each test walks it again
 def module_file(module: str) -> Path | None:
     """The file of a module of the package (a package's __init__.py), None if there is none."""
     path = SRC.joinpath(*module.split("."))
@@ -31,7 +33,8 @@ def module_file(module: str) -> Path | None:
     return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
 
 
-def imported(module: str) -> set[str]:
+@functools.cache
+def imported(module: str) -> frozenset[str]:
     """The package's modules that `module` imports anywhere in its source."""
     path = module_file(module)
     assert path is not None, module
@@ -51,7 +54,7 @@ def imported(module: str) -> set[str]:
                 f"{base}.{alias.name}" if module_file(f"{base}.{alias.name}") else base
                 for alias in node.names
             )
-    return {name for name in found if name.split(".")[0] == PACKAGE and module_file(name)}
+    return frozenset(name for name in found if name.split(".")[0] == PACKAGE and module_file(name))
 
 
 def with_parents(module: str) -> set[str]:
@@ -115,6 +118,15 @@ def test_a_dependency_the_stage_does_not_run_is_caught(stages: dict) -> None:
     assert dependency_problems(broken) == [f"split: deps list {extra}, which the stage does not run"]
 
 
+def test_only_check_runs_the_settings_that_no_stage_reads(stages: dict) -> None:
+    # A setting added for the gate, the server or the canary must re-run no stage: only check,
+    # which validates the whole file and whose output never changes, runs their modules.
+    outside = {f"src/{PACKAGE}/config/{name}.py" for name in ("settings", "gate", "serving", "canary")}
+    for name, stage in stages.items():
+        runs = stage_code(stage["cmd"]) & outside
+        assert runs == (outside if name == "check" else set()), f"{name} runs {sorted(runs)}"
+
+
 def test_imports_inside_functions_and_of_submodules_count() -> None:
     # pipeline.train imports scoring and tracking inside log_run; cli imports `from .pipeline import check`.
     assert {f"{PACKAGE}.pipeline.scoring", f"{PACKAGE}.tracking"} <= imported(f"{PACKAGE}.pipeline.train")
@@ -131,7 +143,7 @@ def outputs(stages: dict) -> set[str]:
 
 
 def test_paths_name_every_output_of_dvc_yaml(stages: dict) -> None:
-    from {{ cookiecutter.package_name }}.config import Paths
+    from {{ cookiecutter.package_name }}.paths import Paths
 
     paths = Paths(ROOT)
     named = {

@@ -20,14 +20,13 @@ import dataclasses
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.config import ConfigError, load_settings, parse_settings
-from {{ cookiecutter.package_name }}.gate.compare import Change, Comparison, ReportError, comparison_from_record, read_diffs
+from {{ cookiecutter.package_name }}.config.reading import ConfigError
+from {{ cookiecutter.package_name }}.config.settings import load_settings, parse_settings
+from {{ cookiecutter.package_name }}.gate.compare import Change, Comparison, ReportError, comparison_from_record
 from {{ cookiecutter.package_name }}.gate.judge import gate_record, judge
 from {{ cookiecutter.package_name }}.gate.policy import policy_changes, policy_from_params
 from {{ cookiecutter.package_name }}.gate.render import MAX_CHARS, WATERMARK_TITLE, render, render_error
@@ -393,140 +392,6 @@ def test_the_error_report_replaces_a_stale_verdict():
     assert "✅" not in markdown and markdown.count("```") == 2
 
 
-# The thin DVC layer and the command, against real DVC in scratch repositories ----
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
-
-
-@pytest.fixture
-def scratch(scratch_repository) -> Path:
-    """A git + DVC repository: dvc.yaml naming the metrics, params and metrics committed on main."""
-    metrics = json.dumps({"model": {"roc_auc": 0.7}})
-    return scratch_repository({"dvc.yaml": "metrics:\n  - metrics.json\n", "metrics.json": metrics})
-
-
-def test_read_diffs_returns_what_the_pure_code_reads(scratch):
-    (scratch / "metrics.json").write_text(json.dumps({"model": {"roc_auc": 0.75}}))
-    (scratch / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("seed: 42", "seed: 7"))
-    raw = read_diffs(scratch, "main")
-    assert set(raw) == set(record("regression")), "the recordings have the same shape"
-    entry = raw["metrics"]["diff"]["metrics.json"]["model.roc_auc"]
-    assert (entry["old"], entry["new"]) == (0.7, 0.75)
-    comparison = comparison_from_record(json.loads(json.dumps(raw)), "main")
-    assert comparison.has_baseline and not comparison.lock_changed
-    assert comparison.metrics["model.roc_auc"] == Change(0.7, 0.75)
-    assert {name: change for name, change in comparison.params.items() if name.endswith("seed")} == {
-        "split.seed": Change(42, 7),
-        "train.seed": Change(42, 7),
-    }
-
-    (scratch / "metrics.json").write_text("{not json")
-    raw = read_diffs(scratch, "main")
-    [[path, error]] = raw["metrics"]["errors"]["workspace"].items()
-    assert (path, error["missing"], set(error)) == ("metrics.json", False, {"error", "message", "missing"})
-    with pytest.raises(ReportError, match=r"metrics\.json at workspace"):
-        comparison_from_record(raw, "main")
-
-
-def test_read_diffs_tells_a_base_without_metrics_from_an_unknown_base(scratch):
-    git(scratch, "rm", "-q", "metrics.json")
-    git(scratch, "commit", "-qm", "no metrics")
-    git(scratch, "branch", "empty")
-    git(scratch, "checkout", "-q", "HEAD~1", "--", "metrics.json")
-    (scratch / "dvc.lock").write_text("schema: '2.0'\n")
-    raw = read_diffs(scratch, "empty")
-    assert raw["metrics"]["errors"]["empty"]["metrics.json"]["missing"] is True
-    comparison = comparison_from_record(raw, "empty")
-    assert not comparison.has_baseline and comparison.lock_changed, "an untracked dvc.lock is a change"
-    with pytest.raises(ReportError, match="nosuch"):
-        read_diffs(scratch, "nosuch")
-
-
-def test_the_command_exits_2_with_one_error_line_and_an_error_report(scratch, capsys, monkeypatch):
-    summary = scratch / "summary.md"
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    output = scratch / "reports" / "pr-report.md"
-    (scratch / "metrics.json").write_text("{not json")
-    args = ["--root", str(scratch), "report", "--base", "main", "--output", str(output)]
-    args += ["--json", str(scratch / "gate.json")]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "metrics.json" in err
-    assert "could not be computed" in output.read_text() and "could not be computed" in summary.read_text()
-    verdict = json.loads((scratch / "gate.json").read_text())
-    assert verdict["verdict"] == "error" and "metrics.json" in verdict["error"]
-    args[args.index("main")] = "nosuch"
-    assert main(args) == 2
-    assert "nosuch" in capsys.readouterr().err
-
-
-# The policy comes from the base, the results may come from elsewhere ------------
-
-
-def degrade(scratch: Path, **gate_changes: str) -> None:
-    """This tree's metrics get worse beyond the gate's tolerance; params.yaml edits apply."""
-    worse = {
-        "model": {"roc_auc": 0.65, "log_loss": 0.4, "balanced_accuracy": 0.6},
-        "baseline": {"roc_auc": 0.5, "log_loss": 0.46, "balanced_accuracy": 0.5},
-    }
-    (scratch / "metrics.json").write_text(json.dumps(worse))
-    text = (scratch / "params.yaml").read_text()
-    for old, new in gate_changes.items():
-        assert old in text
-        text = text.replace(old, new)
-    (scratch / "params.yaml").write_text(text)
-
-
-def report(scratch: Path, *extra: str) -> tuple[int, dict, str]:
-    args = ["--root", str(scratch), "report", "--base", "main", "--json", str(scratch / "gate.json")]
-    output = scratch / "reports" / "pr-report.md"
-    code = main([*args, "--output", str(output), *extra])
-    return code, json.loads((scratch / "gate.json").read_text()), output.read_text()
-
-
-def labeled(tmp_path: Path, sender: str, author: str = "author", label: str = "gate-policy-approved") -> str:
-    event = {
-        "action": "labeled",
-        "label": {"name": label},
-        "sender": {"login": sender},
-        "pull_request": {"number": 7, "user": {"login": author}, "labels": [{"name": label}]},
-    }
-    path = tmp_path / f"event-{sender}.json"
-    path.write_text(json.dumps(event))
-    return str(path)
-
-
-{%- if cookiecutter.task == "classification" %}
-
-
-LOOSER = {"roc_auc: {tolerance: 0.01}": "roc_auc: {tolerance: 1.0}"}
-
-
-def test_a_pull_request_that_loosens_its_own_tolerance_still_fails(scratch, capsys, tmp_path):
-    degrade(scratch)
-    assert report(scratch)[0] == 1, "the regression fails the base's gate"
-    degrade(scratch, **LOOSER)
-    code, record, markdown = report(scratch)
-    assert code == 1, "its own looser tolerance does not apply"
-    assert record["policy"] == {
-        "changed": ["gate.metrics.roc_auc.tolerance"],
-        "applied": "base",
-        "approved_by": None,
-    }
-    assert "This pull request changes the gate's policy" in markdown and "Not applied" in markdown
-    assert "| gate.metrics.roc_auc.tolerance | 0.01 | 1 |" in markdown
-    assert report(scratch, "--event", labeled(tmp_path, sender="author"))[0] == 1, "no self-approval"
-    code, record, markdown = report(scratch, "--event", labeled(tmp_path, sender="reviewer"))
-    assert code == 0 and record["policy"]["applied"] == "pull request"
-    assert record["policy"]["approved_by"] == "reviewer" and "Applied: approved by `reviewer`" in markdown
-    assert report(scratch, "--policy", "workspace")[0] == 0, "a merged commit's own policy applies"
-
-
-{%- endif %}
-
-
 def test_the_policy_of_an_older_base_loads_with_defaults():
     raw = copy.deepcopy(CLASSIFICATION)
     policy = policy_from_params(raw, "params.yaml at main")
@@ -550,33 +415,6 @@ def test_the_policy_of_an_older_base_loads_with_defaults():
         policy_from_params(raw, "params.yaml")
 
 
-def test_results_from_elsewhere_are_judged_in_this_tree(scratch, tmp_path):
-    results = tmp_path / "results"
-    results.mkdir()
-    (results / "metrics.json").write_text(json.dumps({"model": {"roc_auc": 0.5}}))
-    (results / "params.yaml").write_text((scratch / "params.yaml").read_text())
-    (results / "dvc.yaml").write_text((scratch / "dvc.yaml").read_text())
-    code, record, _ = report(scratch, "--results", str(results))
-    assert code == 1 and record["findings"], "the results' regression is found"
-    assert json.loads((scratch / "metrics.json").read_text()) == {"model": {"roc_auc": 0.5}}
-
-
-def test_missing_results_report_a_failed_pipeline(scratch, tmp_path, capsys):
-    code, record, markdown = report(scratch, "--results", str(tmp_path / "none"))
-    assert code == 2 and record["verdict"] == "error"
-    assert "The pipeline failed on this pull request" in markdown and "✅" not in markdown
-    assert capsys.readouterr().err.startswith("error: the pull request's results have no metrics.json")
-
-
-def test_results_that_are_not_plain_files_are_refused(scratch, tmp_path):
-    results = tmp_path / "results"
-    results.mkdir()
-    (results / "metrics.json").write_text("{}")
-    (results / "params.yaml").symlink_to(scratch / "params.yaml")
-    code, record, _ = report(scratch, "--results", str(results))
-    assert code == 2 and "params.yaml is not a regular file" in record["error"]
-
-
 def test_values_from_a_pull_request_mention_no_one():
     comparison = dataclasses.replace(
         recorded("regression"), params={"train.note": Change("a", "cc @maintainers [x](https://e.com)")}
@@ -584,11 +422,3 @@ def test_values_from_a_pull_request_mention_no_one():
     markdown = render(comparison, judge(comparison, POLICY), POLICY)
     assert "@maintainers" not in markdown and "&#64;maintainers" in markdown
     assert "[x](" not in markdown
-
-
-@pytest.mark.parametrize("base", ["main`id`", "main;id", "$(id)", "-x", "a..b", "main\nid", "1'; id; '"])
-def test_a_base_that_is_no_plain_ref_is_refused_with_one_line(scratch, capsys, base):
-    args = ["--root", str(scratch), "report", f"--base={base}", "--json", str(scratch / "gate.json")]
-    assert main([*args, "--output", str(scratch / "r.md")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: --base ") and err.count("\n") == 1

@@ -38,7 +38,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..config import CanarySettings, Paths, Settings
+from ..config.canary import CanarySettings
+from ..config.settings import Settings
+from ..paths import Paths
 from ..tracking import version_uri
 from .servers import REQUEST_TIMEOUT, connect, exchange, running, served_inputs
 
@@ -300,7 +302,7 @@ def run_canary(settings: Settings, paths: Paths) -> CanaryRun:
             if inputs is None:  # not found in its OpenAPI document: what training would select
                 from ..pipeline.features import model_inputs
 
-                inputs = model_inputs(list(rows[0]), settings.data.target, settings.banned_features)
+                inputs = model_inputs(list(rows[0]), settings.data.target, settings.data.banned_features)
             per_server[server] = only(rows, inputs)
         replies = replay(urls, per_server)
     verdict = judge(replies["challenger"], replies.get("champion"), settings.canary, settings.task)

@@ -23,7 +23,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ADMIN_TOKEN_ENV, Paths, Settings
+from ..config.serving import ADMIN_TOKEN_ENV
+from ..config.settings import Settings
+from ..paths import Paths
 from ..provenance import LockError, data_hash, evaluated_other_model, git_commit, read_lock
 from ..tracking import (
     ABSENT,

@@ -18,7 +18,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..config import CanarySettings, ConfigError, GateSettings, Threshold, parse_params
+from ..config.canary import CanarySettings
+from ..config.evaluate import Threshold
+from ..config.gate import GateSettings
+from ..config.reading import ConfigError, parse_params
 
 APPROVAL_LABEL = "gate-policy-approved"
 PARAMS_FILE = "params.yaml"

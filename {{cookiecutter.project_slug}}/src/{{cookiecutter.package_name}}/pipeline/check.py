@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import ConfigError, Paths, Settings, parse_settings, read_params, settings_problems
+from ..config.reading import ConfigError, read_params
+from ..config.settings import Settings, parse_settings, settings_problems
 from ..data import DataError, as_stored, listed
+from ..paths import Paths
 from .ingest import ingest
 from .split import random_split_problem, split_by_time
 
@@ -132,7 +134,7 @@ def target_problems(target: pd.Series, settings: Settings) -> list[str]:
 
 def input_problems(columns: list[str], settings: Settings) -> list[str]:
     # The rule of features.model_inputs, restated: importing features (scikit-learn) costs seconds.
-    excluded = {settings.data.target, *settings.banned_features}
+    excluded = {settings.data.target, *settings.data.banned_features}
     if not [column for column in columns if column not in excluded]:
         return [
             "the model would have no inputs: every column is the target or a sensitive feature "

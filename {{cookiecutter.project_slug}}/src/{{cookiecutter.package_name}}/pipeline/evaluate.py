@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,13 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.pipeline import Pipeline
 
 from ..artifacts import load_model, model_metadata
-from ..config import Paths, Settings
+from ..config.data import DataSettings
+from ..config.evaluate import EvaluateSettings
+from ..config.mlflow import MlflowSettings
+from ..config.reading import Sections, Task
+from ..config.train import TrainSettings
 from ..data import features_and_target, read_frame
+from ..paths import Paths
 from ..tracking import RegistryError
 from .scoring import DIGITS, balanced_accuracy, class_metrics, positive_label, rounded, score
 from .stage import run_stage, write_json
@@ -22,6 +28,18 @@ from .stage import run_stage, write_json
 NUMERIC_SLICE_BINS = 4  # numeric sensitive features (age) are sliced into quartiles
 MAX_NUMERIC_GROUPS = 10
 MISSING_GROUP = "(missing)"  # the slice of rows whose sensitive feature is missing
+
+
+class StageSettings(Sections):
+    """The sections of params.yaml that evaluate reads."""
+
+    task: Task
+    data: DataSettings
+    train: TrainSettings  # its seed, for the baseline and permutation importance
+    evaluate: EvaluateSettings
+    mlflow: MlflowSettings
+
+
 CLASS_SLICE = "(class)"  # in reports/slices.json: precision, recall and F1 of each class
 
 
@@ -138,7 +156,7 @@ def regression_plots(target: pd.Series, predictions: np.ndarray) -> dict:
     return {"residuals.json": {"residuals": _records(None, predicted=predictions, residual=residuals)}}
 
 
-def importance_plot(model, features: pd.DataFrame, target: pd.Series, settings: Settings) -> dict:
+def importance_plot(model, features: pd.DataFrame, target: pd.Series, settings: StageSettings) -> dict:
     """Permutation importance of each raw input column (seeded)."""
     from sklearn.inspection import permutation_importance
 
@@ -164,7 +182,7 @@ def importance_plot(model, features: pd.DataFrame, target: pd.Series, settings: 
     }
 
 
-def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings: Settings) -> Evaluation:
+def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings: StageSettings) -> Evaluation:
     """The pure evaluation step: model and frames in, metrics, slices and plot data out."""
     target_name = settings.data.target
     train_x, train_y = features_and_target(train, target_name)
@@ -187,8 +205,8 @@ def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings:
     plots.update(importance_plot(model, test_x[inputs], test_y, settings))
     return Evaluation(
         metrics={
-            "model": score(model, test_x[inputs], test_y, settings),
-            "baseline": score(baseline, test_x[inputs], test_y, settings),
+            "model": score(model, test_x[inputs], test_y, settings.task, settings.data.positive_class),
+            "baseline": score(baseline, test_x[inputs], test_y, settings.task, settings.data.positive_class),
             "test_rows": len(test),
         },
         slices=slices,
@@ -204,7 +222,7 @@ def _records(label: object | None, **columns: np.ndarray) -> list[dict]:
     return [tag | dict(zip(names, map(float, row), strict=True)) for row in rows]
 
 
-def run(settings: Settings, paths: Paths) -> None:
+def run(settings: StageSettings, paths: Paths) -> None:
     model = load_model(paths.model)
     result = evaluate(model, read_frame(paths.train), read_frame(paths.test), settings)
     write_json(paths.metrics, result.metrics)
@@ -226,7 +244,7 @@ def run(settings: Settings, paths: Paths) -> None:
         print(f"evaluate: test metrics and slices logged to MLflow run {logged}")
 
 
-def log_evaluation(result: Evaluation, settings: Settings, paths: Paths) -> str:
+def log_evaluation(result: Evaluation, settings: StageSettings, paths: Paths) -> str:
     """Log the test metrics and slices to the training run, or (a model trained elsewhere: restored
     from DVC's run-cache, pulled) to a new run tagged with it. The run's id."""
     from ..tracking import (
@@ -258,5 +276,5 @@ def log_evaluation(result: Evaluation, settings: Settings, paths: Paths) -> str:
     return run_id
 
 
-def main() -> int:
-    return run_stage(run)
+def main(root: Path | None = None) -> int:
+    return run_stage(lambda paths: run(StageSettings.load(paths.params), paths), root)

@@ -6,9 +6,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import DataSettings, Paths, Settings
+from ..config.data import DataSettings
+from ..config.reading import Sections
 from ..data import DataError, read_frame, require_rows, write_frame
+from ..paths import Paths
 from .stage import relative, run_stage
+
+
+class StageSettings(Sections):
+    """The sections of params.yaml that ingest reads."""
+
+    data: DataSettings
 
 
 def load_demo(source: str) -> pd.DataFrame:
@@ -35,11 +43,11 @@ def ingest(settings: DataSettings, root: Path) -> pd.DataFrame:
     return require_rows(load_demo(settings.source), f"the {settings.source} data")
 
 
-def run(settings: Settings, paths: Paths) -> None:
+def run(settings: StageSettings, paths: Paths) -> None:
     frame = ingest(settings.data, paths.root)
     write_frame(frame, paths.raw)
     print(f"ingest: {len(frame)} rows, {len(frame.columns)} columns -> {relative(paths.raw, paths)}")
 
 
-def main() -> int:
-    return run_stage(run)
+def main(root: Path | None = None) -> int:
+    return run_stage(lambda paths: run(StageSettings.load(paths.params), paths), root)

@@ -13,8 +13,6 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from ..config import Settings
-
 DIGITS = 6  # rounding keeps metrics files stable across platforms and small in diffs
 
 
@@ -97,11 +95,11 @@ def regression_metrics(y_true: pd.Series, y_pred: np.ndarray) -> dict:
     )
 
 
-def score(model, features: pd.DataFrame, target: pd.Series, settings: Settings) -> dict:
+def score(model, features: pd.DataFrame, target: pd.Series, task: str, positive_class: str | None) -> dict:
     predictions = model.predict(features)
-    if settings.task == "regression":
+    if task == "regression":
         return regression_metrics(target, predictions)
-    positive = positive_label(model.classes_, settings.data.positive_class)
+    positive = positive_label(model.classes_, positive_class)
     proba = model.predict_proba(features)
     return classification_metrics(target, predictions, proba, model.classes_, positive)
 

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
-from ..config import Paths, Settings, SplitSettings
+from ..config.data import DataSettings
+from ..config.reading import Sections, Task
+from ..config.split import SplitSettings
 from ..data import DataError, read_frame, require_columns, write_frame
+from ..paths import Paths
 from .stage import run_stage
+
+
+class StageSettings(Sections):
+    """The sections of params.yaml that split reads."""
+
+    task: Task
+    data: DataSettings
+    split: SplitSettings
 
 
 def split_frame(
@@ -93,7 +105,7 @@ def random_split_problem(labels: pd.Series | None, rows: int, test_size: float) 
     return None
 
 
-def run(settings: Settings, paths: Paths) -> None:
+def run(settings: StageSettings, paths: Paths) -> None:
     frame = read_frame(paths.raw)
     train, test = split_frame(
         frame,
@@ -107,5 +119,5 @@ def run(settings: Settings, paths: Paths) -> None:
     print(f"split: {len(train)} train rows, {len(test)} test rows")
 
 
-def main() -> int:
-    return run_stage(run)
+def main(root: Path | None = None) -> int:
+    return run_stage(lambda paths: run(StageSettings.load(paths.params), paths), root)

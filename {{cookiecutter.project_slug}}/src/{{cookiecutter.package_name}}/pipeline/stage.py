@@ -7,18 +7,22 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config import Paths, Settings, load_settings
+from ..paths import Paths
 
 
 class StageFailed(Exception):
     """A stage refused its input; the message says why."""
 
 
-def run_stage(run: Callable[[Settings, Paths], None], root: Path | None = None) -> int:
-    """Run one stage in the project at `root` (default: here, as for dvc repro); its exit code."""
+def run_stage(body: Callable[[Paths], None], root: Path | None = None) -> int:
+    """Run one stage in the project at `root` (default: here, as for dvc repro); its exit code.
+
+    `body` reads the stage's own view of params.yaml (its `StageSettings`, its sections only):
+    the check stage, which runs first, has validated the whole file.
+    """
     paths = Paths((root or Path.cwd()).resolve())
     try:
-        run(load_settings(paths.params), paths)
+        body(paths)
     except (StageFailed, ValueError) as err:  # every refusal of bad settings or data is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -9,10 +9,25 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from ..artifacts import save_model
-from ..config import ModelSettings, Paths, Settings
+from ..config.data import DataSettings
+from ..config.mlflow import MlflowSettings
+from ..config.reading import Sections, Task
+from ..config.split import SplitSettings
+from ..config.train import ModelSettings, TrainSettings
 from ..data import features_and_target, read_frame
+from ..paths import Paths
 from .features import build_preprocessor, check_no_banned, model_inputs
 from .stage import relative, run_stage
+
+
+class StageSettings(Sections):
+    """The sections of params.yaml that train reads."""
+
+    task: Task
+    data: DataSettings
+    split: SplitSettings  # logged with the model: it decided the training rows
+    train: TrainSettings
+    mlflow: MlflowSettings
 
 
 def build_estimator(task: str, model: ModelSettings, seed: int) -> BaseEstimator:
@@ -57,7 +72,7 @@ def build_estimator(task: str, model: ModelSettings, seed: int) -> BaseEstimator
     )
 
 
-def build_pipeline(inputs: pd.DataFrame, settings: Settings) -> Pipeline:
+def build_pipeline(inputs: pd.DataFrame, settings: StageSettings) -> Pipeline:
     estimator = build_estimator(settings.task, settings.train.model, settings.train.seed)
     if settings.task == "classification" and settings.train.decision == "balanced":
         from ..decision import BalancedDecision
@@ -66,9 +81,9 @@ def build_pipeline(inputs: pd.DataFrame, settings: Settings) -> Pipeline:
     return Pipeline([("features", build_preprocessor(inputs)), ("model", estimator)])
 
 
-def fit(train: pd.DataFrame, settings: Settings) -> Pipeline:
+def fit(train: pd.DataFrame, settings: StageSettings) -> Pipeline:
     """The pure training step: a frame and settings in, a fitted pipeline out."""
-    banned = settings.banned_features
+    banned = settings.data.banned_features
     inputs = model_inputs(list(train.columns), settings.data.target, banned)
     check_no_banned(inputs, banned)
     features, target = features_and_target(train, settings.data.target)
@@ -76,7 +91,7 @@ def fit(train: pd.DataFrame, settings: Settings) -> Pipeline:
     return pipeline.fit(features[inputs], target)
 
 
-def model_params(settings: Settings) -> dict[str, object]:
+def model_params(settings: StageSettings) -> dict[str, object]:
     """Flat params for MLflow: what decided this model."""
     # Named as in params.yaml (and so in dvc.yaml and the pull-request report).
     params = {f"train.model.{key}": value for key, value in settings.train.model.model_dump().items()}
@@ -94,7 +109,7 @@ def model_params(settings: Settings) -> dict[str, object]:
 
 
 def log_run(
-    pipeline: Pipeline, settings: Settings, train: pd.DataFrame, root: Path | None = None
+    pipeline: Pipeline, settings: StageSettings, train: pd.DataFrame, root: Path | None = None
 ) -> dict[str, str]:
     """Log params, the training data, training-set metrics and the model to MLflow.
 
@@ -113,7 +128,8 @@ def log_run(
     quiet_mlflow()
     root = root or Path.cwd()
     features, target = features_and_target(train, settings.data.target)
-    train_metrics = score(pipeline, features[list(pipeline.feature_names_in_)], target, settings)
+    inputs = features[list(pipeline.feature_names_in_)]
+    train_metrics = score(pipeline, inputs, target, settings.task, settings.data.positive_class)
     uri = absolute_uri(settings.mlflow.tracking_uri, root)
     client = open_store(uri, settings.mlflow.registered_model, settings.mlflow.experiment)
     commit = git_commit(root)
@@ -148,7 +164,7 @@ def log_training_data(train: pd.DataFrame, target: str, source: str) -> None:
     mlflow.log_input(dataset, context="training")
 
 
-def run(settings: Settings, paths: Paths) -> None:
+def run(settings: StageSettings, paths: Paths) -> None:
     train = read_frame(paths.train)
     pipeline = fit(train, settings)
     ids = log_run(pipeline, settings, train, root=paths.root)
@@ -157,5 +173,5 @@ def run(settings: Settings, paths: Paths) -> None:
     print(f"train: {settings.train.model.kind} model -> {where} (run {ids['mlflow_run_id']})")
 
 
-def main() -> int:
-    return run_stage(run)
+def main(root: Path | None = None) -> int:
+    return run_stage(lambda paths: run(StageSettings.load(paths.params), paths), root)

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from ..config import Paths, Settings
+from ..config.data import DataSettings
+from ..config.reading import Sections
 from ..data import read_frame
+from ..paths import Paths
 from ..schema import check_contract, format_failures, load_contract, validate_frame, validation_report
 from .stage import StageFailed, relative, run_stage, write_json
 
 
-def run(settings: Settings, paths: Paths) -> None:
+class StageSettings(Sections):
+    """The sections of params.yaml that validate reads."""
+
+    data: DataSettings
+
+
+def run(settings: StageSettings, paths: Paths) -> None:
     contract = load_contract(paths.contract)
     check_contract(contract, settings.data.target)
     frame = read_frame(paths.raw)
@@ -25,5 +34,5 @@ def run(settings: Settings, paths: Paths) -> None:
     print(f"validate: {len(frame)} rows meet the contract")
 
 
-def main() -> int:
-    return run_stage(run)
+def main(root: Path | None = None) -> int:
+    return run_stage(lambda paths: run(StageSettings.load(paths.params), paths), root)

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..config import ADMIN_TOKEN_ENV, TRUSTED_TOKEN_ENV
+from ..config.serving import ADMIN_TOKEN_ENV, TRUSTED_TOKEN_ENV
 from .errors import ServeError
 
 MIN_TOKEN_LENGTH = 16  # a shorter token could be guessed

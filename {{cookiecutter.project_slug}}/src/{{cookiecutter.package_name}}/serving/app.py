@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from starlette.exceptions import HTTPException
 
-from ..config import ADMIN_TOKEN_ENV, ServingSettings
+from ..config.serving import ADMIN_TOKEN_ENV, ServingSettings
 from ..schema import Contract
 from .access import Access
 from .errors import ServeError

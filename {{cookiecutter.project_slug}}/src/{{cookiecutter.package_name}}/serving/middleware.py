@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 
-from ..config import ServingSettings
+from ..config.serving import ServingSettings
 
 
 class PredictGuard:

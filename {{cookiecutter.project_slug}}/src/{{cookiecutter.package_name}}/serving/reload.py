@@ -6,7 +6,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from ..config import ServingSettings
+from ..config.serving import ServingSettings
 from ..schema import Contract
 from .errors import ServeError
 from .metrics import ServerMetrics

@@ -7,7 +7,9 @@ import contextlib
 import signal
 import threading
 
-from ..config import Paths, ServingSettings, Settings
+from ..config.serving import ServingSettings
+from ..config.settings import Settings
+from ..paths import Paths
 from .access import Access, check_access
 from .app import create_app
 from .middleware import read_timeout

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import Paths, Settings
+from ..artifacts import MODEL_FILE
+from ..config.settings import Settings
+from ..paths import Paths
 from ..provenance import identity
 from ..schema import Contract
 from ..tracking import alias_uri, parse_registered_uri, version_uri
@@ -78,9 +80,9 @@ class LocalSource:
     def fingerprint(self) -> str:
         # Both files: a poll between the model's write and its metadata's sees a change again later.
         try:
-            stat = (self.path / "model.skops").stat()
+            stat = (self.path / MODEL_FILE).stat()
         except FileNotFoundError:
-            raise ServeError(f"{self.path}: no model.skops here (run the train stage first)") from None
+            raise ServeError(f"{self.path}: no {MODEL_FILE} here (run the train stage first)") from None
         try:
             meta = (self.path / "MLmodel").stat()
         except FileNotFoundError:
@@ -98,7 +100,7 @@ class LocalSource:
         if run_id:
             version = f"run-{run_id}"
         else:
-            version = "sha-" + hashlib.sha256((self.path / "model.skops").read_bytes()).hexdigest()[:12]
+            version = "sha-" + hashlib.sha256((self.path / MODEL_FILE).read_bytes()).hexdigest()[:12]
         info = {"source": str(self.path)}
         if self.project is not None:
             info |= identity(self.project, Paths(self.project).lock)

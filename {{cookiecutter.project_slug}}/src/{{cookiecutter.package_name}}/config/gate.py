@@ -1,0 +1,48 @@
+"""params.yaml `gate:`: the pull-request gate's tolerances against the base branch."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..metrics import BETTER
+from .reading import Strict, no_repeats
+
+
+class GatedMetric(Strict):
+    tolerance: float = Field(ge=0)  # how much worse than the base branch a PR may make it
+    # Which way is better is the metric's own (metrics.BETTER). Params of older bases still
+    # name it: accepted when it agrees, and never part of the policy (a PR dropping it changes nothing).
+    direction: Literal["higher", "lower"] | None = Field(default=None, exclude=True)
+
+
+class GateSettings(Strict):
+    """The pull-request gate: what may not get worse, and by how much."""
+
+    metrics: dict[str, GatedMetric]
+    # A slice metric (per group of a sensitive feature) may worsen by this fraction of its base value.
+    slice_tolerance: float = Field(ge=0)
+    # The model must beat the trivial baseline on these (each also listed in `metrics`).
+    beat_baseline: list[str] = Field(default_factory=list)
+
+    @field_validator("beat_baseline")
+    @classmethod
+    def _baseline_once(cls, value: list[str]) -> list[str]:
+        return no_repeats(value)
+
+    @model_validator(mode="after")
+    def _known_and_consistent(self) -> GateSettings:
+        unknown = sorted(set(self.metrics) - set(BETTER))
+        if unknown:
+            raise ValueError(f"gate.metrics: unknown metric {unknown[0]!r}; allowed: {', '.join(BETTER)}")
+        for name, gated in self.metrics.items():
+            if gated.direction not in (None, BETTER[name]):  # a flipped direction would pass every regression
+                raise ValueError(
+                    f"gate.metrics.{name}.direction: {gated.direction!r}, but {BETTER[name]} is better "
+                    f"for {name} (the metric decides; the key can go)"
+                )
+        missing = [name for name in self.beat_baseline if name not in self.metrics]
+        if missing:
+            raise ValueError(f"gate.beat_baseline: {missing[0]!r} must also be listed in gate.metrics")
+        return self

@@ -1,0 +1,65 @@
+"""The whole of params.yaml: every section, and the rules that span sections.
+
+The check stage validates the file with this before any stage runs, and the commands outside
+the pipeline (register, canary, serve, ...) load it; each stage reads only its own sections.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ConfigDict, model_validator
+
+from ..metrics import metric_names
+from .canary import CanarySettings
+from .data import DataSettings
+from .evaluate import EvaluateSettings
+from .gate import GateSettings
+from .mlflow import MlflowSettings
+from .reading import Sections, Task
+from .serving import ServingSettings
+from .split import SplitSettings
+from .train import TrainSettings
+
+
+class Settings(Sections):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # the whole file: no stray key
+
+    task: Task
+    data: DataSettings
+    split: SplitSettings
+    train: TrainSettings
+    evaluate: EvaluateSettings
+    gate: GateSettings
+    serving: ServingSettings
+    mlflow: MlflowSettings
+    canary: CanarySettings = CanarySettings()
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> Settings:
+        allowed = metric_names(self.task)
+        for key, names in (
+            ("evaluate.thresholds", self.evaluate.thresholds),
+            ("gate.metrics", self.gate.metrics),
+        ):
+            unknown = sorted(set(names) - set(allowed))
+            if unknown:
+                raise ValueError(
+                    f"{key}: unknown metric {unknown[0]!r} for {self.task}; allowed: {', '.join(allowed)}"
+                )
+        return self
+
+
+def parse_settings(raw: object, source: str = "params.yaml") -> Settings:
+    """Validate already-parsed params; errors name the dotted key (the first problem only)."""
+    return Settings.parse(raw, source)
+
+
+def settings_problems(raw: object, source: str = "params.yaml") -> list[str]:
+    """Every problem in already-parsed params, one line each; [] when they are valid."""
+    return Settings.problems(raw, source)
+
+
+def load_settings(path: Path) -> Settings:
+    """Read params.yaml; MLFLOW_TRACKING_URI in the environment overrides the file."""
+    return Settings.load(path)

@@ -1,0 +1,76 @@
+"""Where every stage reads and writes, in one place (a test checks it against dvc.yaml's outs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where every stage reads and writes, relative to the project root (as in dvc.yaml)."""
+
+    root: Path
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def contract(self) -> Path:
+        return self.root / "schema.yaml"
+
+    @property
+    def check(self) -> Path:
+        """The check stage's mark: written, always the same, when params and inputs fit every stage."""
+        return self.root / "data" / "check.json"
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "data" / "raw" / "data.csv"
+
+    @property
+    def train(self) -> Path:
+        return self.root / "data" / "prepared" / "train.csv"
+
+    @property
+    def test(self) -> Path:
+        return self.root / "data" / "prepared" / "test.csv"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "models" / "model"
+
+    @property
+    def known_examples(self) -> Path:
+        """Inputs with the answer a sound model must give (tests/model/test_known_examples.py)."""
+        return self.root / "tests" / "model" / "known_examples.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def validation(self) -> Path:
+        return self.reports / "validation.json"
+
+    @property
+    def slices(self) -> Path:
+        return self.reports / "slices.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def lock(self) -> Path:
+        """DVC's record of what each stage last ran on (data hashes included)."""
+        return self.root / "dvc.lock"
+
+    @property
+    def prediction_log(self) -> Path:
+        return self.root / "logs" / "predictions.jsonl"
