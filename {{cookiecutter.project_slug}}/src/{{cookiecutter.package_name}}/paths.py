@@ -71,6 +71,10 @@ class Paths:
         """DVC's record of what each stage last ran on (data hashes included)."""
         return self.root / "dvc.lock"
 
+    def records(self) -> tuple[Path, ...]:
+        """The pipeline's git-tracked outputs: a re-run rewrites them; they are not its inputs."""
+        return (self.check, self.validation, self.lock, self.metrics, self.slices, self.plots)
+
     @property
     def prediction_log(self) -> Path:
         return self.root / "logs" / "predictions.jsonl"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 RAW_DATA = "data/raw/data.csv"  # = Paths.raw, as dvc.lock names it
@@ -25,6 +26,43 @@ def git_commit(root: Path) -> str:
     if result is not None and result.returncode == 0 and result.stdout.strip():
         return result.stdout.strip()
     return os.environ.get("GIT_COMMIT") or "unknown"
+
+
+def uncommitted(root: Path, outputs: Iterable[Path] = ()) -> list[str] | None:
+    """What in the project's folder differs from HEAD (changed, staged, deleted, or new and not
+    ignored), relative to `root`, leaving out `outputs` (files or folders); None outside git."""
+    try:
+        prefix = _git(root, "rev-parse", "--show-prefix").strip()
+        status = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".")
+    except RuntimeError:
+        return None
+    skipped = [path.relative_to(root).as_posix() for path in outputs]
+    changed = [path.removeprefix(prefix) for path in status_paths(status)]
+    return [path for path in changed if not any(path == out or path.startswith(f"{out}/") for out in skipped)]
+
+
+def status_paths(status: str) -> list[str]:
+    """The paths of `git status --porcelain=v1 -z` (a rename's new path; its old one follows it)."""
+    records = status.split("\0")
+    paths, index = [], 0
+    while index < len(records):
+        record = records[index]
+        index += 1
+        if len(record) > 3:
+            paths.append(record[3:])
+            if record[0] in "RC":
+                index += 1  # the path it was renamed or copied from
+    return paths
+
+
+def _git(root: Path, *args: str) -> str:
+    try:
+        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise RuntimeError(str(err)) from None
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.strip())
+    return result.stdout
 
 
 def read_lock(path: Path) -> dict:

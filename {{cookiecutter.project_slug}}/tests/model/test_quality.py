@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from {{ cookiecutter.package_name }}.config.evaluate import Threshold
 from {{ cookiecutter.package_name }}.data import features_and_target
-from {{ cookiecutter.package_name }}.metrics import metric_names
+from {{ cookiecutter.package_name }}.metrics import BETTER, HEADLINE, metric_names
 from {{ cookiecutter.package_name }}.pipeline.evaluate import CLASS_SLICE, baseline_model
 from {{ cookiecutter.package_name }}.pipeline.scoring import {% if cookiecutter.task == "classification" %}positive_label, {% endif %}score
 
@@ -47,6 +48,16 @@ def broken_thresholds(model_metrics: dict, thresholds: dict) -> list[str]:
     ]
 
 
+def loose_thresholds(baseline_metrics: dict, thresholds: dict) -> list[str]:
+    """Bounds the trivial baseline meets too: they can never fail a model that learned nothing."""
+    return [
+        f"evaluate.thresholds.{name} {bound.model_dump(exclude_none=True)} holds for the trivial "
+        f"baseline too ({baseline_metrics[name]}): tighten it past the baseline"
+        for name, bound in thresholds.items()
+        if bound.holds(baseline_metrics[name])
+    ]
+
+
 def test_model_beats_the_baseline(evaluation, settings) -> None:
     problems = shortfalls(evaluation.metrics, settings.task)
     assert not problems, "; ".join(problems)
@@ -58,6 +69,19 @@ def test_quality_thresholds_from_params_hold(evaluation, settings) -> None:
         pytest.skip("params.yaml sets no evaluate.thresholds")
     problems = broken_thresholds(evaluation.metrics["model"], thresholds)
     assert not problems, "; ".join(problems)
+
+
+def test_every_threshold_is_tighter_than_the_trivial_baseline(evaluation, settings) -> None:
+    assert loose_thresholds(evaluation.metrics["baseline"], settings.evaluate.thresholds) == []
+
+
+def test_a_threshold_the_baseline_meets_is_caught(evaluation, settings) -> None:
+    name = HEADLINE[settings.task]
+    baseline = evaluation.metrics["baseline"][name]
+    # Just past the trivial baseline's value, on the worse side: a bound that cannot fire.
+    loose = Threshold(min=baseline - 0.01) if BETTER[name] == "higher" else Threshold(max=baseline + 0.01)
+    [problem] = loose_thresholds(evaluation.metrics["baseline"], {name: loose})
+    assert problem.startswith(f"evaluate.thresholds.{name} ") and "trivial baseline" in problem
 
 
 def test_the_baseline_check_fails_a_model_whose_answers_are_unrelated_to_the_truth(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -54,24 +55,49 @@ def promote(project: Project, *args: str) -> str:
     return out
 
 
-def test_register_tags_the_version_and_points_challenger_at_it(new_project, model, train_set):
-    project = new_project()
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
-    subprocess.run([*git, "init", "-q", str(project.root)], check=True)
-    subprocess.run([*git, "-C", str(project.root), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+
+
+def commit_all(project: Project, root: Path) -> str:
+    """Put the project under git, with the project's own .gitignore, everything committed; HEAD."""
+    shutil.copy(root / ".gitignore", project.root / ".gitignore")
+    if not (project.root / ".git").exists():
+        subprocess.run([*GIT, "init", "-q", str(project.root)], check=True)
+    subprocess.run([*GIT, "-C", str(project.root), "add", "-A"], check=True)
+    subprocess.run([*GIT, "-C", str(project.root), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project.root, capture_output=True, text=True)
+    return head.stdout.strip()
+
+
+def test_register_tags_the_version_and_points_challenger_at_it(new_project, model, train_set, root):
+    project = new_project()
     ids = project.train(model, train_set, {"model": {"roc_auc": 0.71}, "baseline": {"roc_auc": 0.5}})
+    head = commit_all(project, root)
 
     version = register(project)
 
     found = client(project).get_model_version(project.settings.mlflow.registered_model, version)
     assert found.source == f"models:/{ids['mlflow_model_id']}"  # the model the train stage logged, not a copy
     assert found.run_id == ids["mlflow_run_id"]
-    assert found.tags["git_commit"] == head.stdout.strip()
+    assert found.tags["git_commit"] == head
     assert found.tags["data_md5"] == DATA_MD5
     assert found.tags["metric.roc_auc"] == "0.71"
     assert "metric.baseline" not in str(found.tags)
     assert project.alias(CHAMPION) is None  # registering deploys nothing
+
+
+def test_register_refuses_uncommitted_changes_but_not_rewritten_records(new_project, model, train_set, root):
+    project = new_project()
+    project.train(model, train_set, {"model": {"roc_auc": 0.71}})
+    commit_all(project, root)
+    params = project.paths.params.read_text(encoding="utf-8")
+    project.paths.params.write_text(params.replace("seed: 42", "seed: 7"), encoding="utf-8")
+    code, _, err = project.cli("register")
+    assert code == 1 and "uncommitted changes in params.yaml: commit them first" in err, err
+    assert project.alias(CHALLENGER) is None, "nothing registered"
+    project.paths.params.write_text(params, encoding="utf-8")
+    project.paths.metrics.write_text(json.dumps({"model": {"roc_auc": 0.72}}))  # a re-run's record
+    register(project)
 
 
 def test_register_logs_the_model_directory_when_the_store_does_not_have_its_run(new_project, model, test_set):

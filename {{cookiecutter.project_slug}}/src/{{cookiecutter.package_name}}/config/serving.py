@@ -18,5 +18,6 @@ class ServingSettings(Strict):
     alias: str = "champion"  # `serve` without --model serves models:/<registered_model>@<alias> if it exists
     reload_seconds: float = Field(default=30, ge=0)  # how often to look for a new model (0: never)
     p99_ms: float = Field(default=50, gt=0)  # the load test's bound on single-row latency (99th percentile)
+    min_rps: float = Field(default=200, gt=0)  # the load test's floor on single-row requests per second
     # A request's head, then its body, must arrive within this (408, or the connection is closed).
     body_timeout_seconds: float = Field(default=10, gt=0)

@@ -10,7 +10,8 @@ Each version is tagged with what identifies it: the git commit, the data hash
 and its test metrics. The data hash is the md5 that `dvc.lock` records for the
 ingest stage's output, `data/raw/data.csv`: the data the whole pipeline
 started from (the server's `/version` reports the same hash). A model without
-test metrics, or whose files are gone, is not registered.
+test metrics, whose files are gone, or made from changes that are not committed (its
+git_commit tag would name other code), is not registered.
 
 The store is opened through `tracking.open_store`: a store that is gone, damaged,
 unreachable or missing what this project registered is refused in one line.
@@ -26,7 +27,7 @@ from pathlib import Path
 from ..config.serving import ADMIN_TOKEN_ENV
 from ..config.settings import Settings
 from ..paths import Paths
-from ..provenance import LockError, data_hash, evaluated_other_model, git_commit, read_lock
+from ..provenance import LockError, data_hash, evaluated_other_model, git_commit, read_lock, uncommitted
 from ..tracking import (
     ABSENT,
     RegistryError,  # defined with the store's errors; importable from here as before
@@ -180,7 +181,8 @@ def register(settings: Settings, paths: Paths) -> Registered:
     The version is made from the model the train stage logged when this tracking
     store has it and its files (the model directory's MLmodel names it); otherwise
     the model directory is logged first, in a new run. Refused, with nothing
-    registered, without test metrics in metrics.json or when they are another model's.
+    registered, without test metrics in metrics.json, when they are another model's, or when the
+    project's folder holds uncommitted changes (other than the pipeline's records).
     """
     if not (paths.model / "MLmodel").exists():
         raise RegistryError(f"{paths.model}: no MLflow model here; run the train stage first")
@@ -194,6 +196,7 @@ def register(settings: Settings, paths: Paths) -> Registered:
             f"{paths.metrics.name} is another model's: dvc.lock says the evaluate stage did not run on "
             "this models/model: run `dvc repro` first"
         )
+    _check_committed(paths)
     uri, name = settings.mlflow.tracking_uri, settings.mlflow.registered_model
     tags = version_tags(metrics, lock, git_commit(paths.root))
     client = _open(settings)
@@ -209,6 +212,18 @@ def register(settings: Settings, paths: Paths) -> Registered:
         client.set_registered_model_alias(name, CHALLENGER, version)
     remember(uri, name, int(version))
     return Registered(version, source)
+
+
+def _check_committed(paths: Paths) -> None:
+    """The version's git_commit tag must name what made the model: no change may be left out of it.
+    The pipeline's own records (dvc.lock, metrics) may differ: a re-run rewrites them."""
+    changed = uncommitted(paths.root, paths.records())
+    if changed:
+        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise RegistryError(
+            f"uncommitted changes in {shown}: commit them first, so that the version's git_commit "
+            "names the code, params and data that made the model"
+        )
 
 
 def _alias(client, name: str, alias: str) -> str | None:
