@@ -122,7 +122,22 @@ def test_duplicate_rows_are_rejected_when_the_contract_wants_unique_rows(
     )
 
 
-def test_raw_data_has_no_duplicates_if_the_contract_says_so(raw: pd.DataFrame, contract: Contract) -> None:
-    if not contract.unique_rows:
-        pytest.skip("schema.yaml allows duplicate rows (unique_rows: false)")
-    assert not raw.duplicated().any()
+def repeat_problem(frame: pd.DataFrame, unique_rows: bool) -> str | None:
+    """Whether rows repeat, against what the contract says (as `schema infer` writes it: the
+    tightest contract the data meets)."""
+    repeated = int(frame.duplicated().sum())
+    if unique_rows and repeated:
+        return f"{repeated} repeated row(s), but schema.yaml says unique_rows: true"
+    if not unique_rows and not repeated:
+        return "no row repeats, yet schema.yaml allows it (unique_rows: false): set it to true"
+    return None
+
+
+def test_the_contract_says_whether_rows_repeat(raw: pd.DataFrame, contract: Contract) -> None:
+    assert repeat_problem(raw, contract.unique_rows) is None
+
+
+def test_a_contract_wrong_about_repeated_rows_is_caught(raw: pd.DataFrame) -> None:
+    unique = raw.drop_duplicates()
+    assert repeat_problem(unique, unique_rows=False) is not None
+    assert repeat_problem(pd.concat([unique, unique.head(1)]), unique_rows=True) is not None

@@ -12,7 +12,7 @@ import yaml
 from {{ cookiecutter.package_name }}.config.evaluate import Threshold
 from {{ cookiecutter.package_name }}.data import features_and_target
 from {{ cookiecutter.package_name }}.metrics import BETTER, HEADLINE, metric_names
-from {{ cookiecutter.package_name }}.pipeline.evaluate import CLASS_SLICE, baseline_model
+from {{ cookiecutter.package_name }}.pipeline.evaluate import CLASS_SLICE, baseline_model, importance_plot
 from {{ cookiecutter.package_name }}.pipeline.scoring import {% if cookiecutter.task == "classification" %}positive_label, {% endif %}score
 
 pytestmark = pytest.mark.model
@@ -82,6 +82,25 @@ def test_a_threshold_the_baseline_meets_is_caught(evaluation, settings) -> None:
     loose = Threshold(min=baseline - 0.01) if BETTER[name] == "higher" else Threshold(max=baseline + 0.01)
     [problem] = loose_thresholds(evaluation.metrics["baseline"], {name: loose})
     assert problem.startswith(f"evaluate.thresholds.{name} ") and "trivial baseline" in problem
+
+
+def valued_features(importance: list[dict]) -> list[str]:
+    """Inputs whose permutation importance is clearly above noise: over twice its spread."""
+    return [row["feature"] for row in importance if row["importance"] > 2 * row["std"]]
+
+
+def test_the_model_draws_on_its_inputs(evaluation) -> None:
+    importance = evaluation.plots["importance.json"]["importance"]
+    assert valued_features(importance), f"no input clearly matters to the model: {importance}"
+
+
+def test_a_model_that_ignores_its_inputs_is_caught(settings, train_set, test_set) -> None:
+    inputs = [column for column in train_set.columns if column != settings.data.target]
+    train_x, train_y = features_and_target(train_set, settings.data.target)
+    test_x, test_y = features_and_target(test_set, settings.data.target)
+    ignoring = baseline_model(settings.task, settings.train.seed).fit(train_x[inputs], train_y)
+    plot = importance_plot(ignoring, test_x[inputs], test_y, settings)
+    assert valued_features(plot["importance.json"]["importance"]) == []
 
 
 def test_the_baseline_check_fails_a_model_whose_answers_are_unrelated_to_the_truth(

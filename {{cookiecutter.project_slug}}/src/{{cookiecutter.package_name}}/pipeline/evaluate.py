@@ -157,7 +157,8 @@ def regression_plots(target: pd.Series, predictions: np.ndarray) -> dict:
 
 
 def importance_plot(model, features: pd.DataFrame, target: pd.Series, settings: StageSettings) -> dict:
-    """Permutation importance of each raw input column (seeded)."""
+    """Permutation importance of each raw input column (seeded): the mean over the repeats and its
+    standard deviation."""
     from sklearn.inspection import permutation_importance
 
     scoring = "neg_log_loss" if settings.task == "classification" else "neg_root_mean_squared_error"
@@ -171,15 +172,16 @@ def importance_plot(model, features: pd.DataFrame, target: pd.Series, settings: 
         n_jobs=1,
     )
     rows = sorted(
-        zip(features.columns, result.importances_mean, strict=True), key=lambda item: item[1], reverse=True
+        zip(features.columns, result.importances_mean, result.importances_std, strict=True),
+        key=lambda item: item[1],
+        reverse=True,
     )
-    return {
-        "importance.json": {
-            "importance": [
-                {"feature": str(name), "importance": round(float(value), DIGITS)} for name, value in rows
-            ]
-        }
-    }
+    # The spread over the repeats says which importances are clearly more than noise.
+    importance = [
+        {"feature": str(name), "importance": round(float(mean), DIGITS), "std": round(float(std), DIGITS)}
+        for name, mean, std in rows
+    ]
+    return {"importance.json": {"importance": importance}}
 
 
 def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings: StageSettings) -> Evaluation:
