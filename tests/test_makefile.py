@@ -32,6 +32,7 @@ PAYLOADS = [
 VARIABLES = {
     "VERSION": ("rollback", "--version"),
     "RELOAD": ("promote", "--reload"),
+    "FORCE": ("promote", "--force"),
     "BASE": ("report", "--base"),
     "REPORT": ("report", "--output"),
     "POLICY": ("report", "--policy"),

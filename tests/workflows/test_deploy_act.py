@@ -183,7 +183,7 @@ def test_push_promotes_through_the_canary_and_rollback_restores(origins, trackin
     """The whole baked deploy.yml on a push (tests, gate, register, canary, promote), then rollback."""
     project, uri = origins.project, tracking_server
     cli(project, uri, "register")
-    cli(project, uri, "promote")  # the champion the deploy replaces
+    cli(project, uri, "promote", "--force", "the champion the deploy replaces")
     old = aliases(project, uri)["champion"]
     new = str(int(old) + 1)
 
@@ -230,7 +230,7 @@ def test_refused_canary_fails_the_deploy_and_leaves_the_champion(origins, tracki
     before = aliases(project, uri)
     if "champion" not in before:
         cli(project, uri, "register")
-        cli(project, uri, "promote")
+        cli(project, uri, "promote", "--force", "the champion the deploy keeps")
         before = aliases(project, uri)
 
     def strict_canary(clone: Path) -> None:

@@ -23,6 +23,8 @@ VERSION = re.compile(r"^[1-9][0-9]{0,8}$")
 # A branch, tag or commit, optionally with ~n / ^n: git allows more (backticks, `$(`, `;`),
 # which no gate needs.
 GIT_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?:[~^][0-9]{0,3})*$")
+# A reason recorded as an MLflow tag: printable, no line break, no control character.
+REASON = re.compile(r"^[^\x00-\x1f\x7f]{3,200}$")
 RELOAD_URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(?::[0-9]{1,5})?/?$")
 
 
@@ -33,6 +35,16 @@ def checked_version(text: str | None, allow_previous: bool = False) -> str | Non
     if not VERSION.fullmatch(text):
         also = " or 'previous'" if allow_previous else ""
         raise StageFailed(f"--version {_shown(text)} is not a version: use a number (e.g. 3){also}")
+    return text
+
+
+def checked_reason(text: str) -> str:
+    """Why a version is promoted without the canary: one line of plain text, recorded as a tag."""
+    if not REASON.fullmatch(text):
+        raise StageFailed(
+            f"--force {_shown(text)} is not a reason: give one line of 3 to 200 printable characters, "
+            'e.g. --force "hotfix for incident 42, canary skipped"'
+        )
     return text
 
 
@@ -170,7 +182,10 @@ def cmd_promote(settings: Settings, paths: Paths, args: argparse.Namespace) -> i
     from .deploy.registry import CHAMPION, promote, with_absolute_store
 
     version, urls = checked_version(args.version), checked_urls(args.reload)
-    move = _registry_call(promote, with_absolute_store(settings, paths.root), version)
+    force = checked_reason(args.force) if args.force is not None else None
+    move = _registry_call(promote, with_absolute_store(settings, paths.root), version, force)
+    if force is not None:
+        print(f"promote: without the canary's pass, for the recorded reason {force!r}")
     was = f" (was {move.replaced})" if move.replaced else " (the first)"
     print(f"promote: {settings.mlflow.registered_model} version {move.version} is the {CHAMPION}{was}")
     return _reload_servers(urls)
@@ -222,13 +237,15 @@ def cmd_status(settings: Settings, paths: Paths, args: argparse.Namespace) -> No
 def cmd_canary(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
     """Exit 0: the challenger passed (and was promoted, with --promote); 1: refused; 2: could not run."""
     from .deploy.canary import CanaryError, format_run, run_canary
-    from .deploy.registry import CHAMPION, promote, with_absolute_store
+    from .deploy.registry import CHAMPION, promote, record_canary, with_absolute_store
     from .deploy.servers import ServerError
     from .tracking import RegistryError
 
     settings = with_absolute_store(settings, paths.root)
     try:
         run = run_canary(settings, paths)
+        # On the version, for `promote`: only what the canary passed is promoted without a reason.
+        record_canary(settings, run.challenger, run.verdict.passed, run.champion)
     except (CanaryError, ServerError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -407,6 +424,12 @@ def add_registry_commands(commands) -> None:
         command = commands.add_parser(name, help=help_text)
         also = ' (or "previous", the default)' if name == "rollback" else ""
         command.add_argument("--version", help=f"a registered version number{also}")
+        if name == "promote":
+            command.add_argument(
+                "--force",
+                metavar="REASON",
+                help="promote a version the canary has not passed; the version records the reason",
+            )
         command.add_argument(
             "--reload",
             action="append",

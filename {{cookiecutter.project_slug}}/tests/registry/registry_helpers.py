@@ -24,7 +24,7 @@ from {{ cookiecutter.package_name }}.artifacts import save_model
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config.settings import Settings, load_settings
 from {{ cookiecutter.package_name }}.deploy import servers
-from {{ cookiecutter.package_name }}.deploy.registry import alias_version
+from {{ cookiecutter.package_name }}.deploy.registry import alias_version, record_canary
 from {{ cookiecutter.package_name }}.deploy.servers import Server
 from {{ cookiecutter.package_name }}.paths import Paths
 from {{ cookiecutter.package_name }}.pipeline.train import log_run
@@ -68,6 +68,10 @@ class Project:
 
     def alias(self, alias: str) -> str | None:
         return alias_version(self.settings, alias)
+
+    def canaried(self, version: str) -> None:
+        """What a passing canary records on a version (the canary itself: tests/registry/test_deploy.py)."""
+        record_canary(self.settings, version, passed=True, champion=self.alias("champion"))
 
 
 @dataclass(frozen=True)

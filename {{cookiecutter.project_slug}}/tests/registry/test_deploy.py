@@ -129,8 +129,11 @@ def test_canary_promote_and_rollback_with_a_running_server(
         assert project.alias(CHAMPION) == good
         promoted_in = until_served(server.url, row, good, bound)
 
-        # The bad version is promoted anyway (by hand); rollback restores the good one, one call.
-        assert project.cli("promote", "--version", bad)[0] == 0
+        # The bad version is promoted anyway (by hand, which takes a reason: the canary refused
+        # it); rollback restores the good one, one call.
+        code, _, err = project.cli("promote", "--version", bad)
+        assert code == 1 and "the canary refused it" in err, err
+        assert project.cli("promote", "--version", bad, "--force", "to show the rollback")[0] == 0
         until_served(server.url, row, bad, bound)
         code, out, _ = project.cli("rollback")
         assert code == 0 and project.alias(CHAMPION) == good
@@ -159,10 +162,11 @@ def test_rollback_with_reload_is_served_when_the_command_returns(
     row = client_rows(model, test_set, 1)[0]
     project.train(model, train_set)
     good = register(project)
-    project.cli("promote")
+    project.canaried(good)
+    assert project.cli("promote")[0] == 0
     project.train(shuffled_model, train_set)
     bad = register(project)
-    project.cli("promote")
+    assert project.cli("promote", "--force", "a champion to roll back from")[0] == 0
     server = serve(project)
     try:
         assert answered_by(server.url, row) == bad
@@ -170,7 +174,7 @@ def test_rollback_with_reload_is_served_when_the_command_returns(
         assert code == 0, err
         time.sleep(1)
         assert answered_by(server.url, row) == bad
-        project.cli("promote", "--version", bad)
+        assert project.cli("promote", "--version", bad, "--force", "again, to roll back from")[0] == 0
 
         started = time.monotonic()
         code, out, err = project.cli("rollback", "--reload", server.url)
@@ -180,7 +184,9 @@ def test_rollback_with_reload_is_served_when_the_command_returns(
         assert answered_by(server.url, row) == good  # the first request after the command
         print(f"\nrollback --reload: {took:.2f} s from command start to the previous version serving")
 
-        code, _, err = project.cli("promote", "--version", bad, "--reload", "http://127.0.0.1:9")
+        code, _, err = project.cli(
+            "promote", "--version", bad, "--force", "once more", "--reload", "http://127.0.0.1:9"
+        )
         assert code == 1 and "did not reload" in err  # a server that cannot be told is an error
     finally:
         server.stop()

@@ -15,10 +15,13 @@ from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.deploy.registry import (
     CHALLENGER,
     CHAMPION,
+    FORCED,
+    FORCED_BY,
     HISTORY,
     PREVIOUS,
     format_status,
     previous_champion,
+    record_canary,
     version_tags,
 )
 from {{ cookiecutter.package_name }}.provenance import data_hash, git_commit
@@ -50,6 +53,10 @@ def register(project: Project) -> str:
 
 
 def promote(project: Project, *args: str) -> str:
+    """`promote ARGS`, of a version the canary passed (as recorded on it)."""
+    version = args[args.index("--version") + 1] if "--version" in args else project.alias(CHALLENGER)
+    if version is not None:
+        project.canaried(version)
     code, out, err = project.cli("promote", *args)
     assert code == 0, err
     return out
@@ -139,6 +146,29 @@ def test_promote_moves_champion_and_records_the_one_it_replaced(project):
     name = project.settings.mlflow.registered_model
     assert client(project).get_model_version(name, second).tags[PREVIOUS] == first
     assert client(project).get_registered_model(name).tags[HISTORY].split()[-2:] == [first, second]
+
+
+def test_promote_takes_only_what_the_canary_passed_unless_a_reason_is_recorded(
+    new_project, model, train_set, monkeypatch
+):
+    project = new_project()
+    project.train(model, train_set)
+    version = register(project)
+    code, _, err = project.cli("promote")
+    assert code == 1 and f"version {version}: no canary judged it" in err and "--force REASON" in err, err
+    record_canary(project.settings, version, passed=False, champion=None)
+    code, _, err = project.cli("promote", "--version", version)
+    assert code == 1 and "the canary refused it" in err, err
+    assert project.alias(CHAMPION) is None, "nothing promoted"
+    for bad in ("", "no", "two\nlines"):
+        code, _, err = project.cli("promote", "--force", bad)
+        assert code == 1 and err.startswith("error: --force ") and "is not a reason" in err, err
+    monkeypatch.setenv("GITHUB_ACTOR", "release-manager")
+    code, out, err = project.cli("promote", "--force", "hotfix for incident 42")
+    assert code == 0 and "for the recorded reason 'hotfix for incident 42'" in out, err
+    assert project.alias(CHAMPION) == version
+    tags = client(project).get_model_version(project.settings.mlflow.registered_model, version).tags
+    assert (tags[FORCED], tags[FORCED_BY]) == ("hotfix for incident 42", "release-manager")
 
 
 def test_promote_refuses_what_is_not_there(new_project, model, train_set):

@@ -47,8 +47,8 @@ def registered(new_project, model, train_set) -> Project:
     project = new_project()
     write_frame(train_set, project.paths.train)
     project.train(model, train_set, METRICS)
-    for command in ("register", "promote", "register"):
-        code, _, err = project.cli(command)
+    for command in (["register"], ["promote", "--force", "a first champion for these tests"], ["register"]):
+        code, _, err = project.cli(*command)
         assert code == 0, err
     assert (project.alias(CHAMPION), project.alias(CHALLENGER)) == ("1", "2")
     return project

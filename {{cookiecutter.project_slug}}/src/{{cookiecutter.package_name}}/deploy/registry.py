@@ -1,6 +1,8 @@
 """The model registry: register, promote, roll back, with MLflow aliases (not stages).
 
-`challenger` points at the candidate, `champion` at what serves. Each promotion
+`challenger` points at the candidate, `champion` at what serves. Only a version the
+canary passed (its tag `canary`) is promoted, unless a reason is given, which the
+version then records (`promoted_without_canary`, and by whom). Each promotion
 tags the new champion with the version it replaced (`previous_champion`), so
 `rollback` moves `champion` back in one call, and further back after that. The
 registered model also keeps `champion_history`, the versions that held
@@ -48,6 +50,10 @@ CHALLENGER = "challenger"
 PREVIOUS = "previous_champion"  # version tag: the champion this version replaced
 HISTORY = "champion_history"  # registered-model tag: versions that held `champion`, oldest first
 HISTORY_LENGTH = 20
+CANARY = "canary"  # version tag: "passed" or "refused", set by the canary that judged it
+CANARY_CHAMPION = "canary_champion"  # version tag: the champion it was judged against ("none": first)
+FORCED = "promoted_without_canary"  # version tag: the reason given to promote it all the same
+FORCED_BY = "promoted_without_canary_by"
 RELOAD_TIMEOUT = 120.0  # seconds for a server to download and load the new model
 
 
@@ -269,16 +275,44 @@ def _point_champion(client, name: str, version: str) -> None:
     client.set_registered_model_tag(name, HISTORY, " ".join([*history, version][-HISTORY_LENGTH:]))
 
 
-def promote(settings: Settings, version: str | None = None) -> Move:
-    """Point `champion` at the challenger (or a given version), remembering the one it replaces."""
+def record_canary(settings: Settings, version: str, passed: bool, champion: str | None) -> None:
+    """Tag the version with the canary's verdict: what promotion asks for."""
+    client = _open(settings)
+    name = settings.mlflow.registered_model
+    with store_errors(settings.mlflow.tracking_uri):
+        client.set_model_version_tag(name, version, CANARY, "passed" if passed else "refused")
+        client.set_model_version_tag(name, version, CANARY_CHAMPION, champion or "none")
+
+
+def check_canaried(tags: dict[str, str], version: str) -> None:
+    """RegistryError unless the canary passed the version."""
+    verdict = tags.get(CANARY)
+    if verdict != "passed":
+        judged = "the canary refused it" if verdict == "refused" else "no canary judged it"
+        raise RegistryError(
+            f"version {version}: {judged}; run `canary` (with --promote), or promote it with "
+            "--force REASON, which the version records"
+        )
+
+
+def promote(settings: Settings, version: str | None = None, force: str | None = None) -> Move:
+    """Point `champion` at the challenger (or a given version), remembering the one it replaces.
+
+    The version must have passed the canary; with `force` (the reason) it need not, and the
+    version records the reason and who gave it."""
     client = _open(settings)
     uri, name = settings.mlflow.tracking_uri, settings.mlflow.registered_model
     with store_errors(uri):
         target = version or _alias(client, name, CHALLENGER)
         if target is None:
             raise RegistryError(f"no '{CHALLENGER}' alias on {name}: run `register` first")
-        _version(client, name, target)
+        tags = _version(client, name, target).tags or {}
         check_version_files(client, uri, name, target)  # never make a champion that cannot be served
+        if force is None:
+            check_canaried(tags, target)
+        else:
+            client.set_model_version_tag(name, target, FORCED, force)
+            client.set_model_version_tag(name, target, FORCED_BY, who_acts())
         current = _alias(client, name, CHAMPION)
         if current == target:
             return Move(target, current)
@@ -286,6 +320,16 @@ def promote(settings: Settings, version: str | None = None) -> Move:
             client.set_model_version_tag(name, target, PREVIOUS, current)
         _point_champion(client, name, target)
     return Move(target, current)
+
+
+def who_acts() -> str:
+    """Who runs the command: the workflow's actor in CI, else the login name."""
+    import getpass
+
+    try:
+        return os.environ.get("GITHUB_ACTOR") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def rollback(settings: Settings, version: str | None = None) -> Move:
