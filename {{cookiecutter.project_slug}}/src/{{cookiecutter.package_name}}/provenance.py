@@ -18,14 +18,10 @@ class LockError(ValueError):
 def git_commit(root: Path) -> str:
     """HEAD of the project's repository; $GIT_COMMIT where there is no .git (a container); else 'unknown'."""
     try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        result = None
-    if result is not None and result.returncode == 0 and result.stdout.strip():
-        return result.stdout.strip()
-    return os.environ.get("GIT_COMMIT") or "unknown"
+        head = _git(root, "rev-parse", "HEAD").strip()
+    except RuntimeError:
+        head = ""
+    return head or os.environ.get("GIT_COMMIT") or "unknown"
 
 
 def uncommitted(root: Path, outputs: Iterable[Path] = ()) -> list[str] | None:
@@ -55,9 +51,10 @@ def status_paths(status: str) -> list[str]:
     return paths
 
 
-def _git(root: Path, *args: str) -> str:
+def _git(root: Path, *args: str, timeout: float = 10) -> str:
+    """git's output in `root`; RuntimeError when git is missing, slow or fails."""
     try:
-        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise RuntimeError(str(err)) from None
     if result.returncode != 0:
