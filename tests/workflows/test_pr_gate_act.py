@@ -86,6 +86,36 @@ def origins(tmp_path_factory) -> Origins:
     return prepare_origins(tmp_path_factory.mktemp("gate-origins"), reference_project(tmp_path_factory))
 
 
+# A base branch whose policy asks more than the demo's 1,488 test rows can tell: roc_auc may not
+# drop by 0.003, where a retrain moves it by about +-0.007 by chance; it accepts that its test set
+# is too small for that (allow_underpowered). A gate on point estimates fails every such retrain.
+TIGHT_POLICY = "tight-policy"
+# Measured on the demo: regularization 100 changes roc_auc by -0.004 (paired 95% interval -0.011 to
+# +0.004) and log_loss by +0.003 (tolerance 0.02); DEGRADED changes log_loss by +0.033 (+0.021 to +0.046).
+WITHIN_NOISE = {"kind": "linear", "regularization": 100.0, "max_iter": 1000}
+
+
+@pytest.fixture(scope="module")
+def tight_policy(origins, tmp_path_factory) -> Path:
+    """TIGHT_POLICY pushed to the origin: main with only the gate's policy changed (no stage reads it)."""
+    clone = tmp_path_factory.mktemp("tight-policy") / "clone"
+    run(["git", "clone", "-q", str(origins.with_metrics), str(clone)], cwd=clone.parent)
+    params = clone / "params.yaml"
+    text = params.read_text()
+    assert all(
+        key in text
+        for key in ("roc_auc: {tolerance: 0.02}", "allow_underpowered: false", "slice_tolerance: 0.05")
+    )
+    text = text.replace("roc_auc: {tolerance: 0.02}", "roc_auc: {tolerance: 0.003}")
+    text = text.replace("allow_underpowered: false", "allow_underpowered: true")
+    # Slices are judged on point estimates (5% of base): WITHIN_NOISE moves a class's recall by 6%.
+    params.write_text(text.replace("slice_tolerance: 0.05", "slice_tolerance: 0.1"))
+    run(["git", "checkout", "-qb", TIGHT_POLICY], cwd=clone)
+    run(["git", "commit", "-qam", "A tighter roc_auc tolerance, judged with its noise"], cwd=clone)
+    run(["git", "push", "-q", "origin", TIGHT_POLICY], cwd=clone)
+    return origins.with_metrics
+
+
 def scenario(
     origin: Path,
     where: Path,
@@ -163,6 +193,32 @@ def test_degrading_pr_fails_after_the_comment_and_names_the_metric(origins, tmp_
     posted = outcome.output.index("Success - Main Post or update the report comment")
     assert posted < outcome.output.index("::error::Model gate: fail"), "the gate fails after the comment"
     assert "Error: Job 'gate' failed" in outcome.output, outcome.tail()
+
+
+def test_a_change_within_the_noise_passes_where_a_point_estimate_would_fail_it(tight_policy, tmp_path):
+    outcome = scenario(tight_policy, tmp_path, set_model(WITHIN_NOISE), base=TIGHT_POLICY)
+    assert outcome.returncode == 0, outcome.tail()
+    comment = outcome.comment
+    assert comment is not None and "✅ Model gate passed" in comment, outcome.tail()
+    rows = {row["metric"]: row for row in table_after(comment, "### Metrics")}
+    roc_auc = rows["model.roc_auc"]
+    assert float(roc_auc["delta"]) < -0.003, "worse than the tolerance: a point-estimate gate fails it"
+    low, high = (float(bound) for bound in roc_auc["95% interval"].split(" … "))
+    assert low < 0 < high, roc_auc
+    assert roc_auc["change"] == "too small to judge (allowed)", roc_auc
+    assert "paired bootstrap over the same 1,488 test rows" in comment and "McNemar's test" in comment
+
+
+def test_a_real_regression_fails_on_the_same_lenient_policy(tight_policy, tmp_path):
+    outcome = scenario(tight_policy, tmp_path, set_model(DEGRADED), base=TIGHT_POLICY)
+    assert outcome.returncode != 0, outcome.tail()
+    comment = outcome.comment
+    assert comment is not None and "❌ Model gate failed" in comment, outcome.tail()
+    failed = {(row["check"], row["metric"]): row for row in table_after(comment, "### What failed")}
+    assert ("regression", "log_loss") in failed, failed
+    assert "the 95% interval of the change excludes 0" in failed["regression", "log_loss"]["limit"]
+    log_loss = {row["metric"]: row for row in table_after(comment, "### Metrics")}["model.log_loss"]
+    assert log_loss["change"] == "regression" and float(log_loss["95% interval"].split(" … ")[0]) > 0
 
 
 def test_a_base_without_committed_results_is_reproduced_for_the_comparison(origins, tmp_path):

@@ -376,7 +376,7 @@ def test_the_judge_gets_exactly_the_files_the_report_reads():
     template = BAKED_PACKAGE / "gate" / "compare.py"
     text = template.read_text()
     names = dict(re.findall(r'^([A-Z_]+) = "([^"]+)"', text, re.MULTILINE))
-    found = re.search(r"^RESULT_FILES = \((.+)\)", text, re.MULTILINE)
+    found = re.search(r"^RESULT_FILES = \((.+?)\)", text, re.MULTILINE | re.DOTALL)
     assert found, template
     listed = found.group(1)
     expected = [

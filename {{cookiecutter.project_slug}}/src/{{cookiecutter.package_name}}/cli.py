@@ -93,7 +93,7 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     from "error" (make turns both into exit 2).
     """
     from .config.reading import ConfigError
-    from .gate.compare import NoResults, ReportError, take_results
+    from .gate.compare import NoResults, ReportError, read_noise, take_results
     from .gate.judge import gate_record, judge
     from .gate.policy import PolicyNote, policy_changes, read_policy
     from .gate.render import render, render_error
@@ -118,7 +118,9 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     else:
         note = PolicyNote(policy_changes(base_policy, own_policy), _approval(args.event))
         policy = own_policy if note.applied else base_policy
-    verdict = judge(comparison, policy)
+    judged = comparison.has_baseline and not comparison.unchanged
+    noise = read_noise(paths.root, comparison.revision, policy.gate) if judged else None
+    verdict = judge(comparison, policy, noise)
     _write_report(
         render(comparison, verdict, policy, note), gate_record(comparison, verdict, note=note), args
     )

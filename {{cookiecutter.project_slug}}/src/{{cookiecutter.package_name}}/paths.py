@@ -63,6 +63,11 @@ class Paths:
         return self.reports / "slices.json"
 
     @property
+    def predictions(self) -> Path:
+        """The test set's per-row predictions, which the gate pairs with the base's (predictions.py)."""
+        return self.reports / "predictions.csv"
+
+    @property
     def plots(self) -> Path:
         return self.root / "plots"
 
@@ -73,7 +78,15 @@ class Paths:
 
     def records(self) -> tuple[Path, ...]:
         """The pipeline's git-tracked outputs: a re-run rewrites them; they are not its inputs."""
-        return (self.check, self.validation, self.lock, self.metrics, self.slices, self.plots)
+        return (
+            self.check,
+            self.validation,
+            self.lock,
+            self.metrics,
+            self.slices,
+            self.predictions,
+            self.plots,
+        )
 
     @property
     def prediction_log(self) -> Path:

@@ -13,14 +13,17 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from pipeline_helpers import BIN, PACKAGE, environment, explain, ignore
 
 from {{ cookiecutter.package_name }}.artifacts import load_model, model_metadata
 from {{ cookiecutter.package_name }}.config.settings import load_settings
+from {{ cookiecutter.package_name }}.gate.noise import scorers
 from {{ cookiecutter.package_name }}.metrics import metric_names
 from {{ cookiecutter.package_name }}.pipeline.train import run_name
+from {{ cookiecutter.package_name }}.predictions import parse_rows, row_ids
 from {{ cookiecutter.package_name }}.provenance import git_commit
 from {{ cookiecutter.package_name }}.schema import load_contract
 from {{ cookiecutter.package_name }}.tracking import EXPERIMENT_KIND, TRAINED_RUN_TAG
@@ -110,6 +113,17 @@ def test_pipeline_metrics_match_the_in_memory_evaluation(project: Path, evaluati
     metrics = json.loads((project / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["model"] == pytest.approx(evaluation.metrics["model"], abs=1e-6)
     assert metrics["baseline"] == pytest.approx(evaluation.metrics["baseline"], abs=1e-6)
+
+
+def test_the_per_row_predictions_give_the_test_metrics_and_cover_the_test_set(project: Path) -> None:
+    """What the gate resamples is what metrics.json scores: every test row once, by a stable id."""
+    rows = parse_rows((project / "reports" / "predictions.csv").read_bytes(), "reports/predictions.csv")
+    test = pd.read_csv(project / "data" / "prepared" / "test.csv")
+    assert sorted(rows.ids) == sorted(row_ids(test)) and len(rows) == len(test)
+    metrics = json.loads((project / "metrics.json").read_text(encoding="utf-8"))["model"]
+    every_row_once = np.ones((1, len(rows)))
+    recomputed = {name: float(score(every_row_once)[0]) for name, score in scorers(rows).items()}
+    assert recomputed == pytest.approx(metrics, abs=2e-6)
 
 
 def tracking_client(project: Path):

@@ -25,6 +25,11 @@ class GateSettings(Strict):
     slice_tolerance: float = Field(ge=0)
     # The model must beat the trivial baseline on these (each also listed in `metrics`).
     beat_baseline: list[str] = Field(default_factory=list)
+    # Noise or a real change (gate/noise.py): resamples of the test rows, and their seed.
+    bootstrap_rounds: int = Field(default=1000, ge=100, le=100_000)
+    bootstrap_seed: int = Field(default=0, ge=0)
+    # Pass a metric whose interval is too wide to judge its tolerance (too few test rows).
+    allow_underpowered: bool = False
 
     @field_validator("beat_baseline")
     @classmethod

@@ -16,8 +16,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config.gate import GateSettings
+from .noise import Significance, Unjudged, significance
+
 METRICS_FILE = "metrics.json"
 SLICES_FILE = "reports/slices.json"
+PREDICTIONS_FILE = "reports/predictions.csv"  # per test row (predictions.py)
 LOCK_FILE = "dvc.lock"
 
 
@@ -26,7 +30,15 @@ LOCK_FILE = "dvc.lock"
 COMMITTED_LOCK = "dvc.lock.committed"
 # What the pull request's pipeline hands to the judge: its metrics and what they came from.
 # pr-report.yml uploads exactly these (a test checks it).
-RESULT_FILES = ("dvc.yaml", LOCK_FILE, "params.yaml", METRICS_FILE, SLICES_FILE, COMMITTED_LOCK)
+RESULT_FILES = (
+    "dvc.yaml",
+    LOCK_FILE,
+    "params.yaml",
+    METRICS_FILE,
+    SLICES_FILE,
+    PREDICTIONS_FILE,
+    COMMITTED_LOCK,
+)
 MAX_RESULT_BYTES = 10_000_000
 WHOLE_REVISION = "*"  # the error key when DVC could not read a revision at all
 
@@ -54,7 +66,7 @@ class Change:
 class Comparison:
     """What DVC and git say about the workspace against the base."""
 
-    base: str
+    base: str  # as shown
     metrics: dict[str, Change]  # "model.roc_auc", "baseline.roc_auc", "slices:colour.groups.Black.accuracy"
     params: dict[str, Change]  # changed params only: "train.model.regularization"
     has_baseline: bool  # the base has a readable metrics.json
@@ -62,6 +74,7 @@ class Comparison:
     reproduced: str | None = None  # why the base was reproduced for the comparison (gate/baseline.py)
     reproduce_failed: str | None = None  # why that failed: the comparison then has no baseline
     results_uncommitted: bool = False  # the committed metrics and slices are not what the pipeline wrote
+    revision: str = ""  # what was read for the base: `base`, or the commit of its reproduction
 
     @property
     def unchanged(self) -> bool:
@@ -95,6 +108,7 @@ def comparison_from_record(record: dict, base: str, revision: str | None = None)
         params=param_changes(record["params"].get("diff", {})),
         has_baseline=has_baseline,
         lock_changed=bool(record["lock_changed"]),
+        revision=revision,
     )
 
 
@@ -166,6 +180,26 @@ def read_diffs(root: Path, base: str) -> dict:
 def compare(root: Path, base: str, revision: str | None = None) -> Comparison:
     """The workspace against `revision` (default: `base`), shown as `base`."""
     return comparison_from_record(read_diffs(root, revision or base), base, revision)
+
+
+def read_noise(root: Path, revision: str, gate: GateSettings) -> Significance | Unjudged:
+    """The per-row predictions of the workspace and of `revision`, resampled (gate/noise.py)."""
+    from ..predictions import PredictionsError, parse_rows
+
+    ours = root / PREDICTIONS_FILE
+    theirs = file_at(root, revision, PREDICTIONS_FILE)
+    if theirs is None:
+        return Unjudged(f"the base has no {PREDICTIONS_FILE} (older than the per-row predictions)")
+    if not ours.is_file():
+        return Unjudged(f"this pull request has no {PREDICTIONS_FILE}")
+    try:
+        pr = parse_rows(ours.read_bytes(), f"this pull request's {PREDICTIONS_FILE}")
+        base = parse_rows(theirs, f"the base's {PREDICTIONS_FILE}")
+    except PredictionsError as err:
+        return Unjudged(str(err))
+    if pr.classification != base.classification:
+        return Unjudged("the base and this pull request predict different kinds of target")
+    return significance(pr, base, list(gate.metrics), gate.bootstrap_rounds, gate.bootstrap_seed)
 
 
 def results_uncommitted(root: Path, handed_over: bool) -> bool:

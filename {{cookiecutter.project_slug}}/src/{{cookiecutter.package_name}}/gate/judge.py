@@ -1,4 +1,12 @@
-"""The verdict: a comparison judged by a policy (the base branch's), purely."""
+"""The verdict: a comparison judged by a policy (the base branch's), purely.
+
+A gated metric regresses when it is worse than the base by more than its tolerance and the
+95% interval of the difference (gate/noise.py) lies wholly on the worse side of 0. Worse by
+more than the tolerance but with 0 inside the interval: not significant, it passes. An
+interval wider than twice the tolerance that reaches past it: the test set is too small to
+judge the tolerance, and that fails unless `gate.allow_underpowered`. Without per-row
+predictions on both sides (an older base), the point estimate alone decides, as it used to.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,14 @@ from dataclasses import dataclass, field
 
 from ..metrics import BETTER, SLICE_METRICS
 from .compare import Change, Comparison, formatted, number
+from .noise import Interval, Significance, Unjudged
 from .policy import Policy, PolicyNote
+
+REGRESSION = "regression"
+UNDERPOWERED = "too small to judge"
+NOT_SIGNIFICANT = "not significant"
+WITHIN_TOLERANCE = "within tolerance"
+IMPROVEMENT = "better"
 
 
 @dataclass(frozen=True)
@@ -20,13 +35,43 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Assessment:
+    """A gated metric's change and what it means: one of REGRESSION ... IMPROVEMENT."""
+
+    metric: str
+    delta: float  # PR - base
+    interval: Interval | None  # of the delta; None: the point estimate alone decided
+    meaning: str
+
+
+@dataclass(frozen=True)
 class GateVerdict:
     passed: bool
     findings: list[Finding] = field(default_factory=list)
+    assessments: list[Assessment] = field(default_factory=list)
+    noise: Significance | Unjudged | None = None  # how the changes were told from noise
 
 
-def judge(comparison: Comparison, policy: Policy) -> GateVerdict:
-    """Regressions beyond tolerance, slices, the trivial baseline and absolute thresholds.
+def meaning(delta: float, interval: Interval | None, tolerance: float, better: str) -> str:
+    """What a change of `delta` (PR - base) with this interval means under the rule above."""
+    worse = -delta if better == "higher" else delta
+    if interval is None:
+        return REGRESSION if worse > tolerance + 1e-12 else WITHIN_TOLERANCE
+    least, most = (-interval.high, -interval.low) if better == "higher" else (interval.low, interval.high)
+    if worse > tolerance + 1e-12 and least > 0:
+        return REGRESSION
+    if interval.width > 2 * tolerance + 1e-12 and most > tolerance + 1e-12:
+        return UNDERPOWERED
+    if worse > tolerance + 1e-12:
+        return NOT_SIGNIFICANT
+    return IMPROVEMENT if most < 0 else WITHIN_TOLERANCE
+
+
+def judge(
+    comparison: Comparison, policy: Policy, noise: Significance | Unjudged | None = None
+) -> GateVerdict:
+    """Regressions beyond tolerance told from noise, slices, the trivial baseline and absolute
+    thresholds.
 
     Without a baseline (first PR) only the thresholds and the trivial baseline are checked;
     when nothing about the model changed, nothing is checked: the base already passed.
@@ -35,17 +80,17 @@ def judge(comparison: Comparison, policy: Policy) -> GateVerdict:
         return GateVerdict(passed=True)
     old = {name: number(change.old) for name, change in comparison.metrics.items()}
     new = {name: number(change.new) for name, change in comparison.metrics.items()}
-    findings = []
+    findings: list[Finding] = []
+    assessments: list[Assessment] = []
     if comparison.has_baseline:
+        intervals = noise.intervals if isinstance(noise, Significance) else {}
         for name, rule in policy.gate.metrics.items():
             change = comparison.metrics.get(f"model.{name}")
             if change is None or number(change.old) is None:
                 continue  # a metric the base did not have: nothing to regress from
-            limit = f"{BETTER[name]} is better, tolerance {rule.tolerance:g}"
-            if number(change.new) is None:
-                findings.append(Finding("missing", name, number(change.old), None, limit))
-            elif _worse_by(change, BETTER[name]) > rule.tolerance + 1e-12:
-                findings.append(Finding("regression", name, number(change.old), number(change.new), limit))
+            assessment, finding = gated_change(name, change, rule.tolerance, intervals.get(name), policy)
+            assessments += [assessment] if assessment else []
+            findings += [finding] if finding else []
         findings += sorted(
             slice_findings(comparison.metrics, policy.gate.slice_tolerance), key=lambda f: f.metric
         )
@@ -64,7 +109,33 @@ def judge(comparison: Comparison, policy: Policy) -> GateVerdict:
                 if bound is not None
             )
             findings.append(Finding("threshold", name, old.get(f"model.{name}"), value, bounds))
-    return GateVerdict(passed=not findings, findings=findings)
+    return GateVerdict(passed=not findings, findings=findings, assessments=assessments, noise=noise)
+
+
+def gated_change(
+    name: str, change: Change, tolerance: float, interval: Interval | None, policy: Policy
+) -> tuple[Assessment | None, Finding | None]:
+    """What a gated metric's change means, and the finding when it fails the gate."""
+    limit = f"{BETTER[name]} is better, tolerance {tolerance:g}"
+    old, new = number(change.old), number(change.new)
+    if change.delta is None:
+        return None, Finding("missing", name, old, None, limit)
+    found = meaning(change.delta, interval, tolerance, BETTER[name])
+    assessment = Assessment(name, change.delta, interval, found)
+    if found == REGRESSION:
+        significant = "" if interval is None else ", and the 95% interval of the change excludes 0"
+        return assessment, Finding("regression", name, old, new, limit + significant)
+    if found == UNDERPOWERED and interval is not None and not policy.gate.allow_underpowered:
+        why = (
+            f"95% interval of the change {_span(interval)} is wider than twice the tolerance "
+            f"{tolerance:g}: too few test rows to judge (gate.allow_underpowered)"
+        )
+        return assessment, Finding("underpowered", name, old, new, why)
+    return assessment, None
+
+
+def _span(interval: Interval) -> str:
+    return f"[{interval.low:+.4g}, {interval.high:+.4g}]"
 
 
 def slice_findings(metrics: dict[str, Change], tolerance: float) -> list[Finding]:
@@ -119,6 +190,8 @@ def gate_record(
         "reproduced": comparison.reproduced if comparison else None,  # why the base was reproduced
         "results_uncommitted": comparison.results_uncommitted if comparison else None,
         "findings": [dataclasses.asdict(finding) for finding in verdict.findings] if verdict else [],
+        "changes": [dataclasses.asdict(item) for item in verdict.assessments] if verdict else [],
+        "noise": dataclasses.asdict(verdict.noise) if verdict and verdict.noise else None,
         "policy": {
             "changed": [change.key for change in note.changes] if note else [],
             "applied": "pull request" if note and note.applied else "base",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..metrics import BETTER
 from .compare import Change, Comparison, formatted, number
-from .judge import GateVerdict
+from .judge import UNDERPOWERED, Assessment, GateVerdict
+from .noise import LEVEL, Significance, Unjudged
 from .policy import Policy, PolicyNote
 
 # `cml comment update --watermark-title=...` in the pr-report workflow uses this exact text.
@@ -42,8 +43,7 @@ def render(
         ]
         header = ["check", "metric", "base", "this PR", "delta", "limit"]
         out.add("### What failed", "", *out.table(header, rows, reserve=4_000))
-    header = ["metric", f"base ({_code(comparison.base)})", "this PR", "delta", "trivial baseline", "gate"]
-    out.add("### Metrics", "", *out.table(header, _gated_rows(comparison, policy), reserve=1_000))
+    out.add(*_metrics_section(comparison, verdict, policy, out))
     if not comparison.unchanged:
         out.add(*_charts(comparison, policy))
     other_rows = _metric_rows(comparison, lambda name: not name.startswith(("model.", "slices:")))
@@ -137,10 +137,28 @@ def _policy_lines(note: PolicyNote, out: _Budget) -> list[str]:
     return ["### ⚠️ This pull request changes the gate's policy", "", status, "", *table]
 
 
-def _gated_rows(comparison: Comparison, policy: Policy) -> list[list[str]]:
-    """The model's metrics, gated ones first, with the trivial baseline beside them."""
+def _metrics_section(comparison: Comparison, verdict: GateVerdict, policy: Policy, out: _Budget) -> list[str]:
+    """The model's metrics with what each change means, and how that was told from noise."""
+    header = [
+        "metric",
+        f"base ({_code(comparison.base)})",
+        "this PR",
+        "delta",
+        f"{LEVEL:.0%} interval",
+        "change",
+    ]
+    header += ["trivial baseline", "gate"]
+    rows = _gated_rows(comparison, policy, verdict)
+    noise = [_noise_line(verdict.noise), ""] if verdict.noise is not None else []
+    return ["### Metrics", "", *out.table(header, rows, reserve=1_000 + len("".join(noise))), *noise]
+
+
+def _gated_rows(comparison: Comparison, policy: Policy, verdict: GateVerdict) -> list[list[str]]:
+    """The model's metrics, gated ones first, with what each change means (told from noise)
+    and the trivial baseline beside them."""
     names = [n.removeprefix("model.") for n in comparison.metrics if n.startswith("model.")]
     gated = [n for n in policy.gate.metrics if n in names]
+    assessed = {item.metric: item for item in verdict.assessments}
     rows = []
     for name in gated + sorted(set(names) - set(gated)):
         trivial = comparison.metrics.get(f"baseline.{name}")
@@ -148,11 +166,45 @@ def _gated_rows(comparison: Comparison, policy: Policy) -> list[list[str]]:
             [
                 f"model.{name}",
                 *_change_cells(comparison.metrics[f"model.{name}"]),
+                *_assessment_cells(assessed.get(name), policy),
                 formatted(trivial.new if trivial else None),
                 _gate_cell(name, policy),
             ]
         )
     return rows
+
+
+def _assessment_cells(item: Assessment | None, policy: Policy) -> list[str]:
+    if item is None:
+        return ["—", "—"]
+    span = "—" if item.interval is None else f"{item.interval.low:+.4g} … {item.interval.high:+.4g}"
+    allowed = item.meaning == UNDERPOWERED and policy.gate.allow_underpowered
+    return [span, f"{item.meaning} (allowed)" if allowed else item.meaning]
+
+
+def _noise_line(noise: Significance | Unjudged) -> str:
+    """How the changes were told from noise, under the metrics."""
+    if isinstance(noise, Unjudged):
+        return f"Changes judged on the point estimates alone: {_cell(noise.reason, 300)}."
+    if noise.paired:
+        how = f"paired bootstrap over the same {noise.rows:,} test rows"
+    else:
+        how = (
+            f"the test set changed ({noise.common:,} rows in common; {noise.base_rows:,} on the base, "
+            f"{noise.rows:,} here): unpaired bootstrap, each side resampled on its own"
+        )
+    lines = [
+        f"Intervals: {how}, {noise.rounds:,} resamples. A gated metric fails when it is worse than its "
+        "tolerance and its interval excludes 0; worse but not significant passes; an interval wider than "
+        "twice the tolerance is too small to judge."
+    ]
+    if noise.mcnemar is not None:
+        test = noise.mcnemar
+        lines.append(
+            f"McNemar's test on the labels: {test.base_only:,} rows right on the base only, "
+            f"{test.pr_only:,} right here only, p = {test.p_value:.3g}."
+        )
+    return " ".join(lines)
 
 
 def _gate_cell(name: str, policy: Policy) -> str:

@@ -21,6 +21,7 @@ from ..config.reading import Sections, Task
 from ..config.train import TrainSettings
 from ..data import features_and_target, read_frame
 from ..paths import Paths
+from ..predictions import prediction_rows, row_ids
 from ..tracking import RegistryError
 from .scoring import DIGITS, balanced_accuracy, class_metrics, positive_label, rounded, score
 from .stage import run_stage, write_json
@@ -48,6 +49,7 @@ class Evaluation:
     metrics: dict  # {"model": {...}, "baseline": {...}}
     slices: dict  # {feature: {"groups": {group: {...}}, "difference": {...}}}
     plots: dict  # {file name: JSON-able content or CSV rows}
+    predictions: pd.DataFrame  # per test row, keyed by a stable id (predictions.py)
 
 
 def baseline_model(task: str, seed: int):
@@ -151,6 +153,14 @@ def classification_plots(
     }
 
 
+def _kept_proba(proba: np.ndarray, classes: np.ndarray, positive) -> tuple[np.ndarray, list]:
+    """The probability columns the per-row file keeps: two classes, the positive class's (all
+    its metrics need); more, every class's."""
+    if positive is None:
+        return proba, list(classes)
+    return proba[:, [list(classes).index(positive)]], [positive]
+
+
 def regression_plots(target: pd.Series, predictions: np.ndarray) -> dict:
     residuals = target.to_numpy() - predictions
     return {"residuals.json": {"residuals": _records(None, predicted=predictions, residual=residuals)}}
@@ -201,9 +211,11 @@ def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings:
         plots = classification_plots(test_y, predictions, proba, classes, positive)
         slices = slice_metrics(test_y, predictions, sensitive, settings.task, classes, positive)
         slices[CLASS_SLICE] = {"groups": class_metrics(test_y, predictions, classes)}
+        per_row = prediction_rows(row_ids(test), test_y, predictions, *_kept_proba(proba, classes, positive))
     else:
         plots = regression_plots(test_y, predictions)
         slices = slice_metrics(test_y, predictions, sensitive, settings.task)
+        per_row = prediction_rows(row_ids(test), test_y, predictions, None, [])
     plots.update(importance_plot(model, test_x[inputs], test_y, settings))
     return Evaluation(
         metrics={
@@ -213,6 +225,7 @@ def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings:
         },
         slices=slices,
         plots=plots,
+        predictions=per_row,
     )
 
 
@@ -229,6 +242,7 @@ def run(settings: StageSettings, paths: Paths) -> None:
     result = evaluate(model, read_frame(paths.train), read_frame(paths.test), settings)
     write_json(paths.metrics, result.metrics)
     write_json(paths.slices, result.slices)
+    result.predictions.to_csv(paths.predictions, index=False)
     paths.plots.mkdir(parents=True, exist_ok=True)
     for name, content in result.plots.items():
         if name.endswith(".csv"):
