@@ -111,7 +111,8 @@ def test_baked_project_installs_tests_and_reproduces(tmp_path, answers):
     assert len(known["examples"]) == 5 if answers["dataset"] == "csv" else known["examples"]
 
     selection = [] if answers_id(answers) in FULL_SUITE else PARTIAL_SUITE
-    tests = run(["uv", "run", "pytest", "-q", "-rs", *selection], cwd=project)
+    junit = tmp_path / "junit.xml"
+    tests = run(["uv", "run", "pytest", "-q", "-rs", f"--junitxml={junit}", *selection], cwd=project)
     assert " passed" in tests.stdout
     assert porcelain(project) == [], "the baked tests must not leave files behind"
     again = run(["uv", "run", "dvc", "repro"], cwd=project).stdout
@@ -120,6 +121,8 @@ def test_baked_project_installs_tests_and_reproduces(tmp_path, answers):
 
     if answers_id(answers) in FULL_SUITE:
         lint_catches_a_wrong_argument_type(project)
+        every_complete_id_scores_in_the_full_suite(project, junit)
+        a_deleted_check_lowers_the_score(project, tmp_path)
     if answers["dataset"] == "csv":
         absent_data_fails_under_ci(project)
         no_examples_fail_under_ci(project)
@@ -165,6 +168,47 @@ WRONG_TYPE_CALL = """
 def shown_columns() -> str:
     return listed(["a", "b"], limit="3")
 """
+
+
+def test_score(project: Path, *junit: Path) -> dict:
+    command = ["uv", "run", "ml_project", "test-score", "--json", "--junit", *map(str, junit)]
+    return json.loads(run(command, cwd=project).stdout)
+
+
+def every_complete_id_scores_in_the_full_suite(project: Path, junit: Path) -> None:
+    """Each rubric id whose table entry is complete scores 1 on the bake's own full run: every
+    test it names ran here and passed (none skipped for this bake's answers)."""
+    score = test_score(project, junit)
+    complete = [
+        rid
+        for rid, item in score["tests"].items()
+        if item["evidence"]
+        and not any(line.startswith(("missing:", "not run: gate:")) for line in item["evidence"])
+    ]
+    assert complete, score
+    assert {rid: score["tests"][rid] for rid in complete if score["tests"][rid]["points"] != 1} == {}
+    assert score["sections"]["monitoring"] == 0 and score["final"] == 0, "monitoring is not built yet"
+
+
+def a_deleted_check_lowers_the_score(project: Path, where: Path) -> None:
+    """Delete one test that checks D7 (feature code is tested) from the bake: D7 and the data
+    section drop by one, and the evidence names the test that did not run."""
+    module = project / "tests" / "unit" / "test_features.py"
+    original = module.read_text()
+    check = "test_iso_dates_are_days_not_categories"
+    before, after = where / "before.xml", where / "after.xml"
+    run(["uv", "run", "pytest", "-q", "tests/unit/test_features.py", f"--junitxml={before}"], cwd=project)
+    start = original.index(f"def {check}(")
+    end = original.index("\ndef ", start + 1)
+    module.write_text(original[:start] + original[end + 1 :])
+    try:
+        run(["uv", "run", "pytest", "-q", "tests/unit/test_features.py", f"--junitxml={after}"], cwd=project)
+    finally:
+        module.write_text(original)
+    scored, dropped = test_score(project, before), test_score(project, after)
+    assert (scored["tests"]["D7"]["points"], dropped["tests"]["D7"]["points"]) == (1, 0)
+    assert dropped["sections"]["data"] == scored["sections"]["data"] - 1
+    assert f"not run: tests/unit/test_features.py::{check}" in dropped["tests"]["D7"]["evidence"]
 
 
 def lint_catches_a_wrong_argument_type(project: Path) -> None:

@@ -138,10 +138,11 @@ def scenario(
 
 def test_improving_pr_passes_with_positive_deltas(origins, tmp_path):
     """The whole baked ci.yml: two test jobs side by side (the fast tier; `make test` with a
-    marker selection), the job that sums them up, and the report."""
+    marker selection), the job that sums them up, the report, and the score that updates the
+    report's comment in place once the tests have run."""
     change = set_model(IMPROVED)
     inputs = {"make-targets": '["test-fast", "test"]', "pytest-markers": "unit"}
-    outcome = scenario(origins.with_metrics, tmp_path, change, jobs=("test", "report"), **inputs)
+    outcome = scenario(origins.with_metrics, tmp_path, change, jobs=("test", "report", "score"), **inputs)
     assert outcome.returncode == 0, outcome.tail()
     comment = outcome.comment
     assert comment is not None, outcome.tail()
@@ -167,6 +168,15 @@ def test_improving_pr_passes_with_positive_deltas(origins, tmp_path):
     fast = (outcome.record / "artifacts" / "junit-test-fast" / "junit.xml").read_text()
     assert "tests.unit." in fast and "tests.model." in fast and "tests.integration." not in fast
     assert "Every test job passed" in outcome.output, outcome.tail()
+    calls = sorted((outcome.record / "cml" / "calls").glob("*.md"), key=lambda path: int(path.stem))
+    first, last = calls[0].read_text(), calls[-1].read_text()
+    assert len(calls) == 2 and "ML Test Score" not in first, "the report first, on its own"
+    assert last.startswith(first.rstrip()) and "<details><summary>ML Test Score: 0 (data " in last
+    scores = {row["id"]: row for row in table_after(last, "<details><summary>ML Test Score")}
+    assert scores["D1"]["points"] == "1" and scores["I1"]["points"] == "1", (
+        "the fast tier's data and model tests"
+    )
+    assert scores["I3"]["points"] == "0" and "not run: tests/integration/" in scores["I3"]["evidence"]
 
 
 def test_a_target_that_is_not_a_test_tier_is_refused_and_fails_the_summing_job(origins, tmp_path):

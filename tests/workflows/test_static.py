@@ -254,14 +254,18 @@ def test_security_rules(baked_workflows):
     assert [problem for path in all_workflows(baked_workflows) for problem in security_problems(path)] == []
 
 
-def test_only_the_comment_job_may_write():
+def test_only_the_comment_jobs_may_write():
+    """The report's comment and the score's update of it; nothing that runs a project's code."""
     writers = {
         (path.name, job_name)
         for path in WORKFLOWS.glob("*.yml")
         for job_name, job in load(path)["jobs"].items()
         if "write" in (job.get("permissions") or {}).values()
     }
-    assert writers == {("pr-report.yml", "comment")}
+    assert writers == {("pr-report.yml", "comment"), ("test-score.yml", "comment")}
+    for name in ("pr-report.yml", "test-score.yml"):
+        steps = load(WORKFLOWS / name)["jobs"]["comment"]["steps"]
+        assert not any("make " in step.get("run", "") or "checkout" in step.get("uses", "") for step in steps)
 
 
 def test_security_check_catches_each_breach(tmp_path):
@@ -356,7 +360,14 @@ def test_report_watermark_matches_the_workflow():
     found = re.search(r'^WATERMARK_TITLE = "(.+)"', template.read_text(), re.MULTILINE)
     assert found, template
     title = found.group(1)
-    assert load(WORKFLOWS / "pr-report.yml")["env"]["WATERMARK_TITLE"] == title
+    for name in ("pr-report.yml", "test-score.yml"):  # the score updates the report's comment
+        assert load(WORKFLOWS / name)["env"]["WATERMARK_TITLE"] == title, name
+
+
+def test_the_report_comment_never_waits_for_the_tests_and_the_score_follows_both(baked_workflows):
+    jobs = load(baked_workflows / "ci.yml")["jobs"]
+    assert "needs" not in jobs["report"] and "needs" not in jobs["test"]
+    assert sorted(jobs["score"]["needs"]) == ["report", "test"]
 
 
 def uploaded_results(workflow: dict) -> list[str]:
@@ -388,10 +399,14 @@ def test_the_judge_gets_exactly_the_files_the_report_reads():
 
 
 def test_the_judge_never_runs_the_pull_requests_code():
-    """The judge job checks out the base branch, and nothing it runs comes from the PR's tree."""
-    judge = load(WORKFLOWS / "pr-report.yml")["jobs"]["judge"]
-    checkout = next(step for step in judge["steps"] if step.get("uses", "").startswith("actions/checkout@"))
-    assert checkout["with"]["ref"] == "${{ inputs.base-ref || github.base_ref }}"
-    assert judge["steps"].index(checkout) == 0
+    """The judge job checks out the base branch, and nothing it runs comes from the PR's tree;
+    so does the job that scores the tests."""
+    for name, job in (("pr-report.yml", "judge"), ("test-score.yml", "score")):
+        judge = load(WORKFLOWS / name)["jobs"][job]
+        checkout = next(
+            step for step in judge["steps"] if step.get("uses", "").startswith("actions/checkout@")
+        )
+        assert checkout["with"]["ref"] == "${{ inputs.base-ref || github.base_ref }}", name
+        assert judge["steps"].index(checkout) == 0, name
     reproduce = load(WORKFLOWS / "pr-report.yml")["jobs"]["reproduce"]
     assert not any("report" in step.get("run", "") for step in reproduce["steps"])

@@ -359,7 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root (default: here)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    adders = (add_pipeline_commands, add_registry_commands, add_serve_command, add_report_command, add_tools)
+    adders = (
+        add_pipeline_commands,
+        add_registry_commands,
+        add_serve_command,
+        add_report_command,
+        add_test_score_command,
+        add_tools,
+    )
     for add in adders:
         add(commands)
     return parser
@@ -460,6 +467,68 @@ def add_serve_command(commands) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-log", action="store_true", help="do not write logs/predictions.jsonl")
     serve.set_defaults(handler=cmd_serve)
+
+
+def cmd_test_score(settings: None, paths: Paths, args: argparse.Namespace) -> int:
+    """Print the ML Test Score from test results; exit 0 whatever the score (it is a report), 2
+    when the table or a results file cannot be read."""
+    from .ml_test_score import (
+        ScoreError,
+        parse_table,
+        read_results,
+        render_markdown,
+        render_text,
+        score,
+        with_report,
+    )
+
+    where = paths.root
+    try:
+        table_path = paths.ml_test_score
+        table = parse_table(_read_text(table_path), relative(table_path, paths))
+        outcomes, gate = read_results([where / path for path in args.junit], where / args.gate)
+    except (ScoreError, StageFailed) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result = score(table, outcomes, gate)
+    print(json.dumps(result, indent=2) if args.json else render_text(result, table))
+    if args.markdown is not None:
+        report = where / args.report if args.report is not None else None
+        before = report.read_text(encoding="utf-8") if report is not None and report.is_file() else ""
+        (where / args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        markdown = with_report(before, render_markdown(result, table))
+        (where / args.markdown).write_text(markdown, encoding="utf-8")
+    return 0
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise StageFailed(f"{path.name}: cannot be read ({err.strerror})") from None
+
+
+def add_test_score_command(commands) -> None:
+    scored = commands.add_parser(
+        "test-score",
+        help="the ML Test Score from test results (which tests score which id: tests/ml_test_score.yaml)",
+    )
+    scored.add_argument(
+        "--junit",
+        nargs="+",
+        type=Path,
+        default=[Path("reports")],
+        help="JUnit XML files of the test jobs, or folders holding junit*.xml files (default: reports)",
+    )
+    scored.add_argument("--gate", type=Path, default=Path("reports/gate.json"), help="the gate's record")
+    scored.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    scored.add_argument("--markdown", type=Path, help="also write the score as a folded markdown block")
+    scored.add_argument(
+        "--report",
+        type=Path,
+        help="put this report (the gate's markdown) before the block, as the PR comment",
+    )
+    scored.set_defaults(handler=cmd_test_score, needs_settings=False)
 
 
 def add_report_command(commands) -> None:

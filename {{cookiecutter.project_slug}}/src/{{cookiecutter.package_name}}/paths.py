@@ -47,6 +47,11 @@ class Paths:
         return self.root / "tests" / "model" / "known_examples.yaml"
 
     @property
+    def ml_test_score(self) -> Path:
+        """Which tests check each id of the ML Test Score and which inject its fault."""
+        return self.root / "tests" / "ml_test_score.yaml"
+
+    @property
     def metrics(self) -> Path:
         return self.root / "metrics.json"
 

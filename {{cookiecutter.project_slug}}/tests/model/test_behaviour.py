@@ -18,11 +18,31 @@ pytestmark = pytest.mark.model
 BATCH_ROWS = 100
 
 
+def assert_same_answers(first, second, features: pd.DataFrame, output) -> None:
+    np.testing.assert_array_equal(first.predict(features), second.predict(features))
+    np.testing.assert_array_equal(output(first, features), output(second, features))
+
+
 def test_same_seed_gives_identical_predictions(model, settings, train_set, test_set, output) -> None:
     again = fit(train_set, settings)
     features, _ = features_and_target(test_set, settings.data.target)
-    np.testing.assert_array_equal(again.predict(features), model.predict(features))
-    np.testing.assert_array_equal(output(again, features), output(model, features))
+    assert_same_answers(again, model, features, output)
+
+
+def test_the_reproducibility_check_catches_a_model_left_unseeded(
+    settings, train_set, test_set, output, monkeypatch
+) -> None:
+    """The fault: an estimator whose randomness the seed does not reach (a forest without its
+    random_state). Two trainings then answer differently, and the check above says so."""
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    from {{ cookiecutter.package_name }}.pipeline import train
+
+    kind = RandomForestClassifier if settings.task == "classification" else RandomForestRegressor
+    monkeypatch.setattr(train, "build_estimator", lambda *_: kind(n_estimators=5, max_features=0.5))
+    features, _ = features_and_target(test_set, settings.data.target)
+    with pytest.raises(AssertionError):
+        assert_same_answers(fit(train_set, settings), fit(train_set, settings), features, output)
 
 
 def small_batch(settings, frame: pd.DataFrame) -> pd.DataFrame:
