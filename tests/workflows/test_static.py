@@ -410,3 +410,26 @@ def test_the_judge_never_runs_the_pull_requests_code():
         assert judge["steps"].index(checkout) == 0, name
     reproduce = load(WORKFLOWS / "pr-report.yml")["jobs"]["reproduce"]
     assert not any("report" in step.get("run", "") for step in reproduce["steps"])
+
+
+def required_check_problems(ruleset: dict, ci: dict, workflows: Path) -> list[str]:
+    """Each check the baked ruleset requires, `<ci.yml job> / <job of the called workflow>`, must
+    be one GitHub will report: a required check that never reports blocks every merge, and one
+    that names a job which does not gate lets anything through."""
+    problems = []
+    for rule in ruleset["rules"]:
+        for check in rule.get("parameters", {}).get("required_status_checks", []):
+            caller, _, called = check["context"].partition(" / ")
+            uses = ci["jobs"].get(caller, {}).get("uses", "")
+            jobs = load(workflows / Path(uses.split("@")[0]).name)["jobs"] if uses else {}
+            if called not in {job.get("name", job_id) for job_id, job in jobs.items()}:
+                problems.append(check["context"])
+    return problems
+
+
+def test_the_baked_ruleset_requires_checks_the_workflows_report(baked_workflows):
+    ruleset = json.loads((baked_workflows.parent / "rulesets" / "main.json").read_text())
+    ci = load(baked_workflows / "ci.yml")
+    assert required_check_problems(ruleset, ci, WORKFLOWS) == []
+    renamed = json.loads(json.dumps(ruleset).replace("report / gate", "report / verdict"))
+    assert required_check_problems(renamed, ci, WORKFLOWS) == ["report / verdict"]
