@@ -161,7 +161,8 @@ def test_improving_pr_passes_with_positive_deltas(origins, tmp_path):
         f"--watermark-title={WATERMARK_TITLE}",
         "--publish=false",
     ]
-    assert markdown.endswith("/pr-report/pr-report.md"), "the report job's artifact, downloaded"
+    # The last call is the score job's update of the same comment, from its own artifact.
+    assert markdown.endswith("/pr-report-scored/test-score.md"), "the score job's artifact, downloaded"
     assert (outcome.record / "cml" / "token.txt").exists(), "the token reaches cml through env:"
     junit = (outcome.record / "artifacts" / "junit-test" / "junit.xml").read_text()
     assert 'name="pytest"' in junit and "tests.unit." in junit and "tests.model." not in junit
