@@ -57,3 +57,15 @@ def environment(project: Path) -> dict[str, str]:
 
 def explain(result: subprocess.CompletedProcess) -> str:
     return f"`{' '.join(result.args)}` exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+
+
+def run(project: Path, *command: str) -> subprocess.CompletedProcess:
+    """A command in the copy, with its own MLflow store; the project's dvc and command first."""
+    return subprocess.run(
+        [str(BIN / command[0]) if (BIN / command[0]).exists() else command[0], *command[1:]],
+        cwd=project,
+        env=environment(project),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )

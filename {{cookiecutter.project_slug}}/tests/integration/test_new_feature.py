@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pipeline_helpers import BIN, environment, explain, ignore
+from pipeline_helpers import explain, ignore, run
 
 from {{ cookiecutter.package_name }}.artifacts import load_model
 from {{ cookiecutter.package_name }}.config.settings import load_settings
@@ -24,17 +24,6 @@ pytestmark = pytest.mark.integration
 
 NEW = "new_signal"
 SOURCE = "data/external/source.csv"
-
-
-def run(project: Path, *command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / command[0]) if (BIN / command[0]).exists() else command[0], *command[1:]],
-        cwd=project,
-        env=environment(project),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 def with_new_signal(frame: pd.DataFrame, target: str, seed: int) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pipeline_helpers import BIN, PACKAGE, environment, explain, ignore
+from pipeline_helpers import PACKAGE, environment, explain, ignore, run
 
 from {{ cookiecutter.package_name }}.artifacts import load_model, model_metadata
 from {{ cookiecutter.package_name }}.config.settings import load_settings
@@ -29,17 +29,6 @@ from {{ cookiecutter.package_name }}.schema import load_contract
 from {{ cookiecutter.package_name }}.tracking import EXPERIMENT_KIND, TRAINED_RUN_TAG
 
 pytestmark = pytest.mark.integration
-
-
-def run(project: Path, *command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / command[0]) if (BIN / command[0]).exists() else command[0], *command[1:]],
-        cwd=project,
-        env=environment(project),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 def succeeded(result: subprocess.CompletedProcess) -> bool:
