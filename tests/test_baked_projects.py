@@ -170,7 +170,7 @@ def shown_columns() -> str:
 """
 
 
-def test_score(project: Path, *junit: Path) -> dict:
+def scored_by_test_score(project: Path, *junit: Path) -> dict:
     command = ["uv", "run", "ml_project", "test-score", "--json", "--junit", *map(str, junit)]
     return json.loads(run(command, cwd=project).stdout)
 
@@ -178,7 +178,7 @@ def test_score(project: Path, *junit: Path) -> dict:
 def every_complete_id_scores_in_the_full_suite(project: Path, junit: Path) -> None:
     """Each rubric id whose table entry is complete scores 1 on the bake's own full run: every
     test it names ran here and passed (none skipped for this bake's answers)."""
-    score = test_score(project, junit)
+    score = scored_by_test_score(project, junit)
     complete = [
         rid
         for rid, item in score["tests"].items()
@@ -205,7 +205,7 @@ def a_deleted_check_lowers_the_score(project: Path, where: Path) -> None:
         run(["uv", "run", "pytest", "-q", "tests/unit/test_features.py", f"--junitxml={after}"], cwd=project)
     finally:
         module.write_text(original)
-    scored, dropped = test_score(project, before), test_score(project, after)
+    scored, dropped = scored_by_test_score(project, before), scored_by_test_score(project, after)
     assert (scored["tests"]["D7"]["points"], dropped["tests"]["D7"]["points"]) == (1, 0)
     assert dropped["sections"]["data"] == scored["sections"]["data"] - 1
     assert f"not run: tests/unit/test_features.py::{check}" in dropped["tests"]["D7"]["evidence"]
