@@ -113,7 +113,7 @@ def parse_row(text: str, source: str = "the row") -> dict[str, Any]:
         where = f"line {err.lineno} column {err.colno}"
         raise ExplainError(f"{source} is not JSON ({err.msg} at {where})") from None
     if not isinstance(row, dict):
-        raise ExplainError(f'{source} must be one JSON object, e.g. {{"age": 34}}, not {type(row).__name__}')
+        raise ExplainError(f"{source} must be one JSON object (column: value), not {type(row).__name__}")
     return row
 
 

@@ -88,11 +88,10 @@ def create_app(
         metrics.record(scope.get("model_version") or state.served.version, status, elapsed)
 
     app.add_middleware(PredictGuard, limit=serving.max_body_bytes, path="/predict", record=record)
-    app.add_middleware(PredictGuard, limit=serving.max_body_bytes, path="/explain", record=not_counted)
-    app.add_middleware(BodyDeadline, seconds=read_timeout(serving))  # outermost: it bounds every body
+    app.add_middleware(BodyDeadline, seconds=read_timeout(serving))  # bounds every route's body
     row_model = request_model(contract, list(served.inputs))
     add_predict_route(app, state, row_model, serving, metrics, predictions_log, access)
-    add_explain_route(app, state, row_model, access)
+    add_explain_route(app, state, row_model, access, serving.max_body_bytes)
     add_info_routes(app, state, metrics, access)
     add_admin_routes(app, state, reloader, access)
     add_error_handlers(app)
@@ -198,7 +197,7 @@ def log_record(
     }
 
 
-def add_explain_route(app, state: State, row_model: Any, access: Access) -> None:
+def add_explain_route(app, state: State, row_model: Any, access: Access, max_body_bytes: int) -> None:
     """POST /explain: one row step by step (explain.py), for admins only.
 
     It shows the model's internals (coefficients, each feature's weight), which make the model easy
@@ -207,6 +206,8 @@ def add_explain_route(app, state: State, row_model: Any, access: Access) -> None
     from fastapi import Depends, Header, Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse, Response
+
+    app.add_middleware(PredictGuard, limit=max_body_bytes, path="/explain", record=not_counted)
 
     # A dependency: run before the body is validated, so a stranger learns nothing of the inputs.
     async def admin_only(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
