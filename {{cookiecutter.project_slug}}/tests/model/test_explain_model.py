@@ -21,7 +21,7 @@ pytestmark = pytest.mark.model
 def test_rows(model, test_set) -> list[dict]:
     """Test rows as a client sends them (through JSON: gaps are null)."""
     inputs = [str(name) for name in model.feature_names_in_]
-    return json.loads(test_set[inputs].head(3).to_json(orient="records"))
+    return json.loads(test_set[inputs].head(2).to_json(orient="records"))
 
 
 def test_the_models_answer_is_explained_and_adds_up(model, contract, test_rows) -> None:
