@@ -151,7 +151,8 @@ def explain(pipeline: Any, row: dict[str, Any], model: str = "") -> Explanation:
         raise ExplainError("the steps shown do not give the features the model sees: cannot explain")
     score, raw = raw_score(estimator, encoded)
     method, base, parts = contributions(estimator, encoded, list(raw))
-    of = f"{score} of {next(iter(raw))}" if len(raw) == 1 and score != "value" else f"{score} per output"
+    of = f"{score} of {next(iter(raw))}" if len(raw) == 1 else f"{score} per class"
+    of = "the predicted value" if score == "value" else of
     steps.append(Step(f"model: {type(estimator).__name__}, {of}", dict(raw)))
     probabilities = None
     if is_classifier(pipeline):
