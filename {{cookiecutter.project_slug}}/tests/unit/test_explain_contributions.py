@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -105,16 +104,15 @@ def test_linear_contributions_add_up_to_the_decision_function(estimator, task) -
     assert explanation.prediction == pipeline.predict(pd.DataFrame([ROW]))[0]
 
 
-@pytest.mark.model  # shap is slow to import: one import, for these three
+@pytest.mark.model  # shap is slow to import (seconds): one import, for these three
 @pytest.mark.parametrize(
     ("estimator", "task"),
     [
         (RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0), "three classes"),
         (HistGradientBoostingClassifier(max_iter=15, random_state=0), "two classes"),
         (RandomForestRegressor(n_estimators=10, max_depth=4, random_state=0), "regression"),
-        (HistGradientBoostingRegressor(max_iter=15, random_state=0), "regression"),
     ],
-    ids=["forest-3-classes", "boosting-2-classes", "forest-regression", "boosting-regression"],
+    ids=["forest-3-classes", "boosting-2-classes", "forest-regression"],
 )
 def test_shap_contributions_add_up_to_the_tree_models_raw_output(estimator, task) -> None:
     pipeline = fitted(estimator, task)
