@@ -274,6 +274,66 @@ def _append_env_file(variable: str, text: str) -> None:
             handle.write(text)
 
 
+def cmd_explain(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
+    """One row step by step (explain.py); exit 2 when the row is not one the model takes."""
+    from .explain import ExplainError, explain, parse_row, render_text, validate_row
+    from .schema import load_contract
+    from .serving.errors import ServeError
+    from .serving.sources import LocalSource, parse_source
+
+    try:
+        row = parse_row(*_row_text(args))
+        source = parse_source(args.model, settings, paths) if args.model else LocalSource(paths.model)
+        contract = load_contract(paths.contract)
+        try:
+            served = source.load(contract)
+        except ServeError as err:
+            raise StageFailed(str(err)) from None
+        explanation = explain(
+            served.pipeline, validate_row(row, contract, list(served.inputs)), served.version
+        )
+    except ExplainError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(explanation.as_dict(), indent=2) if args.json else render_text(explanation))
+    return 0
+
+
+def _row_text(args: argparse.Namespace) -> tuple[str, str]:
+    """The row's JSON text and where it came from: --row-json, a file, or - (standard input)."""
+    from .explain import ExplainError
+
+    if (args.row is None) == (args.row_json is None):
+        raise ExplainError("give the row once: a JSON file, - for standard input, or --row-json '{...}'")
+    if args.row_json is not None:
+        return args.row_json, "--row-json"
+    if args.row == "-":
+        return sys.stdin.read(), "standard input"
+    try:
+        return Path(args.row).read_text(encoding="utf-8"), args.row
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        raise ExplainError(f"{_shown(args.row)}: cannot be read ({reason})") from None
+
+
+def add_explain_command(commands) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="one row step by step: each pipeline step's output, the scores, each feature's contribution",
+    )
+    explain.add_argument(
+        "row", nargs="?", help="a JSON file holding one row (column -> value), or - for stdin"
+    )
+    explain.add_argument("--row-json", metavar="JSON", help="the row as JSON text instead of a file")
+    explain.add_argument(
+        "--model",
+        metavar="SOURCE",
+        help="a model directory, models:/NAME@ALIAS or models:/NAME/VERSION (default: models/model)",
+    )
+    explain.add_argument("--json", action="store_true", help="print JSON instead of text")
+    explain.set_defaults(handler=cmd_explain)
+
+
 def cmd_serve(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
     from .serving.server import run
 
@@ -363,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_pipeline_commands,
         add_registry_commands,
         add_serve_command,
+        add_explain_command,
         add_report_command,
         add_test_score_command,
         add_tools,

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.serving
 CAMPAIGNS = [
     ("POST", "/predict", GenerationMode.POSITIVE, 60),
     ("POST", "/predict", GenerationMode.NEGATIVE, 60),
+    ("POST", "/explain", GenerationMode.POSITIVE, 3),  # admins only: schemathesis' client is not one
     ("POST", "/admin/reload", GenerationMode.POSITIVE, 5),
     ("GET", "/health", GenerationMode.POSITIVE, 3),
     ("GET", "/ready", GenerationMode.POSITIVE, 3),

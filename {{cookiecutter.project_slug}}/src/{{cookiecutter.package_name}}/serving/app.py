@@ -1,4 +1,4 @@
-"""The FastAPI application: /predict, /health, /ready, /version, /metrics and /admin/reload.
+"""The FastAPI application: /predict, /explain, /health, /ready, /version, /metrics and /admin/reload.
 
 `create_app` wires the parts; each group of routes is added by a function of its own.
 """
@@ -33,6 +33,13 @@ PREDICT_ERRORS: dict = {
     413: {"model": Problem, "description": "request body too large"},
     422: {"model": Problem, "description": "invalid input: each field named in `detail`"},
     500: {"model": Problem, "description": "the model failed on this input"},
+}
+EXPLAIN_ERRORS: dict = {
+    401: {"model": Problem, "description": "the admin token is missing or wrong"},
+    403: {"model": Problem, "description": "no admin token is set and this is not a loopback call"},
+    413: {"model": Problem, "description": "request body too large"},
+    422: {"model": Problem, "description": "invalid input: each field named in `detail`"},
+    500: {"model": Problem, "description": "the model could not be explained on this input"},
 }
 NOT_FINITE = (
     "invalid input: the model's answer is not a finite number (are the inputs far outside the training data?)"
@@ -81,8 +88,10 @@ def create_app(
         metrics.record(scope.get("model_version") or state.served.version, status, elapsed)
 
     app.add_middleware(PredictGuard, limit=serving.max_body_bytes, path="/predict", record=record)
-    app.add_middleware(BodyDeadline, seconds=read_timeout(serving))  # outermost: it bounds every body
-    add_predict_route(app, state, contract, serving, metrics, predictions_log, access)
+    app.add_middleware(BodyDeadline, seconds=read_timeout(serving))  # bounds every route's body
+    row_model = request_model(contract, list(served.inputs))
+    add_predict_route(app, state, row_model, serving, metrics, predictions_log, access)
+    add_explain_route(app, state, row_model, access, serving.max_body_bytes)
     add_info_routes(app, state, metrics, access)
     add_admin_routes(app, state, reloader, access)
     add_error_handlers(app)
@@ -104,10 +113,14 @@ async def polling(reloader: Reloader, serving: ServingSettings, enabled: bool):
                 await poller
 
 
+def not_counted(scope: dict, status: int, elapsed: float) -> None:
+    """/explain is a debugging aid: its requests stay out of the prediction metrics."""
+
+
 def add_predict_route(
     app,
     state: State,
-    contract: Contract,
+    row_model: Any,
     serving: ServingSettings,
     metrics: ServerMetrics,
     predictions_log: PredictionLog,
@@ -118,7 +131,7 @@ def add_predict_route(
     from fastapi.responses import JSONResponse, Response
 
     served = state.served
-    body_type, batch_model = body_model(request_model(contract, list(served.inputs)), serving.max_batch_rows)
+    body_type, batch_model = body_model(row_model, serving.max_batch_rows)
 
     @app.post("/predict", response_model=response_model(served.classes is not None), responses=PREDICT_ERRORS)
     async def predict(body: body_type, request: Request):  # type: ignore[valid-type]
@@ -184,6 +197,50 @@ def log_record(
     }
 
 
+def add_explain_route(app, state: State, row_model: Any, access: Access, max_body_bytes: int) -> None:
+    """POST /explain: one row step by step (explain.py), for admins only.
+
+    It shows the model's internals (coefficients, each feature's weight), which make the model easy
+    to copy, and SHAP on a forest costs far more than a prediction: the same rule as /admin/reload.
+    """
+    from fastapi import Depends, Header, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import JSONResponse, Response
+
+    app.add_middleware(PredictGuard, limit=max_body_bytes, path="/explain", record=not_counted)
+
+    # A dependency: run before the body is validated, so a stranger learns nothing of the inputs.
+    async def admin_only(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+        require_admin(access, authorization, request.client and request.client.host)
+
+    @app.post("/explain", dependencies=[Depends(admin_only)], responses=EXPLAIN_ERRORS)
+    async def explain_row(body: row_model) -> Response:
+        """One row (`{"column": value, ...}`): each pipeline step's output, the scores and each
+        feature's contribution (exact for linear models, SHAP for trees)."""
+        from ..explain import ExplainError, explain
+
+        current = state.served
+        try:
+            explanation = await run_in_threadpool(explain, current.pipeline, body.__dict__, current.version)
+            content = json.dumps(explanation.as_dict(), allow_nan=False)
+        except ExplainError as err:
+            return JSONResponse({"error": str(err), "detail": []}, status_code=500)
+        except ValueError:  # NaN or infinity in a score: as /predict
+            return JSONResponse({"error": NOT_FINITE, "detail": []}, status_code=422)
+        return Response(content, media_type="application/json")
+
+
+def require_admin(access: Access, authorization: str | None, client: str | None) -> None:
+    """401 without the admin token when one is set; 403 for a client not on loopback when none is."""
+    if access.is_admin(authorization, client):
+        return
+    if access.admin_token:
+        raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
+    raise HTTPException(
+        403, f"admin calls need {ADMIN_TOKEN_ENV} on the server (without it: loopback clients only)"
+    )
+
+
 def add_info_routes(app, state: State, metrics: ServerMetrics, access: Access) -> None:
     from fastapi import Header, Request
     from fastapi.responses import JSONResponse, Response
@@ -229,12 +286,7 @@ def add_admin_routes(app, state: State, reloader: Reloader, access: Access) -> N
     )
     async def admin_reload(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict:
         """Load the model source again now (the server also polls it every `serving.reload_seconds`)."""
-        if not access.is_admin(authorization, request.client and request.client.host):
-            if access.admin_token:
-                raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
-            raise HTTPException(
-                403, f"admin calls need {ADMIN_TOKEN_ENV} on the server (without it: loopback clients only)"
-            )
+        require_admin(access, authorization, request.client and request.client.host)
         before = state.served.version
         try:
             changed = await reloader.reload()
