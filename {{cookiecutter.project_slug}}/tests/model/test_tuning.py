@@ -117,8 +117,14 @@ def test_a_search_past_its_timeout_fails_in_one_line(params: dict, rows: pd.Data
 @pytest.mark.parametrize(
     ("space", "says"),
     [
-        ({"linear": {"regularization": {"low": 10.0, "high": 0.1}}}, "low (10.0) must be below high (0.1)"),
-        ({"linear": {"regularization": {"low": 0.0, "high": 1.0, "log": True}}}, "a log scale needs low > 0"),
+        (
+            {"linear": {"regularization": {"low": 10.0, "high": 0.1}}},
+            "tune.search.linear.regularization: low (10.0) must be below high (0.1)",
+        ),
+        (
+            {"gradient_boosting": {"learning_rate": {"low": 0.0, "high": 1.0, "log": True}}},
+            "tune.search.gradient_boosting.learning_rate: a log scale needs low > 0",
+        ),
         ({"linear": {"alpha": {"low": 0.1, "high": 1.0}}}, "tune.search.linear.alpha: not a hyperparameter"),
         (
             {"random_forest": {"n_estimators": {"low": 10.5, "high": 100}}},
