@@ -410,6 +410,7 @@ STAGES = {
     "ingest": "write the raw data to data/raw",
     "validate": "check the raw data against the contract in schema.yaml",
     "split": "split the raw data into train and test sets",
+    "tune": "search train.model's hyperparameters (Optuna, cross-validated), write reports/tuning.json",
     "train": "fit the model, log it to MLflow, save it to models/model",
     "evaluate": "write metrics.json, slice metrics and plot data",
 }

@@ -73,6 +73,11 @@ class Paths:
         return self.reports / "predictions.csv"
 
     @property
+    def tuning(self) -> Path:
+        """The tune stage's result (best hyperparameters, every trial), which train takes."""
+        return self.reports / "tuning.json"
+
+    @property
     def plots(self) -> Path:
         return self.root / "plots"
 
@@ -86,6 +91,7 @@ class Paths:
         return (
             self.check,
             self.validation,
+            self.tuning,
             self.lock,
             self.metrics,
             self.slices,

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.integration
 RUNNER = f"{PACKAGE}.pipeline"  # dvc.yaml runs each stage as `python -m <RUNNER> <stage>`
 
 PROTECTED = ("models", "metrics.json", "reports", "plots")  # what a failed run must never touch
-STAGES = ("check", "ingest", "validate", "split", "train", "evaluate")
+STAGES = ("check", "ingest", "validate", "split", "tune", "train", "evaluate")
 # Files a fault may edit; put back after every case.
 EDITABLE = (
     "params.yaml",
@@ -153,6 +153,25 @@ def wrong_positive_class_or_target(params: dict, project: Project) -> None:
         params["data"]["positive_class"] = "no_such_class"
     else:
         params["data"]["target"] = "no_such_column"
+
+
+def reversed_search_range(params: dict, project: Project) -> None:
+    kind = params["train"]["model"]["kind"]
+    name = "n_estimators" if kind == "random_forest" else "max_iter"
+    params["tune"]["search"][kind] = {name: {"low": 50, "high": 10}}
+
+
+def tuning_on(inject: Callable[[Project], dict]) -> Callable[[Project], dict]:
+    """A fault of the tune stage, with train.use_tuned true: without it, tune searches nothing."""
+
+    def use_tuned(params: dict, project: Project) -> None:
+        params["train"]["use_tuned"] = True
+
+    def both(project: Project) -> dict:
+        edit_params(use_tuned)(project)
+        return inject(project)
+
+    return both
 
 
 def bad_source(change: Callable[[pd.DataFrame, Project], pd.DataFrame]) -> Callable[[Project], dict]:
@@ -313,6 +332,22 @@ FAULTS = [
     Fault("split", "input", bad_file("data/raw/data.csv", one_row), "single value|n_samples=1", ("repro",)),
     Fault("split", "source", bad_source(one_row), "single value|1 row|1 class", ("dvc",)),
     crash("split", "pipeline.split", "split_frame"),
+    Fault("tune", "param", edit_params(reversed_search_range), r"low \(50\) must be below high \(10\)"),
+    Fault(
+        "tune",
+        "input",
+        tuning_on(bad_file("data/prepared/train.csv", no_target)),
+        "data.target: ",
+        ("repro",),
+    ),
+    Fault("tune", "source", tuning_on(bad_source(one_class_or_text_target)), "1 class|not numeric", ("dvc",)),
+    Fault(
+        "tune",
+        "crash",
+        tuning_on(crash("tune", "pipeline.tune", "tune").inject),
+        f"{CRASH} in tune",
+        ("repro",),
+    ),
     Fault("train", "param", edit_params(every_column_sensitive), "0 feature|no inputs"),
     Fault("train", "input", bad_file("data/prepared/train.csv", no_target), "data.target: ", ("repro",)),
     Fault("train", "source", bad_source(one_class_or_text_target), "1 class|not numeric", ("dvc",)),

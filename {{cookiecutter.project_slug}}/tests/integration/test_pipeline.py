@@ -61,13 +61,15 @@ def test_dvc_repro_leaves_the_pipeline_up_to_date(project: Path) -> None:
     ("edited", "stages"),
     [
         ("pipeline/split.py", {"check", "split"}),  # check splits in memory the way split does
-        ("pipeline/train.py", {"train"}),
-        ("pipeline/scoring.py", {"train", "evaluate"}),
+        ("pipeline/train.py", {"tune", "train"}),  # tune fits train's pipeline on each fold
+        ("pipeline/tune.py", {"tune"}),
+        ("pipeline/scoring.py", {"tune", "train", "evaluate"}),
         ("serving/app.py", set()),
         ("gate/judge.py", set()),
         # A setting added for the gate or one stage: check (whose output never changes) and that stage.
         ("config/gate.py", {"check"}),
         ("config/evaluate.py", {"check", "evaluate"}),
+        ("config/tune.py", {"check", "tune"}),
     ],
 )
 def test_editing_a_module_re_runs_exactly_the_stages_that_run_it(

@@ -30,7 +30,7 @@ from {{ cookiecutter.package_name }}.repro import (
 
 pytestmark = pytest.mark.unit
 
-STAGES = ["check", "ingest", "validate", "split", "train", "evaluate"]
+STAGES = ["check", "ingest", "validate", "split", "tune", "train", "evaluate"]
 # Shell payloads and near misses: not one is a flag of the list or a stage name.
 PAYLOADS = [
     ";",
@@ -99,7 +99,7 @@ def test_stage_names_come_from_dvc_yaml(pipeline: dict) -> None:
     assert stage_names(pipeline) == STAGES
     assert dvc_arguments(["train"], stage_names(pipeline)) == ["train"]
     with pytest.raises(ReproError, match="stage names"):
-        dvc_arguments(["tune"], stage_names(pipeline))
+        dvc_arguments(["no_such_stage"], stage_names(pipeline))
 
 
 def test_declared_outputs_are_every_out_metric_and_plot(pipeline: dict) -> None:

@@ -77,7 +77,13 @@ def with_environment(raw: object) -> object:
 
 def format_error(error: Mapping[str, Any], source: str) -> str:
     """One pydantic error as `source: dotted.key: message`."""
-    key = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part))
+    loc = list(error["loc"])
+    # The tag follows the union's own key (train.model.linear...); elsewhere (tune.search.linear) it is a key.
+    key = ".".join(
+        str(part)
+        for at, part in enumerate(loc)
+        if not (_is_union_tag(part) and at and loc[at - 1] == "model")
+    )
     message = error["msg"].removeprefix("Value error, ")
     value = error.get("input")
     if error["type"] not in ("missing", "extra_forbidden", "value_error") and _is_scalar(value):

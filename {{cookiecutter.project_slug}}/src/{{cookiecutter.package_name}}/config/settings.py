@@ -20,6 +20,7 @@ from .reading import Sections, Task
 from .serving import ServingSettings
 from .split import SplitSettings
 from .train import TrainSettings
+from .tune import TuneSettings
 
 
 class Settings(Sections):
@@ -29,6 +30,7 @@ class Settings(Sections):
     data: DataSettings
     split: SplitSettings
     train: TrainSettings
+    tune: TuneSettings = TuneSettings()  # a base branch older than the tune stage has none
     evaluate: EvaluateSettings
     gate: GateSettings
     serving: ServingSettings
@@ -41,6 +43,7 @@ class Settings(Sections):
         for key, names in (
             ("evaluate.thresholds", self.evaluate.thresholds),
             ("gate.metrics", self.gate.metrics),
+            ("tune.metric", [self.tune.metric] if self.tune.metric else []),
         ):
             unknown = sorted(set(names) - set(allowed))
             if unknown:

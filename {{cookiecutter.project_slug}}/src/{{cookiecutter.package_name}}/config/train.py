@@ -41,3 +41,6 @@ class TrainSettings(Strict):
     # Classification: the label is the class with the largest probability over its share of
     # the training labels (balanced), or the most likely class (most_likely).
     decision: Literal["balanced", "most_likely"] = "balanced"
+    # true: the tune stage's best hyperparameters (reports/tuning.json) replace model's of the
+    # same name. Default false, so that a base branch older than the tune stage still loads.
+    use_tuned: bool = False

@@ -98,6 +98,7 @@ def model_params(settings: StageSettings) -> dict[str, object]:
     params.update(
         {
             "train.seed": settings.train.seed,
+            "train.use_tuned": settings.train.use_tuned,  # the model keys are then the tuned values
             "split.seed": settings.split.seed,
             "split.test_size": settings.split.test_size,
             "data.source": settings.data.source,
@@ -164,13 +165,23 @@ def log_training_data(train: pd.DataFrame, target: str, source: str) -> None:
     mlflow.log_input(dataset, context="training")
 
 
+def with_tuning(settings: StageSettings, paths: Paths) -> StageSettings:
+    """train.model with the tune stage's best hyperparameters over it, when train.use_tuned."""
+    from ..tuning import read_report, tuned_train
+
+    report = read_report(paths.tuning) if settings.train.use_tuned else None
+    return settings.model_copy(update={"train": tuned_train(settings.train, report)})
+
+
 def run(settings: StageSettings, paths: Paths) -> None:
+    settings = with_tuning(settings, paths)
     train = read_frame(paths.train)
     pipeline = fit(train, settings)
     ids = log_run(pipeline, settings, train, root=paths.root)
     save_model(pipeline, paths.model, metadata=ids)
     where = relative(paths.model, paths)
-    print(f"train: {settings.train.model.kind} model -> {where} (run {ids['mlflow_run_id']})")
+    tuned = " (tuned: reports/tuning.json)" if settings.train.use_tuned else ""
+    print(f"train: {settings.train.model.kind} model{tuned} -> {where} (run {ids['mlflow_run_id']})")
 
 
 def main(root: Path | None = None) -> int:
