@@ -352,6 +352,7 @@ STAGES = {
     "split": "split the raw data into train and test sets",
     "train": "fit the model, log it to MLflow, save it to models/model",
     "evaluate": "write metrics.json, slice metrics and plot data",
+    "backtest": "quality against model age and the maximum age: reports/staleness.json",
 }
 
 

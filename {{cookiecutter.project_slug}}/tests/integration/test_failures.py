@@ -40,7 +40,7 @@ pytestmark = pytest.mark.integration
 RUNNER = f"{PACKAGE}.pipeline"  # dvc.yaml runs each stage as `python -m <RUNNER> <stage>`
 
 PROTECTED = ("models", "metrics.json", "reports", "plots")  # what a failed run must never touch
-STAGES = ("check", "ingest", "validate", "split", "train", "evaluate")
+STAGES = ("check", "ingest", "validate", "split", "train", "evaluate", "backtest")
 # Files a fault may edit; put back after every case.
 EDITABLE = (
     "params.yaml",
@@ -153,6 +153,10 @@ def wrong_positive_class_or_target(params: dict, project: Project) -> None:
         params["data"]["positive_class"] = "no_such_class"
     else:
         params["data"]["target"] = "no_such_column"
+
+
+def unknown_backtest_metric(params: dict, project: Project) -> None:
+    params.setdefault("backtest", {})["metric"] = "no_such_metric"
 
 
 def bad_source(change: Callable[[pd.DataFrame, Project], pd.DataFrame]) -> Callable[[Project], dict]:
@@ -330,6 +334,12 @@ FAULTS = [
         skip=needs_a_time_split,
     ),
     Fault("evaluate", "crash", crash_after_first_write, f"{CRASH} in evaluate", ("repro",)),  # half written
+    Fault(
+        "backtest", "param", edit_params(unknown_backtest_metric), "backtest.metric: unknown metric 'no_such"
+    ),
+    Fault("backtest", "input", bad_file("data/prepared/test.csv", no_rows), "has 0 rows", ("repro",)),
+    Fault("backtest", "source", bad_source(one_class_or_text_target), "1 class|not numeric", ("dvc",)),
+    crash("backtest", "pipeline.backtest", "backtest"),
 ]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ConfigDict, model_validator
 
 from ..metrics import metric_names
+from .backtest import BacktestSettings
 from .canary import CanarySettings
 from .data import DataSettings
 from .evaluate import EvaluateSettings
@@ -34,6 +35,7 @@ class Settings(Sections):
     serving: ServingSettings
     mlflow: MlflowSettings
     canary: CanarySettings = CanarySettings()
+    backtest: BacktestSettings = BacktestSettings()  # optional: older params.yaml files have none
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Settings:
@@ -41,6 +43,7 @@ class Settings(Sections):
         for key, names in (
             ("evaluate.thresholds", self.evaluate.thresholds),
             ("gate.metrics", self.gate.metrics),
+            ("backtest.metric", [self.backtest.metric] if self.backtest.metric else []),
         ):
             unknown = sorted(set(names) - set(allowed))
             if unknown:
