@@ -366,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_serve_command,
         add_report_command,
         add_test_score_command,
+        add_staleness_command,
         add_tools,
     )
     for add in adders:
@@ -500,6 +501,27 @@ def cmd_test_score(settings: None, paths: Paths, args: argparse.Namespace) -> in
         markdown = with_report(before, render_markdown(result, table))
         (where / args.markdown).write_text(markdown, encoding="utf-8")
     return 0
+
+
+def cmd_staleness(settings: None, paths: Paths, args: argparse.Namespace) -> int:
+    """Print quality against model age; with --age, exit 1 when a model that old is too old."""
+    from .staleness import read_report, render_table, too_old
+
+    report = read_report(paths.staleness)
+    print(render_table(report))
+    if args.age is None:
+        return 0
+    old = too_old(args.age, report)  # no maximum age: StalenessUnknown, exit 1 with why
+    print(f"a model of age {args.age:g} is {'too old' if old else 'within the maximum age'}")
+    return 1 if old else 0
+
+
+def add_staleness_command(commands) -> None:
+    stale = commands.add_parser(
+        "staleness", help="quality against model age and the maximum age (reports/staleness.json)"
+    )
+    stale.add_argument("--age", type=float, help="exit 1 when a model this old is over the maximum age")
+    stale.set_defaults(handler=cmd_staleness, needs_settings=False)
 
 
 def _read_text(path: Path) -> str:

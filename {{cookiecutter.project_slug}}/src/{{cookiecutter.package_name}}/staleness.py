@@ -62,3 +62,30 @@ def read_report(path: Path) -> dict:
     if not isinstance(report, dict):
         raise StalenessUnknown(f"{path.name}: not a JSON object")
     return report
+
+
+def render_table(report: dict) -> str:
+    """Quality against model age as a small GFM table, with the recommended maximum age."""
+    if report.get("max_age") is None:
+        return f"No maximum model age: {report.get('reason') or 'the report records none'}."
+    unit, metric = report["age_unit"], report["metric"]
+    limit = recommended_max_age(report)
+    lines = [
+        f"| model age ({unit}) | trained on | rows | {metric} | |",
+        "|---:|---|---:|---:|---|",
+    ]
+    for model in report["models"]:
+        verdict = "within tolerance" if model["age"] <= limit else "too old"
+        trained = f"{model['trained_from']} to {model['trained_to']}"
+        lines.append(f"| {model['age']:g} | {trained} | {model['rows']} | {model[metric]:.4g} | {verdict} |")
+    latest = report["latest_window"]
+    beyond = (
+        " or more (even the oldest model tested stayed within it)" if report["max_age_is_lower_bound"] else ""
+    )
+    lines.append("")
+    lines.append(
+        f"Scored on the latest window ({latest['from']} to {latest['to']}, {latest['rows']} rows). "
+        f"Recommended maximum model age: {limit:g} ({unit}){beyond}; tolerance {report['tolerance']:g} "
+        f"of the freshest model's {metric}."
+    )
+    return "\n".join(lines)

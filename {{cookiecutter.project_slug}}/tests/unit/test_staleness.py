@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config.reading import ConfigError, read_params
 from {{ cookiecutter.package_name }}.config.settings import parse_settings
 from {{ cookiecutter.package_name }}.pipeline.backtest import (
@@ -23,6 +24,7 @@ from {{ cookiecutter.package_name }}.staleness import (
     max_age,
     read_report,
     recommended_max_age,
+    render_table,
     too_old,
 )
 
@@ -124,3 +126,39 @@ def test_a_params_file_without_backtest_still_loads() -> None:
 def test_the_shipped_backtest_is_full_size() -> None:
     # The tests run two windows (a budget); the project itself compares at least three ages.
     assert parse_settings(read_params(ROOT / "params.yaml")).backtest.windows >= 3
+
+
+REPORT = {
+    "time_column": "year",
+    "age_unit": "year",
+    "metric": "roc_auc",
+    "tolerance": 0.02,
+    "latest_window": {"from": 2001, "to": 2002, "rows": 10},
+    "models": [
+        {"age": 1.0, "trained_from": 1999, "trained_to": 2000, "rows": 5, "roc_auc": 0.8},
+        {"age": 2.0, "trained_from": 1998, "trained_to": 1999, "rows": 5, "roc_auc": 0.7},
+    ],
+    "max_age": 1.0,
+    "max_age_is_lower_bound": False,
+}
+
+
+def test_the_table_shows_each_age_and_the_maximum() -> None:
+    table = render_table(REPORT)
+    assert "| 1 | 1999 to 2000 | 5 | 0.8 | within tolerance |" in table
+    assert "| 2 | 1998 to 1999 | 5 | 0.7 | too old |" in table
+    assert "Recommended maximum model age: 1 (year);" in table
+
+
+def test_the_staleness_command_exits_1_for_a_model_over_the_maximum_age(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "staleness.json").write_text(json.dumps(REPORT), encoding="utf-8")
+    assert main(["--root", str(tmp_path), "staleness", "--age", "1"]) == 0
+    assert main(["--root", str(tmp_path), "staleness", "--age", "1.5"]) == 1
+    assert "is too old" in capsys.readouterr().out
+    no_time = {"time_column": None, "max_age": None, "reason": "data.time_column is not set", "models": []}
+    (tmp_path / "reports" / "staleness.json").write_text(json.dumps(no_time), encoding="utf-8")
+    assert main(["--root", str(tmp_path), "staleness", "--age", "0"]) == 1
+    assert "gives no maximum model age: data.time_column is not set" in capsys.readouterr().err
