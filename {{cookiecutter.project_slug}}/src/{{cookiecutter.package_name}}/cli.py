@@ -121,9 +121,8 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     judged = comparison.has_baseline and not comparison.unchanged
     noise = read_noise(paths.root, comparison.revision, policy.gate) if judged else None
     verdict = judge(comparison, policy, noise)
-    _write_report(
-        render(comparison, verdict, policy, note), gate_record(comparison, verdict, note=note), args
-    )
+    markdown = render(comparison, verdict, policy, note, staleness=_staleness(paths))
+    _write_report(markdown, gate_record(comparison, verdict, note=note), args)
     if note is not None and note.changes:
         state = "applied" if note.applied else "not applied"
         print(f"report: this change sets {len(note.changes)} policy key(s), {state}: {note.approval.note}")
@@ -131,6 +130,16 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
         print(f"gate: {finding.check} {finding.metric}: {finding.old} -> {finding.new} ({finding.limit})")
     print(f"report: gate {'passed' if verdict.passed else 'failed'} -> {args.output}")
     return 0 if verdict.passed else 1
+
+
+def _staleness(paths: Paths) -> dict | None:
+    """This tree's reports/staleness.json (the pull request's, when handed over); None without one."""
+    from .staleness import StalenessUnknown, read_report
+
+    try:
+        return read_report(paths.staleness)
+    except StalenessUnknown:
+        return None
 
 
 def _comparison(root: Path, base: str, handed_over: bool):

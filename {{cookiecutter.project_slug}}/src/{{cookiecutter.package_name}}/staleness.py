@@ -64,28 +64,37 @@ def read_report(path: Path) -> dict:
     return report
 
 
-def render_table(report: dict) -> str:
-    """Quality against model age as a small GFM table, with the recommended maximum age."""
-    if report.get("max_age") is None:
-        return f"No maximum model age: {report.get('reason') or 'the report records none'}."
-    unit, metric = report["age_unit"], report["metric"]
+def table_rows(report: dict) -> tuple[list[str], list[list[str]], str]:
+    """Quality against model age: a header, a row per model and the closing sentence.
+    StalenessUnknown when the report has no maximum age."""
     limit = recommended_max_age(report)
-    lines = [
-        f"| model age ({unit}) | trained on | rows | {metric} | |",
-        "|---:|---|---:|---:|---|",
+    unit, metric = report["age_unit"], report["metric"]
+    rows = [
+        [
+            f"{model['age']:g}",
+            f"{model['trained_from']} to {model['trained_to']}",
+            str(model["rows"]),
+            f"{model[metric]:.4g}",
+            "within tolerance" if model["age"] <= limit else "too old",
+        ]
+        for model in report["models"]
     ]
-    for model in report["models"]:
-        verdict = "within tolerance" if model["age"] <= limit else "too old"
-        trained = f"{model['trained_from']} to {model['trained_to']}"
-        lines.append(f"| {model['age']:g} | {trained} | {model['rows']} | {model[metric]:.4g} | {verdict} |")
     latest = report["latest_window"]
     beyond = (
         " or more (even the oldest model tested stayed within it)" if report["max_age_is_lower_bound"] else ""
     )
-    lines.append("")
-    lines.append(
+    note = (
         f"Scored on the latest window ({latest['from']} to {latest['to']}, {latest['rows']} rows). "
         f"Recommended maximum model age: {limit:g} ({unit}){beyond}; tolerance {report['tolerance']:g} "
         f"of the freshest model's {metric}."
     )
-    return "\n".join(lines)
+    return [f"model age ({unit})", "trained on", "rows", metric, ""], rows, note
+
+
+def render_table(report: dict) -> str:
+    """Quality against model age as a small GFM table, with the recommended maximum age."""
+    if report.get("max_age") is None:
+        return f"No maximum model age: {report.get('reason') or 'the report records none'}."
+    header, rows, note = table_rows(report)
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + f"\n\n{note}"
