@@ -170,7 +170,7 @@ def test_yaml_files_parse_and_carry_answers(baked):
         assert params["data"]["sensitive_features"] == answers["sensitive_features"].split(",")
         assert params["data"]["time_column"] == (answers.get("time_column") or None)
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
-    assert list(stages) == ["check", "ingest", "validate", "split", "tune", "train", "evaluate"]
+    assert list(stages) == ["check", "ingest", "validate", "split", "tune", "train", "evaluate", "backtest"]
     assert all(stage["cmd"] == f"python -m ml_project.pipeline {name}" for name, stage in stages.items())
     # Every stage waits for the check, so a bad param or input fails before DVC deletes an output.
     assert all("data/check.json" in stage["deps"] for name, stage in stages.items() if name != "check")

@@ -28,7 +28,7 @@ REPOSITORY = "acme/ml-project"  # github.repository in the act runs
 AUTHOR = "contributor"  # who opens the pull requests
 APPROVAL_LABEL = "gate-policy-approved"  # = APPROVAL_LABEL in the baked gate/policy.py
 WATERMARK_TITLE = yaml.safe_load((WORKFLOWS / "pr-report.yml").read_text())["env"]["WATERMARK_TITLE"]
-STAGES = ("ingest", "validate", "split", "tune", "train", "evaluate")
+STAGES = ("ingest", "validate", "split", "tune", "train", "evaluate", "backtest")
 # The default model is a logistic regression with regularization 1.0 (1/C). Measured on the
 # demo data: this gradient boosting beats it on every gated metric (roc_auc +0.002, log_loss
 # -0.004, balanced_accuracy +0.004); regularization 10000 makes log_loss worse by 0.033, beyond

@@ -121,9 +121,8 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     judged = comparison.has_baseline and not comparison.unchanged
     noise = read_noise(paths.root, comparison.revision, policy.gate) if judged else None
     verdict = judge(comparison, policy, noise)
-    _write_report(
-        render(comparison, verdict, policy, note), gate_record(comparison, verdict, note=note), args
-    )
+    markdown = render(comparison, verdict, policy, note, staleness=_staleness(paths))
+    _write_report(markdown, gate_record(comparison, verdict, note=note), args)
     if note is not None and note.changes:
         state = "applied" if note.applied else "not applied"
         print(f"report: this change sets {len(note.changes)} policy key(s), {state}: {note.approval.note}")
@@ -131,6 +130,16 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
         print(f"gate: {finding.check} {finding.metric}: {finding.old} -> {finding.new} ({finding.limit})")
     print(f"report: gate {'passed' if verdict.passed else 'failed'} -> {args.output}")
     return 0 if verdict.passed else 1
+
+
+def _staleness(paths: Paths) -> dict | None:
+    """This tree's reports/staleness.json (the pull request's, when handed over); None without one."""
+    from .staleness import StalenessUnknown, read_report
+
+    try:
+        return read_report(paths.staleness)
+    except StalenessUnknown:
+        return None
 
 
 def _comparison(root: Path, base: str, handed_over: bool):
@@ -413,6 +422,7 @@ STAGES = {
     "tune": "search train.model's hyperparameters (Optuna, cross-validated), write reports/tuning.json",
     "train": "fit the model, log it to MLflow, save it to models/model",
     "evaluate": "write metrics.json, slice metrics and plot data",
+    "backtest": "quality against model age and the maximum age: reports/staleness.json",
 }
 
 
@@ -427,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_explain_command,
         add_report_command,
         add_test_score_command,
+        add_staleness_command,
         add_tools,
     )
     for add in adders:
@@ -561,6 +572,27 @@ def cmd_test_score(settings: None, paths: Paths, args: argparse.Namespace) -> in
         markdown = with_report(before, render_markdown(result, table))
         (where / args.markdown).write_text(markdown, encoding="utf-8")
     return 0
+
+
+def cmd_staleness(settings: None, paths: Paths, args: argparse.Namespace) -> int:
+    """Print quality against model age; with --age, exit 1 when a model that old is too old."""
+    from .staleness import read_report, render_table, too_old
+
+    report = read_report(paths.staleness)
+    print(render_table(report))
+    if args.age is None:
+        return 0
+    old = too_old(args.age, report)  # no maximum age: StalenessUnknown, exit 1 with why
+    print(f"a model of age {args.age:g} is {'too old' if old else 'within the maximum age'}")
+    return 1 if old else 0
+
+
+def add_staleness_command(commands) -> None:
+    stale = commands.add_parser(
+        "staleness", help="quality against model age and the maximum age (reports/staleness.json)"
+    )
+    stale.add_argument("--age", type=float, help="exit 1 when a model this old is over the maximum age")
+    stale.set_defaults(handler=cmd_staleness, needs_settings=False)
 
 
 def _read_text(path: Path) -> str:

@@ -78,6 +78,11 @@ class Paths:
         return self.reports / "tuning.json"
 
     @property
+    def staleness(self) -> Path:
+        """Quality against model age, and the recommended maximum age (pipeline/backtest.py)."""
+        return self.reports / "staleness.json"
+
+    @property
     def plots(self) -> Path:
         return self.root / "plots"
 
@@ -96,6 +101,7 @@ class Paths:
             self.metrics,
             self.slices,
             self.predictions,
+            self.staleness,
             self.plots,
         )
 

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.integration
 RUNNER = f"{PACKAGE}.pipeline"  # dvc.yaml runs each stage as `python -m <RUNNER> <stage>`
 
 PROTECTED = ("models", "metrics.json", "reports", "plots")  # what a failed run must never touch
-STAGES = ("check", "ingest", "validate", "split", "tune", "train", "evaluate")
+STAGES = ("check", "ingest", "validate", "split", "tune", "train", "evaluate", "backtest")
 # Files a fault may edit; put back after every case.
 EDITABLE = (
     "params.yaml",
@@ -172,6 +172,10 @@ def tuning_on(inject: Callable[[Project], dict]) -> Callable[[Project], dict]:
         return inject(project)
 
     return both
+
+
+def unknown_backtest_metric(params: dict, project: Project) -> None:
+    params.setdefault("backtest", {})["metric"] = "no_such_metric"
 
 
 def bad_source(change: Callable[[pd.DataFrame, Project], pd.DataFrame]) -> Callable[[Project], dict]:
@@ -365,6 +369,12 @@ FAULTS = [
         skip=needs_a_time_split,
     ),
     Fault("evaluate", "crash", crash_after_first_write, f"{CRASH} in evaluate", ("repro",)),  # half written
+    Fault(
+        "backtest", "param", edit_params(unknown_backtest_metric), "backtest.metric: unknown metric 'no_such"
+    ),
+    Fault("backtest", "input", bad_file("data/prepared/test.csv", no_rows), "has 0 rows", ("repro",)),
+    Fault("backtest", "source", bad_source(one_class_or_text_target), "1 class|not numeric", ("dvc",)),
+    crash("backtest", "pipeline.backtest", "backtest"),
 ]
 
 

@@ -422,3 +422,43 @@ def test_values_from_a_pull_request_mention_no_one():
     markdown = render(comparison, judge(comparison, POLICY), POLICY)
     assert "@maintainers" not in markdown and "&#64;maintainers" in markdown
     assert "[x](" not in markdown
+
+
+# Model age (reports/staleness.json) ---------------------------------------------
+
+STALENESS = {
+    "time_column": "year",
+    "age_unit": "year",
+    "metric": "roc_auc",
+    "tolerance": 0.02,
+    "latest_window": {"from": 2001, "to": 2002, "rows": 1488},
+    "models": [
+        {"age": 1.0, "trained_from": 1999, "trained_to": 2000, "rows": 2369, "roc_auc": 0.7163},
+        {"age": 2.0, "trained_from": "@someone | x", "trained_to": 1999, "rows": 1976, "roc_auc": 0.65},
+    ],
+    "max_age": 1.0,
+    "max_age_is_lower_bound": False,
+}
+
+
+def test_the_report_shows_quality_against_model_age_folded():
+    comparison = flat()
+    verdict = judge(comparison, POLICY)
+    markdown = render(comparison, verdict, POLICY, staleness=STALENESS)
+    assert "<details><summary>Model age:" in markdown
+    assert "| 1 | 1999 to 2000 | 2369 | 0.7163 | within tolerance |" in markdown
+    # A value from the pull request's file is escaped: no mention, no extra column.
+    assert "| 2 | &#64;someone \\| x to 1999 | 1976 | 0.65 | too old |" in markdown
+    assert "Recommended maximum model age: 1 (year)" in markdown
+    assert "Model age" not in render(comparison, verdict, POLICY)  # no file: nothing shown
+
+
+def test_the_report_says_when_model_age_is_unknown_or_unreadable():
+    comparison = flat()
+    verdict = judge(comparison, POLICY)
+    unknown = {"time_column": None, "max_age": None, "reason": "data.time_column is not set", "models": []}
+    assert "gives no maximum model age: data.time_column is not set" in render(
+        comparison, verdict, POLICY, staleness=unknown
+    )
+    broken = {**STALENESS, "models": [{"age": "old"}]}
+    assert "not as the backtest stage writes it" in render(comparison, verdict, POLICY, staleness=broken)

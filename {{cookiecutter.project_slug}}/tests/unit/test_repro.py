@@ -30,7 +30,7 @@ from {{ cookiecutter.package_name }}.repro import (
 
 pytestmark = pytest.mark.unit
 
-STAGES = ["check", "ingest", "validate", "split", "tune", "train", "evaluate"]
+STAGES = ["check", "ingest", "validate", "split", "tune", "train", "evaluate", "backtest"]
 # Shell payloads and near misses: not one is a flag of the list or a stage name.
 PAYLOADS = [
     ";",

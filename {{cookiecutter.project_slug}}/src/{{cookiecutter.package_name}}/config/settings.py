@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ConfigDict, model_validator
 
 from ..metrics import metric_names
+from .backtest import BacktestSettings
 from .canary import CanarySettings
 from .data import DataSettings
 from .evaluate import EvaluateSettings
@@ -36,6 +37,7 @@ class Settings(Sections):
     serving: ServingSettings
     mlflow: MlflowSettings
     canary: CanarySettings = CanarySettings()
+    backtest: BacktestSettings = BacktestSettings()  # optional: older params.yaml files have none
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Settings:
@@ -44,6 +46,7 @@ class Settings(Sections):
             ("evaluate.thresholds", self.evaluate.thresholds),
             ("gate.metrics", self.gate.metrics),
             ("tune.metric", [self.tune.metric] if self.tune.metric else []),
+            ("backtest.metric", [self.backtest.metric] if self.backtest.metric else []),
         ):
             unknown = sorted(set(names) - set(allowed))
             if unknown:

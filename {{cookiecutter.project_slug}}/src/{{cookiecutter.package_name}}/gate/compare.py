@@ -22,6 +22,7 @@ from .noise import Significance, Unjudged, significance
 METRICS_FILE = "metrics.json"
 SLICES_FILE = "reports/slices.json"
 PREDICTIONS_FILE = "reports/predictions.csv"  # per test row (predictions.py)
+STALENESS_FILE = "reports/staleness.json"  # quality against model age (staleness.py), shown
 LOCK_FILE = "dvc.lock"
 
 
@@ -37,6 +38,7 @@ RESULT_FILES = (
     METRICS_FILE,
     SLICES_FILE,
     PREDICTIONS_FILE,
+    STALENESS_FILE,
     COMMITTED_LOCK,
 )
 MAX_RESULT_BYTES = 10_000_000

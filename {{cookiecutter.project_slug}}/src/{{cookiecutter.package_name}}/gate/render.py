@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..metrics import BETTER
+from ..staleness import StalenessUnknown, table_rows
 from .compare import Change, Comparison, formatted, number
 from .judge import UNDERPOWERED, Assessment, GateVerdict
 from .noise import LEVEL, Significance, Unjudged
@@ -20,6 +21,7 @@ def render(
     policy: Policy,
     note: PolicyNote | None = None,
     limit: int = MAX_CHARS,
+    staleness: dict | None = None,
 ) -> str:
     """GFM for the pull-request comment: verdict first, then a policy change (if any), what
     failed, metrics, charts, and the long parts (other metrics, slices, params) folded in
@@ -46,6 +48,8 @@ def render(
     out.add(*_metrics_section(comparison, verdict, policy, out))
     if not comparison.unchanged:
         out.add(*_charts(comparison, policy))
+    if staleness is not None:
+        out.add(*_staleness_lines(staleness, out))
     other_rows = _metric_rows(comparison, lambda name: not name.startswith(("model.", "slices:")))
     slice_rows = _metric_rows(comparison, lambda name: name.startswith("slices:"))
     param_rows = [[name, formatted(c.old), formatted(c.new)] for name, c in sorted(comparison.params.items())]
@@ -267,6 +271,19 @@ def _charts(comparison: Comparison, policy: Policy) -> list[str]:
     if not charts:
         return []
     return ["<details open><summary>Charts: gated metrics</summary>", "", *charts, "</details>", ""]
+
+
+def _staleness_lines(report: dict, out: _Budget) -> list[str]:
+    """This pull request's quality against model age (reports/staleness.json), folded."""
+    try:
+        header, rows, note = table_rows(report)
+    except StalenessUnknown as err:
+        return [_cell(str(err), 300), ""]
+    except (KeyError, TypeError, ValueError):  # the pull request's file, not as the backtest writes it
+        return ["reports/staleness.json is not as the backtest stage writes it: model age not shown.", ""]
+    opening = "<details><summary>Model age: quality of models trained on ever earlier data</summary>"
+    table = out.table(header, rows, reserve=len(opening) + 600)
+    return [opening, "", *table, _cell(note, 500), "</details>", ""]
 
 
 def _quoted(text: str) -> str:

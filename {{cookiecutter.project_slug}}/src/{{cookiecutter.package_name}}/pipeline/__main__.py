@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-STAGES = ("check", "ingest", "validate", "split", "tune", "train", "evaluate")  # in dvc.yaml's order
+STAGES = ("check", "ingest", "validate", "split", "tune", "train", "evaluate", "backtest")  # in dvc.yaml's order
 
 
 def main(argv: list[str]) -> int:
