@@ -1,4 +1,5 @@
-"""Model quality on the test set: better than a trivial baseline, within the bounds in params.yaml."""
+"""Model quality on the test set: better than a trivial baseline and (where params say so) than a
+simple model, within the bounds in params.yaml."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 import yaml
 
 from {{ cookiecutter.package_name }}.config.evaluate import Threshold
+from {{ cookiecutter.package_name }}.config.gate import GateSettings
 from {{ cookiecutter.package_name }}.data import features_and_target
+from {{ cookiecutter.package_name }}.gate.judge import beats_by
 from {{ cookiecutter.package_name }}.metrics import BETTER, HEADLINE, metric_names
 from {{ cookiecutter.package_name }}.pipeline.evaluate import CLASS_SLICE, baseline_model, importance_plot
 from {{ cookiecutter.package_name }}.pipeline.scoring import {% if cookiecutter.task == "classification" %}positive_label, {% endif %}score
@@ -122,12 +125,53 @@ def test_the_baseline_check_fails_a_model_whose_answers_are_unrelated_to_the_tru
     assert shortfalls(metrics, settings.task), f"answers unrelated to the truth passed: {metrics}"
 
 
+def simple_mismatches(metrics: dict, gate: GateSettings) -> list[str]:
+    """Gated metrics on which gate.beat_simple is wrong: listed, but the model does not beat the
+    simple model by more than the tolerance (the gate's rule); or not listed, though it does
+    (then the list claims less than is true, and a later change could lose the lead unseen)."""
+    problems = []
+    for name, rule in gate.metrics.items():
+        model, simple = metrics["model"][name], metrics["simple"][name]
+        wins = beats_by(model, simple, BETTER[name], rule.tolerance)
+        if name in gate.beat_simple and not wins:
+            problems.append(
+                f"{name} = {model}: not better than the simple model's {simple} by over {rule.tolerance}"
+            )
+        if name not in gate.beat_simple and wins:
+            problems.append(f"{name} = {model} beats the simple model's {simple}: add it to gate.beat_simple")
+    return problems
+
+
+def test_the_model_beats_the_simple_model_exactly_where_params_say(evaluation, settings) -> None:
+    problems = simple_mismatches(evaluation.metrics, settings.gate)
+    assert not problems, "; ".join(problems)
+
+
+def test_the_simple_model_check_fails_a_model_no_better_than_the_simple_model(evaluation, settings) -> None:
+    # The fault: the simple model itself shipped as the model (its test-set scores as the
+    # model's), on a gate that lists every metric.
+    simple = evaluation.metrics["simple"]
+    gate = settings.gate.model_copy(update={"beat_simple": list(settings.gate.metrics)})
+    problems = simple_mismatches({"model": simple, "simple": simple}, gate)
+    assert len(problems) == len(gate.metrics), problems
+
+
+def test_the_simple_model_check_fails_a_list_that_omits_a_clear_win(evaluation, settings) -> None:
+    # The fault: a simple model no better than the trivial baseline, with nothing gated on it.
+    metrics = {"model": evaluation.metrics["model"], "simple": evaluation.metrics["baseline"]}
+    gate = settings.gate.model_copy(update={"beat_simple": []})
+    problems = simple_mismatches(metrics, gate)
+    assert problems and all("add it to gate.beat_simple" in problem for problem in problems), problems
+
+
 def test_evaluation_has_every_metric_for_model_and_baseline(
     evaluation, settings, train_set, test_set
 ) -> None:
     names = set(metric_names(settings.task, train_set[settings.data.target].nunique()))
     assert set(evaluation.metrics["model"]) == names
     assert set(evaluation.metrics["baseline"]) == names
+    assert set(evaluation.metrics["simple"]) == names
+    assert 0 < len(evaluation.simple_inputs) <= settings.evaluate.simple_features
     values = [*evaluation.metrics["model"].values(), *evaluation.metrics["baseline"].values()]
     assert all(math.isfinite(value) for value in values)
     assert evaluation.metrics["test_rows"] == len(test_set)

@@ -192,6 +192,27 @@ def test_losing_to_the_trivial_baseline_fails():
     assert ("baseline", "log_loss") in checks(with_metric(comparison, "baseline.log_loss", 0.46, 0.40))
 
 
+def test_a_model_no_better_than_the_simple_model_by_its_tolerance_fails():
+    policy = settings_with(CLASSIFICATION, beat_simple=["roc_auc", "log_loss"])  # tolerances 0.01, 0.02
+    first = recorded("first-pr")
+    auc, loss = first.metrics["model.roc_auc"].new, first.metrics["model.log_loss"].new
+    clear = with_metric(
+        with_metric(first, "simple.roc_auc", None, auc - 0.05), "simple.log_loss", None, loss + 0.05
+    )
+    assert judge(clear, policy).passed, "a clear lead on both passes, even without a baseline"
+    assert checks(with_metric(clear, "simple.roc_auc", None, auc - 0.005), policy) == {
+        ("simple", "roc_auc")
+    }, "a lead within the tolerance is no lead"
+    assert checks(with_metric(clear, "simple.log_loss", None, loss), policy) == {("simple", "log_loss")}
+    assert checks(first, policy) == {("simple", "roc_auc"), ("simple", "log_loss")}, "no simple model: fails"
+    assert checks(clear, POLICY) == set() and checks(first, POLICY) == set(), "not listed: not checked"
+    verdict = judge(with_metric(clear, "simple.roc_auc", None, auc), policy)
+    [finding] = verdict.findings
+    assert finding.limit == f"higher than the simple model ({auc:.4g}) by over 0.01"
+    markdown = render(clear, verdict, policy)
+    assert "| simple | roc_auc |" in markdown and "beats the simple model" in markdown
+
+
 def test_an_absolute_threshold_fails_even_without_a_baseline():
     first = recorded("first-pr")
     assert checks(with_metric(first, "model.roc_auc", None, 0.55)) == {("threshold", "roc_auc")}
@@ -257,6 +278,7 @@ def test_nothing_changed_says_so_and_passes():
             "gate.metrics.roc_auc.tolerance",
         ),
         ({"beat_baseline": ["f1"]}, "'f1' must also be listed in gate.metrics"),
+        ({"beat_simple": ["f1"]}, "gate.beat_simple: 'f1' must also be listed in gate.metrics"),
         ({"slice_tolerance": -0.1}, "gate.slice_tolerance"),
     ],
 )
@@ -270,6 +292,7 @@ def test_the_gate_settings_are_validated(gate, message):
 def test_the_baked_params_have_a_valid_gate():
     settings = load_settings(ROOT / "params.yaml")
     assert settings.gate.metrics and set(settings.gate.beat_baseline) <= set(settings.gate.metrics)
+    assert set(settings.gate.beat_simple) <= set(settings.gate.metrics)
 
 
 # DVC's errors --------------------------------------------------------------------

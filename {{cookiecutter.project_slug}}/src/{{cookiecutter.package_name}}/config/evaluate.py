@@ -1,4 +1,4 @@
-"""params.yaml `evaluate:`: permutation importance and absolute quality bounds."""
+"""params.yaml `evaluate:`: permutation importance, the simple model and absolute quality bounds."""
 
 from __future__ import annotations
 
@@ -25,5 +25,7 @@ class Threshold(Strict):
 
 class EvaluateSettings(Strict):
     permutation_repeats: int = Field(ge=1)
+    # The simple model (pipeline/simple.py) uses this many inputs: the best alone on the training set.
+    simple_features: int = Field(default=2, ge=1)
     # Absolute quality bounds on the test set, checked by the model tests.
     thresholds: dict[str, Threshold] = Field(default_factory=dict)

@@ -25,13 +25,15 @@ class GateSettings(Strict):
     slice_tolerance: float = Field(ge=0)
     # The model must beat the trivial baseline on these (each also listed in `metrics`).
     beat_baseline: list[str] = Field(default_factory=list)
+    # ... and the simple model (metrics.json: simple) by more than each one's tolerance.
+    beat_simple: list[str] = Field(default_factory=list)
     # Noise or a real change (gate/noise.py): resamples of the test rows, and their seed.
     bootstrap_rounds: int = Field(default=1000, ge=100, le=100_000)
     bootstrap_seed: int = Field(default=0, ge=0)
     # Pass a metric whose interval is too wide to judge its tolerance (too few test rows).
     allow_underpowered: bool = False
 
-    @field_validator("beat_baseline")
+    @field_validator("beat_baseline", "beat_simple")
     @classmethod
     def _baseline_once(cls, value: list[str]) -> list[str]:
         return no_repeats(value)
@@ -47,7 +49,8 @@ class GateSettings(Strict):
                     f"gate.metrics.{name}.direction: {gated.direction!r}, but {BETTER[name]} is better "
                     f"for {name} (the metric decides; the key can go)"
                 )
-        missing = [name for name in self.beat_baseline if name not in self.metrics]
-        if missing:
-            raise ValueError(f"gate.beat_baseline: {missing[0]!r} must also be listed in gate.metrics")
+        for key in ("beat_baseline", "beat_simple"):
+            missing = [name for name in getattr(self, key) if name not in self.metrics]
+            if missing:
+                raise ValueError(f"gate.{key}: {missing[0]!r} must also be listed in gate.metrics")
         return self

@@ -27,7 +27,7 @@ IMPROVEMENT = "better"
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # regression | missing | slice | baseline | threshold
+    check: str  # regression | missing | underpowered | slice | baseline | simple | threshold
     metric: str
     old: float | None  # on the base branch (None without a baseline)
     new: float | None
@@ -70,10 +70,11 @@ def meaning(delta: float, interval: Interval | None, tolerance: float, better: s
 def judge(
     comparison: Comparison, policy: Policy, noise: Significance | Unjudged | None = None
 ) -> GateVerdict:
-    """Regressions beyond tolerance told from noise, slices, the trivial baseline and absolute
-    thresholds.
+    """Regressions beyond tolerance told from noise, slices, the trivial baseline, the simple
+    model and absolute thresholds.
 
-    Without a baseline (first PR) only the thresholds and the trivial baseline are checked;
+    Without a baseline (first PR) only the thresholds, the trivial baseline and the simple
+    model are checked;
     when nothing about the model changed, nothing is checked: the base already passed.
     """
     if comparison.unchanged:
@@ -100,6 +101,7 @@ def judge(
         if model is None or baseline is None or not _better(model, baseline, direction):
             limit = f"{direction} than the trivial baseline ({formatted(baseline)})"
             findings.append(Finding("baseline", name, old.get(f"model.{name}"), model, limit))
+    findings += simple_findings(new, old, policy)
     for name, threshold in policy.thresholds.items():
         value = new.get(f"model.{name}")
         if value is None or not threshold.holds(value):
@@ -110,6 +112,25 @@ def judge(
             )
             findings.append(Finding("threshold", name, old.get(f"model.{name}"), value, bounds))
     return GateVerdict(passed=not findings, findings=findings, assessments=assessments, noise=noise)
+
+
+def simple_findings(new: dict, old: dict, policy: Policy) -> list[Finding]:
+    """gate.beat_simple: the model must beat the simple model (metrics.json: simple) by more
+    than the metric's tolerance, on the point estimates of this pull request's test set."""
+    findings = []
+    for name in policy.gate.beat_simple:
+        model, simple = new.get(f"model.{name}"), new.get(f"simple.{name}")
+        tolerance = policy.gate.metrics[name].tolerance
+        if model is None or simple is None or not beats_by(model, simple, BETTER[name], tolerance):
+            limit = f"{BETTER[name]} than the simple model ({formatted(simple)}) by over {tolerance:g}"
+            findings.append(Finding("simple", name, old.get(f"model.{name}"), model, limit))
+    return findings
+
+
+def beats_by(value: float, other: float, better: str, margin: float) -> bool:
+    """`value` is better than `other` (`better`: which way) by more than `margin`."""
+    lead = value - other if better == "higher" else other - value
+    return lead > margin + 1e-12
 
 
 def gated_change(

@@ -151,7 +151,7 @@ def _metrics_section(comparison: Comparison, verdict: GateVerdict, policy: Polic
         f"{LEVEL:.0%} interval",
         "change",
     ]
-    header += ["trivial baseline", "gate"]
+    header += ["trivial baseline", "simple model", "gate"]
     rows = _gated_rows(comparison, policy, verdict)
     noise = [_noise_line(verdict.noise), ""] if verdict.noise is not None else []
     return ["### Metrics", "", *out.table(header, rows, reserve=1_000 + len("".join(noise))), *noise]
@@ -159,19 +159,21 @@ def _metrics_section(comparison: Comparison, verdict: GateVerdict, policy: Polic
 
 def _gated_rows(comparison: Comparison, policy: Policy, verdict: GateVerdict) -> list[list[str]]:
     """The model's metrics, gated ones first, with what each change means (told from noise)
-    and the trivial baseline beside them."""
+    and the trivial baseline and simple model beside them."""
     names = [n.removeprefix("model.") for n in comparison.metrics if n.startswith("model.")]
     gated = [n for n in policy.gate.metrics if n in names]
     assessed = {item.metric: item for item in verdict.assessments}
     rows = []
     for name in gated + sorted(set(names) - set(gated)):
         trivial = comparison.metrics.get(f"baseline.{name}")
+        simple = comparison.metrics.get(f"simple.{name}")
         rows.append(
             [
                 f"model.{name}",
                 *_change_cells(comparison.metrics[f"model.{name}"]),
                 *_assessment_cells(assessed.get(name), policy),
                 formatted(trivial.new if trivial else None),
+                formatted(simple.new if simple else None),
                 _gate_cell(name, policy),
             ]
         )
@@ -214,6 +216,8 @@ def _noise_line(noise: Significance | Unjudged) -> str:
 def _gate_cell(name: str, policy: Policy) -> str:
     rule = policy.gate.metrics.get(name)
     parts = [f"{BETTER[name]} is better, tolerance {rule.tolerance:g}"] if rule else []
+    if name in policy.gate.beat_simple:
+        parts.append("beats the simple model")
     threshold = policy.thresholds.get(name)
     if threshold is not None and threshold.min is not None:
         parts.append(f"min {threshold.min:g}")

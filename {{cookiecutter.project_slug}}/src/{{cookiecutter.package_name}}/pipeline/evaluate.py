@@ -24,6 +24,7 @@ from ..paths import Paths
 from ..predictions import prediction_rows, row_ids
 from ..tracking import RegistryError
 from .scoring import DIGITS, balanced_accuracy, class_metrics, positive_label, rounded, score
+from .simple import fit_simple
 from .stage import run_stage, write_json
 
 NUMERIC_SLICE_BINS = 4  # numeric sensitive features (age) are sliced into quartiles
@@ -46,10 +47,11 @@ CLASS_SLICE = "(class)"  # in reports/slices.json: precision, recall and F1 of e
 
 @dataclass(frozen=True)
 class Evaluation:
-    metrics: dict  # {"model": {...}, "baseline": {...}}
+    metrics: dict  # {"model": {...}, "baseline": {...}, "simple": {...}}
     slices: dict  # {feature: {"groups": {group: {...}}, "difference": {...}}}
     plots: dict  # {file name: JSON-able content or CSV rows}
     predictions: pd.DataFrame  # per test row, keyed by a stable id (predictions.py)
+    simple_inputs: tuple[str, ...] = ()  # the simple model's inputs (pipeline/simple.py)
 
 
 def baseline_model(task: str, seed: int):
@@ -201,6 +203,10 @@ def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings:
     test_x, test_y = features_and_target(test, target_name)
     inputs = list(model.feature_names_in_)
     baseline = baseline_model(settings.task, settings.train.seed).fit(train_x[inputs], train_y)
+    decision = settings.train.decision if settings.task == "classification" else "most_likely"
+    k = settings.evaluate.simple_features
+    simple = fit_simple(train_x[inputs], train_y, settings.task, decision, k, settings.train.seed)
+    simple_inputs = list(simple.feature_names_in_)
 
     predictions = model.predict(test_x[inputs])
     sensitive = test_x[[c for c in settings.data.sensitive_features if c in test_x.columns]]
@@ -221,11 +227,15 @@ def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings:
         metrics={
             "model": score(model, test_x[inputs], test_y, settings.task, settings.data.positive_class),
             "baseline": score(baseline, test_x[inputs], test_y, settings.task, settings.data.positive_class),
+            "simple": score(
+                simple, test_x[simple_inputs], test_y, settings.task, settings.data.positive_class
+            ),
             "test_rows": len(test),
         },
         slices=slices,
         plots=plots,
         predictions=per_row,
+        simple_inputs=tuple(simple_inputs),
     )
 
 
@@ -251,6 +261,8 @@ def run(settings: StageSettings, paths: Paths) -> None:
             write_json(paths.plots / name, content)
     model_metrics = ", ".join(f"{k}={v}" for k, v in result.metrics["model"].items())
     print(f"evaluate: {model_metrics}")
+    simple_metrics = ", ".join(f"{k}={v}" for k, v in result.metrics["simple"].items())
+    print(f"evaluate: simple model on {', '.join(result.simple_inputs)}: {simple_metrics}")
     # Only now, with every file written: the stage's result never depends on the tracking store.
     try:
         logged = log_evaluation(result, settings, paths)
