@@ -24,6 +24,6 @@ class Threshold(Strict):
 
 
 class EvaluateSettings(Strict):
-    permutation_repeats: int = Field(ge=1)
+    permutation_repeats: int = Field(ge=2)  # an importance interval needs a spread (feature_value.py)
     # Absolute quality bounds on the test set, checked by the model tests.
     thresholds: dict[str, Threshold] = Field(default_factory=dict)

@@ -14,6 +14,7 @@ from ..metrics import metric_names
 from .canary import CanarySettings
 from .data import DataSettings
 from .evaluate import EvaluateSettings
+from .features import FeaturesSettings
 from .gate import GateSettings
 from .mlflow import MlflowSettings
 from .reading import Sections, Task
@@ -34,6 +35,7 @@ class Settings(Sections):
     serving: ServingSettings
     mlflow: MlflowSettings
     canary: CanarySettings = CanarySettings()
+    features: FeaturesSettings = FeaturesSettings()
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Settings:
