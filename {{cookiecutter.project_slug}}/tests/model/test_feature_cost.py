@@ -7,6 +7,7 @@ beyond a budget they set, so they fail on any machine (a sleep is a lower bound 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,8 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
+from {{ cookiecutter.package_name }}.artifacts import MODEL_FILE, TRUSTED_TYPES
+from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config.features import FeatureBudget
 from {{ cookiecutter.package_name }}.feature_cost import cost_table, feature_costs, over_budget
 
@@ -68,3 +71,29 @@ def test_a_huge_one_hot_is_over_the_budget() -> None:
         "costly: encoding 1,600 bytes per row (200 columns), "
         "over features.budget.max_encoded_bytes_per_row 800"
     ]
+
+
+def test_the_command_reports_the_costs_and_fails_over_the_budget(
+    model, test_set, root, tmp_path, capsys
+) -> None:
+    import skops.io
+
+    params = (root / "params.yaml").read_text(encoding="utf-8").replace("  repeats: 7", "  repeats: 1")
+    Path(tmp_path / "params.yaml").write_text(params, encoding="utf-8")
+    assert main(["--root", str(tmp_path), "features", "cost"]) == 1  # nothing to measure yet
+    assert "not found: run the pipeline" in capsys.readouterr().err
+    (tmp_path / "models" / "model").mkdir(parents=True)
+    skops.io.dump(model, tmp_path / "models" / "model" / MODEL_FILE)
+    assert set(skops.io.get_untrusted_types(file=tmp_path / "models" / "model" / MODEL_FILE)) <= set(
+        TRUSTED_TYPES
+    )
+    (tmp_path / "data" / "prepared").mkdir(parents=True)
+    test_set.to_csv(tmp_path / "data" / "prepared" / "test.csv", index=False)
+    assert main(["--root", str(tmp_path), "features", "cost"]) == 0
+    shown = capsys.readouterr()
+    assert all(f"| {name} |" in shown.out for name in model.feature_names_in_), shown.out
+    tight = params.replace("max_encoded_bytes_per_row: 2000", "max_encoded_bytes_per_row: 0.5")
+    assert tight != params
+    Path(tmp_path / "params.yaml").write_text(tight, encoding="utf-8")
+    assert main(["--root", str(tmp_path), "features", "cost"]) == 1
+    assert "over budget: " in capsys.readouterr().err

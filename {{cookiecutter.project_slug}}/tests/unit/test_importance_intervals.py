@@ -71,6 +71,10 @@ def test_the_report_lists_an_input_of_no_value_when_value_is_not_required() -> N
     gate_on_no_value(required=False)
 
 
+def test_an_older_gate_policy_does_not_require_value() -> None:
+    assert GateSettings.model_validate(GATE).require_feature_value is False
+
+
 def test_every_input_of_value_is_said_and_an_older_pipeline_says_nothing() -> None:
     policy = Policy(gate=GateSettings.model_validate(GATE | {"require_feature_value": True}))
     valued = comparison({"good": {"mean": 0.1, "low": 0.05, "high": 0.15}})
