@@ -392,6 +392,23 @@ def cmd_examples_record(settings: Settings, paths: Paths, args: argparse.Namespa
     print(f"examples record: {count} examples from the test set -> {where}: review them, then commit")
 
 
+def cmd_features_cost(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
+    """Each input's cost on the test set, against features.budget: exit 0 within it, 1 over it."""
+    from .artifacts import MODEL_FILE, load_model
+    from .data import read_frame
+    from .feature_cost import cost_table, feature_costs, over_budget
+
+    for needed in (paths.model / MODEL_FILE, paths.test):
+        if not needed.is_file():
+            raise StageFailed(f"{relative(needed, paths)} not found: run the pipeline (`dvc repro`) first")
+    costs = feature_costs(load_model(paths.model), read_frame(paths.test), settings.features.repeats)
+    print(cost_table(costs, settings.features.budget))
+    problems = over_budget(costs, settings.features.budget)
+    for problem in problems:
+        print(f"over budget: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def _has_columns(path: Path) -> bool:
     from .schema import load_contract
 
@@ -460,6 +477,12 @@ def add_tools(commands) -> None:
     record.add_argument("--count", type=example_count, default=5, help="how many (1 to 20, default 5)")
     add_overwrite_flags(record, "examples already there")
     record.set_defaults(handler=cmd_examples_record)
+    features = commands.add_parser("features", help="tools for the model's inputs")
+    features_commands = features.add_subparsers(dest="features_command", required=True, metavar="command")
+    features_commands.add_parser(
+        "cost",
+        help="each input's transform time, share of predict time and encoding size against features.budget",
+    ).set_defaults(handler=cmd_features_cost)
 
 
 def add_overwrite_flags(parser: argparse.ArgumentParser, what: str) -> None:

@@ -24,7 +24,7 @@ class Threshold(Strict):
 
 
 class EvaluateSettings(Strict):
-    permutation_repeats: int = Field(ge=1)
+    permutation_repeats: int = Field(ge=2)  # an importance interval needs a spread (feature_value.py)
     # The simple model (pipeline/simple.py) uses this many inputs: the best alone on the training set.
     simple_features: int = Field(default=2, ge=1)
     # Absolute quality bounds on the test set, checked by the model tests.

@@ -32,6 +32,9 @@ class GateSettings(Strict):
     bootstrap_seed: int = Field(default=0, ge=0)
     # Pass a metric whose interval is too wide to judge its tolerance (too few test rows).
     allow_underpowered: bool = False
+    # Fail when an input has no measurable value: its permutation importance's 95% interval
+    # (metrics.json "importance", feature_value.py) does not lie wholly above 0.
+    require_feature_value: bool = False
 
     @field_validator("beat_baseline", "beat_simple")
     @classmethod

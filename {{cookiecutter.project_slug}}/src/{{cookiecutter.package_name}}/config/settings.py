@@ -15,6 +15,7 @@ from .backtest import BacktestSettings
 from .canary import CanarySettings
 from .data import DataSettings
 from .evaluate import EvaluateSettings
+from .features import FeaturesSettings
 from .gate import GateSettings
 from .mlflow import MlflowSettings
 from .reading import Sections, Task
@@ -38,6 +39,7 @@ class Settings(Sections):
     mlflow: MlflowSettings
     canary: CanarySettings = CanarySettings()
     backtest: BacktestSettings = BacktestSettings()  # optional: older params.yaml files have none
+    features: FeaturesSettings = FeaturesSettings()
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Settings:

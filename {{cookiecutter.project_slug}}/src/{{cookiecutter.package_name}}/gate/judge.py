@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..feature_value import without_value
 from ..metrics import BETTER, SLICE_METRICS
 from .compare import Change, Comparison, formatted, number
 from .noise import Interval, Significance, Unjudged
@@ -27,7 +28,7 @@ IMPROVEMENT = "better"
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # regression | missing | underpowered | slice | baseline | simple | threshold
+    check: str  # regression | missing | underpowered | slice | baseline | simple | threshold | feature_value
     metric: str
     old: float | None  # on the base branch (None without a baseline)
     new: float | None
@@ -111,6 +112,7 @@ def judge(
                 if bound is not None
             )
             findings.append(Finding("threshold", name, old.get(f"model.{name}"), value, bounds))
+    findings += feature_value_findings(new, policy)
     return GateVerdict(passed=not findings, findings=findings, assessments=assessments, noise=noise)
 
 
@@ -131,6 +133,17 @@ def beats_by(value: float, other: float, better: str, margin: float) -> bool:
     """`value` is better than `other` (`better`: which way) by more than `margin`."""
     lead = value - other if better == "higher" else other - value
     return lead > margin + 1e-12
+
+
+def feature_value_findings(new: dict[str, float | None], policy: Policy) -> list[Finding]:
+    """One finding naming every input of no measurable value, when the policy requires value."""
+    useless = without_value(new)
+    if not policy.gate.require_feature_value or not useless:
+        return []
+    limit = (
+        "no measurable value: 95% interval of permutation importance not above 0 (gate.require_feature_value)"
+    )
+    return [Finding("feature_value", ", ".join(useless), None, None, limit)]
 
 
 def gated_change(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..feature_value import SECTION as IMPORTANCE
+from ..feature_value import measured, without_value
 from ..metrics import BETTER
 from ..staleness import StalenessUnknown, table_rows
 from .compare import Change, Comparison, formatted, number
@@ -13,6 +15,7 @@ from .policy import Policy, PolicyNote
 WATERMARK_TITLE = "mlgate model report"
 MAX_CHARS = 65_536  # GitHub's limit for a comment body
 MAX_CELL = 120  # characters per table cell (long param values are cut)
+MAX_NAMED = 30  # inputs named in the line on feature value
 
 
 def render(
@@ -46,11 +49,15 @@ def render(
         header = ["check", "metric", "base", "this PR", "delta", "limit"]
         out.add("### What failed", "", *out.table(header, rows, reserve=4_000))
     out.add(*_metrics_section(comparison, verdict, policy, out))
+    out.add(*_feature_value_lines(comparison, policy))
     if not comparison.unchanged:
         out.add(*_charts(comparison, policy))
     if staleness is not None:
         out.add(*_staleness_lines(staleness, out))
-    other_rows = _metric_rows(comparison, lambda name: not name.startswith(("model.", "slices:")))
+    # Per-input importance is summed up in the line on feature value (plots/importance.json has it all).
+    other_rows = _metric_rows(
+        comparison, lambda name: not name.startswith(("model.", "slices:", f"{IMPORTANCE}."))
+    )
     slice_rows = _metric_rows(comparison, lambda name: name.startswith("slices:"))
     param_rows = [[name, formatted(c.old), formatted(c.new)] for name, c in sorted(comparison.params.items())]
     for title, header, rows in (
@@ -186,6 +193,24 @@ def _assessment_cells(item: Assessment | None, policy: Policy) -> list[str]:
     span = "—" if item.interval is None else f"{item.interval.low:+.4g} … {item.interval.high:+.4g}"
     allowed = item.meaning == UNDERPOWERED and policy.gate.allow_underpowered
     return [span, f"{item.meaning} (allowed)" if allowed else item.meaning]
+
+
+def _feature_value_lines(comparison: Comparison, policy: Policy) -> list[str]:
+    """The inputs of no measurable value, in one line (nothing when importance was not measured)."""
+    new = {name: number(change.new) for name, change in comparison.metrics.items() if change.new is not None}
+    if not measured(new):
+        return []
+    useless = without_value(new)
+    gated = "fails the gate" if policy.gate.require_feature_value else "not gated"
+    if not useless:
+        return ["Every input has measurable value (95% interval of its permutation importance above 0).", ""]
+    shown = ", ".join(f"`{_code(_cell(name, 60))}`" for name in useless[:MAX_NAMED])
+    more = f" and {len(useless) - MAX_NAMED} more" if len(useless) > MAX_NAMED else ""
+    return [
+        f"Inputs of no measurable value (95% interval of permutation importance not above 0; "
+        f"gate.require_feature_value: {gated}): {shown}{more}.",
+        "",
+    ]
 
 
 def _noise_line(noise: Significance | Unjudged) -> str:

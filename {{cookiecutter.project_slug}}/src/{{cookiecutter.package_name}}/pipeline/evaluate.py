@@ -20,6 +20,8 @@ from ..config.mlflow import MlflowSettings
 from ..config.reading import Sections, Task
 from ..config.train import TrainSettings
 from ..data import features_and_target, read_frame
+from ..feature_value import SECTION as IMPORTANCE
+from ..feature_value import importance_intervals
 from ..paths import Paths
 from ..predictions import prediction_rows, row_ids
 from ..tracking import RegistryError
@@ -169,8 +171,8 @@ def regression_plots(target: pd.Series, predictions: np.ndarray) -> dict:
 
 
 def importance_plot(model, features: pd.DataFrame, target: pd.Series, settings: StageSettings) -> dict:
-    """Permutation importance of each raw input column (seeded): the mean over the repeats and its
-    standard deviation."""
+    """Permutation importance of each raw input column (seeded): the mean over the repeats, its
+    standard deviation and its 95% interval (feature_value.py)."""
     from sklearn.inspection import permutation_importance
 
     scoring = "neg_log_loss" if settings.task == "classification" else "neg_root_mean_squared_error"
@@ -189,11 +191,21 @@ def importance_plot(model, features: pd.DataFrame, target: pd.Series, settings: 
         reverse=True,
     )
     # The spread over the repeats says which importances are clearly more than noise.
+    intervals = importance_intervals([str(c) for c in features.columns], result.importances, DIGITS)
     importance = [
         {"feature": str(name), "importance": round(float(mean), DIGITS), "std": round(float(std), DIGITS)}
+        | {"low": intervals[str(name)]["low"], "high": intervals[str(name)]["high"]}
         for name, mean, std in rows
     ]
     return {"importance.json": {"importance": importance}}
+
+
+def importance_metrics(plots: dict) -> dict:
+    """metrics.json's "importance": each input's mean and 95% interval, which the gate reads."""
+    rows = plots["importance.json"]["importance"]
+    return {
+        row["feature"]: {"mean": row["importance"], "low": row["low"], "high": row["high"]} for row in rows
+    }
 
 
 def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings: StageSettings) -> Evaluation:
@@ -231,6 +243,7 @@ def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings:
                 simple, test_x[simple_inputs], test_y, settings.task, settings.data.positive_class
             ),
             "test_rows": len(test),
+            IMPORTANCE: importance_metrics(plots),
         },
         slices=slices,
         plots=plots,
