@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..metrics import BETTER, SLICE_METRICS
+from .bounds import SLICES, bound_findings
 from .compare import Change, Comparison, formatted, number
 from .noise import Interval, Significance, Unjudged
 from .policy import Policy, PolicyNote
@@ -27,7 +28,7 @@ IMPROVEMENT = "better"
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # regression | missing | slice | baseline | threshold
+    check: str  # regression | missing | slice | baseline | threshold | gate/bounds.py's
     metric: str
     old: float | None  # on the base branch (None without a baseline)
     new: float | None
@@ -70,8 +71,8 @@ def meaning(delta: float, interval: Interval | None, tolerance: float, better: s
 def judge(
     comparison: Comparison, policy: Policy, noise: Significance | Unjudged | None = None
 ) -> GateVerdict:
-    """Regressions beyond tolerance told from noise, slices, the trivial baseline and absolute
-    thresholds.
+    """Regressions beyond tolerance told from noise, slices, the trivial baseline, absolute
+    thresholds, and absolute bounds on the slices and fairness (gate/bounds.py).
 
     Without a baseline (first PR) only the thresholds and the trivial baseline are checked;
     when nothing about the model changed, nothing is checked: the base already passed.
@@ -109,6 +110,10 @@ def judge(
                 if bound is not None
             )
             findings.append(Finding("threshold", name, old.get(f"model.{name}"), value, bounds))
+    for item in bound_findings(comparison.metrics, policy):  # slices, fairness, sensitive inputs
+        before = comparison.metrics.get(SLICES + item.name)
+        was = number(before.old) if before else None
+        findings.append(Finding(item.check, item.name, was, item.value, item.limit))
     return GateVerdict(passed=not findings, findings=findings, assessments=assessments, noise=noise)
 
 
