@@ -58,6 +58,18 @@ def test_the_model_meets_the_slice_and_fairness_bounds_in_params(evaluation, set
     assert judged(evaluation.slices, settings) == []
 
 
+def test_slices_reach_beyond_the_sensitive_features_and_name_a_missing_column(
+    model, settings, test_set
+) -> None:
+    test_x, _ = features_and_target(test_set, settings.data.target)
+    other = next(c for c in test_x.columns if c not in settings.data.sensitive_features)
+    predictions = model.predict(test_x[list(model.feature_names_in_)])
+    slices = slices_for(predictions, model, cheap(settings, slices=[other]), test_set)
+    assert sum(group["count"] for group in slices[other]["groups"].values()) == len(test_set)
+    with pytest.raises(ValueError, match=r"evaluate\.slices: no column 'no such column' in the test set"):
+        slices_for(predictions, model, cheap(settings, slices=["no such column"]), test_set)
+
+
 def test_a_group_below_the_minimum_size_is_reported_too_small_not_passed(model, settings, test_set) -> None:
     test_x, _ = features_and_target(test_set, settings.data.target)
     column, in_largest = largest_group(settings, test_set)
