@@ -34,6 +34,7 @@ class BoundFinding:
     name: str  # the dotted key in reports/slices.json, or the feature
     value: float | None
     limit: str
+    key: str = ""  # its key in reports/slices.json, when not `name`: the base's value is read there
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def bound_findings(metrics: dict[str, Change], policy: Policy) -> list[BoundFind
                         value,
                         "a model input (data.use_sensitive_features) without a reviewed reason in "
                         "gate.allow_sensitive_features",
+                        key=name,
                     )
                 )
             continue
@@ -108,6 +110,7 @@ def bound_findings(metrics: dict[str, Change], policy: Policy) -> list[BoundFind
                         name.rsplit(".", 1)[0],
                         count,
                         f"marked too small, but evaluate.min_group_size {policy.min_group_size} judges it",
+                        key=_sibling(name, "count"),
                     )
                 )
             continue
@@ -124,6 +127,7 @@ def bound_findings(metrics: dict[str, Change], policy: Policy) -> list[BoundFind
                     row.name,
                     row.value,
                     f"max {row.bound:g}; 95% interval [{row.low:.4g}, {row.high:.4g}] lies above it",
+                    key=f"{row.name}.value",
                 )
             )
     return findings

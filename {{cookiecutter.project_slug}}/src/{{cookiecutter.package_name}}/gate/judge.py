@@ -111,7 +111,7 @@ def judge(
             )
             findings.append(Finding("threshold", name, old.get(f"model.{name}"), value, bounds))
     for item in bound_findings(comparison.metrics, policy):  # slices, fairness, sensitive inputs
-        before = comparison.metrics.get(SLICES + item.name)
+        before = comparison.metrics.get(SLICES + (item.key or item.name))
         was = number(before.old) if before else None
         findings.append(Finding(item.check, item.name, was, item.value, item.limit))
     return GateVerdict(passed=not findings, findings=findings, assessments=assessments, noise=noise)
