@@ -42,6 +42,8 @@ SLICE_METRICS: dict[str, Better] = {
     "rmse": "lower",
     "mae": "lower",
 }
+# What gate.slices may bound per group and per class: the above, and what the groups also report.
+BOUNDED_SLICE_METRICS: dict[str, Better] = SLICE_METRICS | {"balanced_accuracy": "higher", "f1": "higher"}
 
 
 def metric_names(task: str, classes: int = 2) -> tuple[str, ...]:

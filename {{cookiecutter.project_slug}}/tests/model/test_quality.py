@@ -15,7 +15,12 @@ from {{ cookiecutter.package_name }}.config.gate import GateSettings
 from {{ cookiecutter.package_name }}.data import features_and_target
 from {{ cookiecutter.package_name }}.gate.judge import beats_by
 from {{ cookiecutter.package_name }}.metrics import BETTER, HEADLINE, metric_names
-from {{ cookiecutter.package_name }}.pipeline.evaluate import CLASS_SLICE, baseline_model, importance_plot
+from {{ cookiecutter.package_name }}.pipeline.evaluate import (
+    CLASS_SLICE,
+    SENSITIVE_INPUTS,
+    baseline_model,
+    importance_plot,
+)
 from {{ cookiecutter.package_name }}.pipeline.scoring import {% if cookiecutter.task == "classification" %}positive_label, {% endif %}score
 
 pytestmark = pytest.mark.model
@@ -185,8 +190,10 @@ def test_slices_cover_each_sensitive_feature_each_class_and_every_test_row(
         expected.append(CLASS_SLICE)
         classes = {str(label) for label in test_set[settings.data.target].unique()}
         assert set(evaluation.slices[CLASS_SLICE]["groups"]) == classes
-    assert list(evaluation.slices) == expected
+    assert list(evaluation.slices) == [*expected, SENSITIVE_INPUTS]
     for feature, result in evaluation.slices.items():
+        if feature == SENSITIVE_INPUTS:
+            continue
         counts = sum(group["count"] for group in result["groups"].values())
         assert counts == len(test_set), feature
         for label, one_class in result.get("classes", {}).items():  # more than two classes

@@ -26,6 +26,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config.reading import ConfigError
 from {{ cookiecutter.package_name }}.config.settings import load_settings, parse_settings
+from {{ cookiecutter.package_name }}.gate.bounds import slice_changes
 from {{ cookiecutter.package_name }}.gate.compare import Change, Comparison, ReportError, comparison_from_record
 from {{ cookiecutter.package_name }}.gate.judge import gate_record, judge
 from {{ cookiecutter.package_name }}.gate.policy import policy_changes, policy_from_params
@@ -370,6 +371,39 @@ def test_markdown_matches_the_golden_file(name):
     comparison = recorded(name)
     markdown = render(comparison, judge(comparison, CASES[name]), CASES[name])
     golden = FIXTURES / f"{name}.md"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(markdown, encoding="utf-8")
+    assert markdown == golden.read_text(encoding="utf-8")
+
+
+def test_fairness_markdown_matches_the_golden_file():
+    """The recorded regression with log_loss put back, fairness differences and a group too small
+    added: a gap whose whole interval lies above its bound fails; the report shows each difference
+    with its interval and bound, and the group too small to judge."""
+    policy = settings_with(
+        CLASSIFICATION,
+        slices={"recall": {"min": 0.35}},
+        fairness={"demographic_parity_difference": {"max": 0.2}, "equalized_odds_difference": {"max": 0.3}},
+    )
+    gaps = {
+        "colour": {
+            "fairness": {
+                "groups_judged": 2,
+                "demographic_parity_difference": {"value": 0.3791, "low": 0.3312, "high": 0.4275},
+                "equalized_odds_difference": {"value": 0.2473, "low": 0.1293, "high": 0.375},
+            }
+        },
+        "sex": {"groups": {"Other": {"count": 12, "too_small": 1}}},
+    }
+    comparison = flat()
+    comparison = dataclasses.replace(comparison, metrics={**comparison.metrics, **slice_changes(gaps)})
+    verdict = judge(comparison, policy)
+    assert [(f.check, f.metric) for f in verdict.findings] == [
+        ("fairness", "colour.fairness.demographic_parity_difference")
+    ]
+    markdown = render(comparison, verdict, policy)
+    assert_follows_the_comment_rules(markdown)
+    golden = FIXTURES / "fairness.md"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(markdown, encoding="utf-8")
     assert markdown == golden.read_text(encoding="utf-8")

@@ -1,10 +1,11 @@
-"""params.yaml `evaluate:`: permutation importance, the simple model and absolute quality bounds."""
+"""params.yaml `evaluate:`: permutation importance, the simple model, absolute quality bounds,
+slices and fairness."""
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from .reading import Strict
+from .reading import Strict, no_repeats
 
 
 class Threshold(Strict):
@@ -29,3 +30,15 @@ class EvaluateSettings(Strict):
     simple_features: int = Field(default=2, ge=1)
     # Absolute quality bounds on the test set, checked by the model tests.
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
+    # Columns whose groups are scored one by one (reports/slices.json); null: data.sensitive_features.
+    slices: list[str] | None = None
+    # A group with fewer test rows is reported as too small to judge: no metrics, no bounds. Part of
+    # the gate's policy (gate/policy.py): a pull request cannot raise it to hide a group.
+    min_group_size: int = Field(default=30, ge=1)
+    # Resamples of the test rows for the fairness differences' 95% intervals (seeded by train.seed).
+    fairness_bootstrap_rounds: int = Field(default=1000, ge=10, le=100_000)
+
+    @field_validator("slices")
+    @classmethod
+    def _slices_once(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else no_repeats(value)

@@ -6,8 +6,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..metrics import BETTER
+from ..metrics import BETTER, BOUNDED_SLICE_METRICS
+from .evaluate import Threshold
 from .reading import Strict, no_repeats
+
+# The fairness differences that evaluate measures per sensitive feature (pipeline/fairness.py).
+FairnessMeasure = Literal["demographic_parity_difference", "equalized_odds_difference"]
+MAX_REASON = 200  # characters of gate.allow_sensitive_features
 
 
 class GatedMetric(Strict):
@@ -15,6 +20,10 @@ class GatedMetric(Strict):
     # Which way is better is the metric's own (metrics.BETTER). Params of older bases still
     # name it: accepted when it agrees, and never part of the policy (a PR dropping it changes nothing).
     direction: Literal["higher", "lower"] | None = Field(default=None, exclude=True)
+
+
+class FairnessBound(Strict):
+    max: float = Field(ge=0, le=1)  # a difference of rates between groups lies in [0, 1]
 
 
 class GateSettings(Strict):
@@ -35,11 +44,27 @@ class GateSettings(Strict):
     # Fail when an input has no measurable value: its permutation importance's 95% interval
     # (metrics.json "importance", feature_value.py) does not lie wholly above 0.
     require_feature_value: bool = False
+    # Absolute bounds on every judged group of every slice and every class (reports/slices.json).
+    slices: dict[str, Threshold] = Field(default_factory=dict)
+    # Bounds on the fairness differences per sensitive feature (per class one-vs-rest for more
+    # than two): fails when the whole 95% interval lies above the bound.
+    fairness: dict[FairnessMeasure, FairnessBound] = Field(default_factory=dict)
+    # data.use_sensitive_features: true fails the gate unless this names the reviewer's reason.
+    allow_sensitive_features: str | None = None
 
     @field_validator("beat_baseline", "beat_simple")
     @classmethod
     def _baseline_once(cls, value: list[str]) -> list[str]:
         return no_repeats(value)
+
+    @field_validator("allow_sensitive_features")
+    @classmethod
+    def _one_line_reason(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip() or "\n" in value or len(value) > MAX_REASON:
+            raise ValueError(f"the reviewer's reason: one line of 1 to {MAX_REASON} characters")
+        return value.strip()
 
     @model_validator(mode="after")
     def _known_and_consistent(self) -> GateSettings:
@@ -52,6 +77,10 @@ class GateSettings(Strict):
                     f"gate.metrics.{name}.direction: {gated.direction!r}, but {BETTER[name]} is better "
                     f"for {name} (the metric decides; the key can go)"
                 )
+        unbounded = sorted(set(self.slices) - set(BOUNDED_SLICE_METRICS))
+        if unbounded:
+            allowed = ", ".join(BOUNDED_SLICE_METRICS)
+            raise ValueError(f"gate.slices: unknown slice metric {unbounded[0]!r}; allowed: {allowed}")
         for key in ("beat_baseline", "beat_simple"):
             missing = [name for name in getattr(self, key) if name not in self.metrics]
             if missing:

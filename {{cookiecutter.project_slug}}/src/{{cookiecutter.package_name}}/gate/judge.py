@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from ..feature_value import without_value
 from ..metrics import BETTER, SLICE_METRICS
+from .bounds import SLICES, bound_findings
 from .compare import Change, Comparison, formatted, number
 from .noise import Interval, Significance, Unjudged
 from .policy import Policy, PolicyNote
@@ -28,7 +29,7 @@ IMPROVEMENT = "better"
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # regression | missing | underpowered | slice | baseline | simple | threshold | feature_value
+    check: str  # regression | missing | underpowered | slice | baseline | simple | threshold | feature_value | gate/bounds.py's
     metric: str
     old: float | None  # on the base branch (None without a baseline)
     new: float | None
@@ -72,7 +73,8 @@ def judge(
     comparison: Comparison, policy: Policy, noise: Significance | Unjudged | None = None
 ) -> GateVerdict:
     """Regressions beyond tolerance told from noise, slices, the trivial baseline, the simple
-    model and absolute thresholds.
+    model, absolute thresholds, inputs of no measurable value, and absolute bounds on the
+    slices and fairness (gate/bounds.py).
 
     Without a baseline (first PR) only the thresholds, the trivial baseline and the simple
     model are checked;
@@ -112,6 +114,10 @@ def judge(
                 if bound is not None
             )
             findings.append(Finding("threshold", name, old.get(f"model.{name}"), value, bounds))
+    for item in bound_findings(comparison.metrics, policy):  # slices, fairness, sensitive inputs
+        before = comparison.metrics.get(SLICES + (item.key or item.name))
+        was = number(before.old) if before else None
+        findings.append(Finding(item.check, item.name, was, item.value, item.limit))
     findings += feature_value_findings(new, policy)
     return GateVerdict(passed=not findings, findings=findings, assessments=assessments, noise=noise)
 

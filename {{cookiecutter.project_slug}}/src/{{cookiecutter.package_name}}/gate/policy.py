@@ -16,14 +16,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config.canary import CanarySettings
-from ..config.evaluate import Threshold
+from ..config.evaluate import EvaluateSettings, Threshold
 from ..config.gate import GateSettings
 from ..config.reading import ConfigError, parse_params
 
 APPROVAL_LABEL = "gate-policy-approved"
+MIN_GROUP_SIZE = EvaluateSettings.model_fields["min_group_size"].default
 PARAMS_FILE = "params.yaml"
 
 
@@ -32,6 +33,8 @@ class Policy(BaseModel):
 
     gate: GateSettings
     thresholds: dict[str, Threshold] = {}  # params.yaml: evaluate.thresholds
+    # params.yaml: evaluate.min_group_size; a group below it is too small to judge
+    min_group_size: int = Field(default=MIN_GROUP_SIZE, ge=1)
     canary: CanarySettings = CanarySettings()
 
 
@@ -70,12 +73,14 @@ def policy_from_params(raw: object, source: str) -> Policy:
     picked = {"gate": raw.get("gate"), "thresholds": evaluate.get("thresholds") or {}}
     if raw.get("canary") is not None:
         picked["canary"] = raw["canary"]
+    if evaluate.get("min_group_size") is not None:
+        picked["min_group_size"] = evaluate["min_group_size"]
     try:
         return Policy.model_validate(picked)
     except ValidationError as err:
         first = err.errors()[0]
         parts = [str(part) for part in first["loc"]]
-        if parts and parts[0] == "thresholds":
+        if parts and parts[0] in ("thresholds", "min_group_size"):
             parts = ["evaluate", *parts]
         raise ConfigError(f"{source}: {'.'.join(parts)}: {first['msg']}") from None
 
@@ -120,7 +125,7 @@ def _as_params(policy: Policy) -> dict:
     dumped = policy.model_dump(exclude_none=True)
     return {
         "gate": dumped["gate"],
-        "evaluate": {"thresholds": dumped["thresholds"]},
+        "evaluate": {"thresholds": dumped["thresholds"], "min_group_size": dumped["min_group_size"]},
         "canary": dumped["canary"],
     }
 

@@ -6,6 +6,7 @@ from ..feature_value import SECTION as IMPORTANCE
 from ..feature_value import measured, without_value
 from ..metrics import BETTER
 from ..staleness import StalenessUnknown, table_rows
+from .bounds import fairness_rows, small_groups, unjudged_fairness
 from .compare import Change, Comparison, formatted, number
 from .judge import UNDERPOWERED, Assessment, GateVerdict
 from .noise import LEVEL, Significance, Unjudged
@@ -50,6 +51,7 @@ def render(
         out.add("### What failed", "", *out.table(header, rows, reserve=4_000))
     out.add(*_metrics_section(comparison, verdict, policy, out))
     out.add(*_feature_value_lines(comparison, policy))
+    out.add(*_fairness_section(comparison, policy, out))
     if not comparison.unchanged:
         out.add(*_charts(comparison, policy))
     if staleness is not None:
@@ -211,6 +213,42 @@ def _feature_value_lines(comparison: Comparison, policy: Policy) -> list[str]:
         f"gate.require_feature_value: {gated}): {shown}{more}.",
         "",
     ]
+def _fairness_section(comparison: Comparison, policy: Policy, out: _Budget) -> list[str]:
+    """Fairness differences with their intervals and bounds; groups too small to judge."""
+    rows = [
+        [
+            row.name,
+            formatted(comparison.metrics[f"slices:{row.name}.value"].old),
+            f"{row.value:.4g}",
+            "—" if row.low is None or row.high is None else f"{row.low:.4g} … {row.high:.4g}",
+            "—" if row.bound is None else f"max {row.bound:g}",
+            row.meaning,
+        ]
+        for row in fairness_rows(comparison.metrics, policy)
+    ]
+    lines = []
+    if rows:
+        header = ["fairness", "base", "this PR", f"{LEVEL:.0%} interval", "bound", "meaning"]
+        lines += ["### Fairness", "", *out.table(header, rows, reserve=2_000)]
+        lines += ["A bound fails when the estimate and its whole interval (bootstrap) lie above it.", ""]
+    small = small_groups(comparison.metrics)
+    if small:
+        named = ", ".join(f"{group.name} ({group.count})" for group in small)
+        lines += [
+            _cell(
+                f"Too small to judge (under {policy.min_group_size} test rows, no bounds): {named}.", 1_500
+            ),
+            "",
+        ]
+    unmeasured = unjudged_fairness(comparison.metrics)
+    if unmeasured:
+        lines += [
+            _cell(
+                f"Fairness not measured (fewer than two groups large enough): {', '.join(unmeasured)}.", 600
+            ),
+            "",
+        ]
+    return lines
 
 
 def _noise_line(noise: Significance | Unjudged) -> str:

@@ -45,6 +45,10 @@ class StageSettings(Sections):
 
 
 CLASS_SLICE = "(class)"  # in reports/slices.json: precision, recall and F1 of each class
+# In reports/slices.json: per sensitive feature, 1 when it is one of the model's inputs
+# (data.use_sensitive_features), else 0; the gate fails on a 1 without gate.allow_sensitive_features.
+SENSITIVE_INPUTS = "(sensitive inputs)"
+TOO_SMALL = "too_small"  # a group's mark: fewer rows than evaluate.min_group_size, not judged
 
 
 @dataclass(frozen=True)
@@ -79,26 +83,35 @@ def slice_metrics(
     task: str,
     classes: Iterable[object] = (),
     positive: object | None = None,
+    min_group_size: int = 1,
 ) -> dict:
     """Metrics per group of each sensitive feature (fairlearn MetricFrame), and their largest
     difference between groups. Classification with more than two classes: accuracy and balanced
     accuracy per group, and under "classes" each class's recall and selection rate per group
-    (one-vs-rest); two classes: the positive class's recall and selection rate per group."""
+    (one-vs-rest); two classes: the positive class's recall and selection rate per group.
+    A group of fewer than `min_group_size` rows has its count only, marked too small."""
     result = {}
     for feature in sensitive.columns:
         groups = slice_groups(sensitive[feature]).to_numpy()
+        judged = _judged(groups, min_group_size)
         if task == "regression":
             chosen = {"rmse": skm.root_mean_squared_error, "mae": skm.mean_absolute_error}
-            result[str(feature)] = _by_group(chosen, target.to_numpy(), predictions, groups)
+            result[str(feature)] = _by_group(chosen, target.to_numpy(), predictions, groups, judged)
         elif positive is not None:
             result[str(feature)] = _by_group(
-                _one_class_metrics(skm.accuracy_score), target == positive, predictions == positive, groups
+                _one_class_metrics(skm.accuracy_score),
+                target == positive,
+                predictions == positive,
+                groups,
+                judged,
             )
         else:
             chosen = {"accuracy": skm.accuracy_score, "balanced_accuracy": balanced_accuracy}
-            result[str(feature)] = _by_group(chosen, target.to_numpy(), predictions, groups) | {
+            result[str(feature)] = _by_group(chosen, target.to_numpy(), predictions, groups, judged) | {
                 "classes": {
-                    str(label): _by_group(_one_class_metrics(), target == label, predictions == label, groups)
+                    str(label): _by_group(
+                        _one_class_metrics(), target == label, predictions == label, groups, judged
+                    )
                     for label in classes
                 }
             }
@@ -116,20 +129,74 @@ def _one_class_metrics(accuracy=None) -> dict:
     }
 
 
-def _by_group(chosen: dict, truth, predicted, groups: np.ndarray) -> dict:
+def _judged(groups: np.ndarray, min_group_size: int) -> np.ndarray:
+    """The rows whose group has at least `min_group_size` rows."""
+    _, codes, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    return counts[codes] >= min_group_size
+
+
+def too_small(groups: np.ndarray, judged: np.ndarray) -> dict:
+    """The groups of the rows not judged: their count, marked too small to judge (1)."""
+    labels, counts = np.unique(groups[~judged], return_counts=True)
+    return {str(label): {"count": int(n), TOO_SMALL: 1} for label, n in zip(labels, counts, strict=True)}
+
+
+def _by_group(chosen: dict, truth, predicted, groups: np.ndarray, judged: np.ndarray | None = None) -> dict:
     from fairlearn.metrics import MetricFrame, count
 
+    judged = np.ones(len(groups), dtype=bool) if judged is None else judged
+    small = too_small(groups, judged)
+    if not judged.any():
+        return {"groups": small, "difference": {}}
     frame = MetricFrame(
         metrics={**chosen, "count": count},
-        y_true=np.asarray(truth),
-        y_pred=np.asarray(predicted),
-        sensitive_features=groups,
+        y_true=np.asarray(truth)[judged],
+        y_pred=np.asarray(predicted)[judged],
+        sensitive_features=groups[judged],
     )
     by_group = frame.by_group.to_dict(orient="index")
     return {
-        "groups": {str(group): rounded(values) for group, values in by_group.items()},
+        "groups": {str(group): rounded(values) for group, values in by_group.items()} | small,
         "difference": rounded(frame.difference().drop("count").to_dict()),
     }
+
+
+def fairness_slices(
+    target: pd.Series,
+    predictions: np.ndarray,
+    sensitive: pd.DataFrame,
+    classes: Iterable[object],
+    positive: object | None,
+    min_group_size: int,
+    rounds: int,
+    seed: int,
+) -> dict:
+    """Per sensitive feature, the fairness differences between its judged groups (pipeline/
+    fairness.py): of the positive class (two classes), or of each class one-vs-rest under
+    "classes" (more). Always the number of groups judged: with fewer than two, no differences."""
+    from .fairness import fairness_differences
+
+    result: dict[str, dict] = {}
+    labels = [positive] if positive is not None else list(classes)
+    for feature in sensitive.columns:
+        groups = slice_groups(sensitive[feature]).to_numpy()
+        judged = _judged(groups, min_group_size)
+        kept = groups[judged]
+        entry: dict = {"fairness": {"groups_judged": len(np.unique(kept))}}
+        per_class = {}
+        for label in labels:
+            truth = (target == label).to_numpy()[judged]
+            chosen = (predictions == label)[judged]
+            measured = (
+                fairness_differences(truth, chosen, kept, rounds, seed) if len(np.unique(kept)) > 1 else {}
+            )
+            per_class[str(label)] = {"fairness": measured}
+        if positive is not None:
+            entry["fairness"] |= per_class[str(positive)]["fairness"]
+        else:
+            entry["classes"] = per_class
+        result[str(feature)] = entry
+    return result
 
 
 def classification_plots(
@@ -221,18 +288,16 @@ def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings:
     simple_inputs = list(simple.feature_names_in_)
 
     predictions = model.predict(test_x[inputs])
-    sensitive = test_x[[c for c in settings.data.sensitive_features if c in test_x.columns]]
     if settings.task == "classification":
         classes = model.classes_
         positive = positive_label(classes, settings.data.positive_class)
         proba = model.predict_proba(test_x[inputs])
         plots = classification_plots(test_y, predictions, proba, classes, positive)
-        slices = slice_metrics(test_y, predictions, sensitive, settings.task, classes, positive)
-        slices[CLASS_SLICE] = {"groups": class_metrics(test_y, predictions, classes)}
+        slices = slice_report(test_x, test_y, predictions, inputs, settings, classes)
         per_row = prediction_rows(row_ids(test), test_y, predictions, *_kept_proba(proba, classes, positive))
     else:
         plots = regression_plots(test_y, predictions)
-        slices = slice_metrics(test_y, predictions, sensitive, settings.task)
+        slices = slice_report(test_x, test_y, predictions, inputs, settings)
         per_row = prediction_rows(row_ids(test), test_y, predictions, None, [])
     plots.update(importance_plot(model, test_x[inputs], test_y, settings))
     return Evaluation(
@@ -250,6 +315,73 @@ def evaluate(model: Pipeline, train: pd.DataFrame, test: pd.DataFrame, settings:
         predictions=per_row,
         simple_inputs=tuple(simple_inputs),
     )
+
+
+def slice_report(
+    test_x: pd.DataFrame,
+    test_y: pd.Series,
+    predictions: np.ndarray,
+    inputs: list[str],
+    settings: StageSettings,
+    classes: np.ndarray | None = None,
+) -> dict:
+    """reports/slices.json: metrics per group of each slice column; for classifiers, the fairness
+    differences per sensitive feature and the class slice; which sensitive features the model takes."""
+    sliced = test_x[slice_columns(settings, test_x)]
+    least = settings.evaluate.min_group_size
+    if classes is None:
+        slices = slice_metrics(test_y, predictions, sliced, settings.task, min_group_size=least)
+    else:
+        positive = positive_label(classes, settings.data.positive_class)
+        slices = slice_metrics(test_y, predictions, sliced, settings.task, classes, positive, least)
+        fairness = fairness_slices(
+            test_y,
+            predictions,
+            test_x[[c for c in settings.data.sensitive_features if c in test_x.columns]],
+            classes,
+            positive,
+            least,
+            settings.evaluate.fairness_bootstrap_rounds,
+            settings.train.seed,
+        )
+        slices = _merged(slices, fairness)
+        slices[CLASS_SLICE] = {"groups": _small_classes(class_metrics(test_y, predictions, classes), least)}
+    slices[SENSITIVE_INPUTS] = {name: int(name in inputs) for name in settings.data.sensitive_features}
+    return slices
+
+
+def slice_columns(settings: StageSettings, test: pd.DataFrame) -> list[str]:
+    """evaluate.slices, or the sensitive features present; a listed column must exist."""
+    if settings.evaluate.slices is None:
+        return [c for c in settings.data.sensitive_features if c in test.columns]
+    missing = [c for c in settings.evaluate.slices if c not in test.columns]
+    if missing:
+        allowed = ", ".join(str(c) for c in test.columns)
+        raise ValueError(f"evaluate.slices: no column {missing[0]!r} in the test set; allowed: {allowed}")
+    return list(settings.evaluate.slices)
+
+
+def _merged(slices: dict, extra: dict) -> dict:
+    """`extra`'s entries merged into `slices`, one level deep per feature and class."""
+    merged = {name: dict(entry) for name, entry in slices.items()}
+    for name, entry in extra.items():
+        target = merged.setdefault(name, {})
+        for key, value in entry.items():
+            if key == "classes" and "classes" in target:
+                target["classes"] = {
+                    label: {**target["classes"].get(label, {}), **one} for label, one in value.items()
+                }
+            else:
+                target[key] = value
+    return merged
+
+
+def _small_classes(groups: dict, min_group_size: int) -> dict:
+    """The class slice with classes of fewer test rows than `min_group_size` marked too small."""
+    return {
+        label: values if values["count"] >= min_group_size else {"count": values["count"], TOO_SMALL: 1}
+        for label, values in groups.items()
+    }
 
 
 def _records(label: object | None, **columns: np.ndarray) -> list[dict]:
