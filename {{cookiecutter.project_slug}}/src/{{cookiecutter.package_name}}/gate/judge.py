@@ -29,7 +29,9 @@ IMPROVEMENT = "better"
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # regression | missing | underpowered | slice | baseline | simple | threshold | feature_value | gate/bounds.py's
+    # regression | missing | underpowered | slice | baseline | simple | threshold | feature_value,
+    # or one of gate/bounds.py's
+    check: str
     metric: str
     old: float | None  # on the base branch (None without a baseline)
     new: float | None

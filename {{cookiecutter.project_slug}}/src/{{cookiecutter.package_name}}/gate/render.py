@@ -213,6 +213,8 @@ def _feature_value_lines(comparison: Comparison, policy: Policy) -> list[str]:
         f"gate.require_feature_value: {gated}): {shown}{more}.",
         "",
     ]
+
+
 def _fairness_section(comparison: Comparison, policy: Policy, out: _Budget) -> list[str]:
     """Fairness differences with their intervals and bounds; groups too small to judge."""
     rows = [
