@@ -30,13 +30,13 @@ $(TOOLS)/bin/uv:
 
 tools: .venv/.synced
 
-demo: tools  ## bake the default answers into build/demo/ml-project (its first run: dvc repro), then register, canary and promote
+demo: tools  ## bake the default answers into build/demo/ml-project (its first run: dvc repro), then gate, register, canary and promote
 	rm -rf $(DEMO)
 	uv run cookiecutter --no-input --output-dir $(DEMO) .
 	cd $(DEMO)/ml-project && $(MAKE) baseline  # done by the bake: here it only shows that nothing is left to run
 	@echo "Test-set metrics of the model and of a trivial baseline ($(DEMO)/ml-project/metrics.json):"
 	@cat $(DEMO)/ml-project/metrics.json
-	cd $(DEMO)/ml-project && $(MAKE) register && $(MAKE) canary CANARY_ARGS=--promote && $(MAKE) status
+	cd $(DEMO)/ml-project && $(MAKE) report BASE=HEAD POLICY=workspace && $(MAKE) register && $(MAKE) canary CANARY_ARGS=--promote && $(MAKE) status
 	@echo "Serve the champion: cd $(DEMO)/ml-project && make serve"
 
 test: tools  ## every template test, the slow bakes included

@@ -99,6 +99,7 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     from .gate.render import render, render_error
 
     base = args.base
+    commit = _judged_commit(paths, args)
     try:
         checked_ref(base)
         if args.results is not None:
@@ -109,7 +110,7 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     except (ReportError, ConfigError, StageFailed) as err:
         message = " ".join(str(err).split())
         report = render_error(base, message, pipeline_failed=isinstance(err, NoResults))
-        _write_report(report, gate_record(None, None, message), args)
+        _write_report(report, gate_record(None, None, message, commit=commit), args)
         print(f"error: {message}", file=sys.stderr)
         return 2
     note = None
@@ -122,7 +123,7 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     noise = read_noise(paths.root, comparison.revision, policy.gate) if judged else None
     verdict = judge(comparison, policy, noise)
     markdown = render(comparison, verdict, policy, note, staleness=_staleness(paths))
-    _write_report(markdown, gate_record(comparison, verdict, note=note), args)
+    _write_report(markdown, gate_record(comparison, verdict, note=note, commit=commit), args)
     if note is not None and note.changes:
         state = "applied" if note.applied else "not applied"
         print(f"report: this change sets {len(note.changes)} policy key(s), {state}: {note.approval.note}")
@@ -167,6 +168,13 @@ def _approval(event_file: str | None):
         except (OSError, ValueError):
             event = None
     return approval_from_event(event)
+
+
+def _judged_commit(paths: Paths, args: argparse.Namespace) -> str | None:
+    """The commit the verdict is on: this tree's, unless the results came from elsewhere (--results)."""
+    from .provenance import git_commit
+
+    return None if args.results is not None else git_commit(paths.root)
 
 
 def _write_report(markdown: str, record: dict, args: argparse.Namespace) -> None:

@@ -64,6 +64,11 @@ class Paths:
         return self.reports / "validation.json"
 
     @property
+    def gate(self) -> Path:
+        """The gate's verdict on this tree (`report`), which `register` tags the version with."""
+        return self.reports / "gate.json"
+
+    @property
     def slices(self) -> Path:
         return self.reports / "slices.json"
 

@@ -60,10 +60,10 @@ def test_dvc_repro_leaves_the_pipeline_up_to_date(project: Path) -> None:
 @pytest.mark.parametrize(
     ("edited", "stages"),
     [
-        ("pipeline/split.py", {"check", "split"}),  # check splits in memory the way split does
-        ("pipeline/train.py", {"tune", "train"}),  # tune fits train's pipeline on each fold
+        ("pipeline/split.py", {"check", "split", "backtest"}),  # check splits in memory as split does
+        ("pipeline/train.py", {"tune", "train", "backtest"}),  # tune and backtest fit train's pipeline
         ("pipeline/tune.py", {"tune"}),
-        ("pipeline/scoring.py", {"tune", "train", "evaluate"}),
+        ("pipeline/scoring.py", {"tune", "train", "evaluate", "backtest"}),
         ("serving/app.py", set()),
         ("gate/judge.py", set()),
         # A setting added for the gate or one stage: check (whose output never changes) and that stage.

@@ -13,6 +13,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.gate.compare import Change, ReportError, comparison_from_record, read_diffs
+from {{ cookiecutter.package_name }}.provenance import git_commit
 
 pytestmark = pytest.mark.integration
 
@@ -135,7 +136,9 @@ LOOSER = {"roc_auc: {tolerance: 0.02}": "roc_auc: {tolerance: 1.0}"}
 
 def test_a_pull_request_that_loosens_its_own_tolerance_still_fails(scratch, capsys, tmp_path):
     degrade(scratch)
-    assert report(scratch)[0] == 1, "the regression fails the base's gate"
+    code, record, _ = report(scratch)
+    assert code == 1, "the regression fails the base's gate"
+    assert record["commit"] == git_commit(scratch), "the verdict names the commit `register` tags"
     degrade(scratch, **LOOSER)
     code, record, markdown = report(scratch)
     assert code == 1, "its own looser tolerance does not apply"
@@ -221,6 +224,7 @@ def test_results_from_elsewhere_are_judged_in_this_tree(scratch, tmp_path):
     (results / "dvc.yaml").write_text((scratch / "dvc.yaml").read_text())
     code, record, _ = report(scratch, "--results", str(results))
     assert code == 1 and record["findings"], "the results' regression is found"
+    assert record["commit"] is None, "judged here, made elsewhere: no commit a version could claim"
     assert json.loads((scratch / "metrics.json").read_text()) == {"model": {"roc_auc": 0.5}}
 
 

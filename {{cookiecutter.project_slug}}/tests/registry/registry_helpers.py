@@ -38,10 +38,16 @@ STOP_WITHIN = 15.0  # seconds for a server process to stop after SIGTERM
 
 @dataclass
 class Project:
-    """A scratch project folder and the tracking URI its commands use (as MLFLOW_TRACKING_URI)."""
+    """A scratch project folder and the tracking URI its commands use (as MLFLOW_TRACKING_URI).
+
+    It is not a git repository: its commands name `commit` ($GIT_COMMIT, as in a container)."""
 
     root: Path
     uri: str
+
+    @property
+    def commit(self) -> str:
+        return f"scratch-{self.root.name}"
 
     @property
     def paths(self) -> Paths:
@@ -49,22 +55,35 @@ class Project:
 
     @property
     def settings(self) -> Settings:
-        with tracking(self.uri):
+        with tracking(self.uri, self.commit):
             return load_settings(self.paths.params)
 
     def cli(self, *args: str) -> tuple[int, str, str]:
         """`<package> --root ROOT ARGS...` in this process: exit code, stdout, stderr."""
         out, err = io.StringIO(), io.StringIO()
-        with tracking(self.uri), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        environment = tracking(self.uri, self.commit)
+        with environment, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(["--root", str(self.root), *args])
         return code, out.getvalue(), err.getvalue()
 
-    def train(self, pipeline, train_set: pd.DataFrame, metrics: dict | None = None) -> dict[str, str]:
-        """What the train and evaluate stages leave behind: a logged run, models/model, metrics.json."""
+    def train(
+        self, pipeline, train_set: pd.DataFrame, metrics: dict | None = None, gate: str | None = "pass"
+    ) -> dict[str, str]:
+        """What the train and evaluate stages leave behind: a logged run, models/model, metrics.json;
+        and the gate's verdict on this commit (`report`), unless `gate` is None."""
         ids = log_run(pipeline, self.settings, train_set)
         save_model(pipeline, self.paths.model, metadata=ids)
         self.paths.metrics.write_text(json.dumps(metrics or {"model": {"score": 0.75}}))
+        self.judged(gate)
         return ids
+
+    def judged(self, verdict: str | None, commit: str | None = None) -> None:
+        """reports/gate.json as `report` writes it: `verdict` on `commit` (this one); None: no record."""
+        self.paths.gate.unlink(missing_ok=True)
+        if verdict is not None:
+            self.paths.gate.parent.mkdir(parents=True, exist_ok=True)
+            record = {"verdict": verdict, "commit": commit or self.commit}
+            self.paths.gate.write_text(json.dumps(record), encoding="utf-8")
 
     def alias(self, alias: str) -> str | None:
         return alias_version(self.settings, alias)
@@ -91,7 +110,7 @@ def run_cli(project: Project, *args: str, env: dict[str, str] | None = None) -> 
         capture_output=True,
         text=True,
         timeout=COMMAND_WITHIN,
-        env={**os.environ, "MLFLOW_TRACKING_URI": project.uri, **(env or {})},
+        env={**os.environ, "MLFLOW_TRACKING_URI": project.uri, "GIT_COMMIT": project.commit, **(env or {})},
     )
     return Ran(done.returncode, done.stdout, done.stderr)
 
@@ -107,17 +126,19 @@ def refusal(ran: Ran, code: int = 1) -> str:
 
 
 @contextlib.contextmanager
-def tracking(uri: str) -> Iterator[None]:
-    """MLFLOW_TRACKING_URI=uri for the duration (restored after)."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
+def tracking(uri: str, commit: str | None = None) -> Iterator[None]:
+    """MLFLOW_TRACKING_URI=uri (and GIT_COMMIT=commit, if given) for the duration (restored after)."""
+    values = {"MLFLOW_TRACKING_URI": uri} | ({"GIT_COMMIT": commit} if commit else {})
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dataclass

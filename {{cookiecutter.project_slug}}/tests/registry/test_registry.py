@@ -17,9 +17,11 @@ from {{ cookiecutter.package_name }}.deploy.registry import (
     CHAMPION,
     FORCED,
     FORCED_BY,
+    GATE,
     HISTORY,
     PREVIOUS,
     format_status,
+    gate_tag,
     previous_champion,
     record_canary,
     version_tags,
@@ -169,6 +171,44 @@ def test_promote_takes_only_what_the_canary_passed_unless_a_reason_is_recorded(
     assert project.alias(CHAMPION) == version
     tags = client(project).get_model_version(project.settings.mlflow.registered_model, version).tags
     assert (tags[FORCED], tags[FORCED_BY]) == ("hotfix for incident 42", "release-manager")
+
+
+def test_promote_takes_only_what_the_gate_passed_on_its_commit_unless_a_reason_is_recorded(
+    new_project, model, train_set
+):
+    """The version's `gate` tag comes from reports/gate.json at `register`: a failed verdict, no
+    verdict, or one on another commit are not a pass, however the canary judged."""
+    project = new_project()
+    cases = {"fail": "the gate failed its commit", None: "no gate verdict on its commit"}
+    for verdict, refused in cases.items():
+        project.train(model, train_set, gate=verdict)
+        version = register(project)
+        project.canaried(version)
+        code, _, err = project.cli("promote")
+        assert code == 1 and f"version {version}: {refused}" in err and "--force REASON" in err, err
+    project.judged("pass", commit="an-earlier-commit")
+    version = register(project)
+    project.canaried(version)
+    code, _, err = project.cli("promote")
+    assert code == 1 and "no gate verdict on its commit" in err, err
+    assert project.alias(CHAMPION) is None, "nothing promoted"
+    project.judged("pass")
+    version = register(project)
+    project.canaried(version)
+    promote(project)
+    assert project.alias(CHAMPION) == version
+    tags = client(project).get_model_version(project.settings.mlflow.registered_model, version).tags
+    assert tags[GATE] == "passed"
+
+
+def test_the_gate_tag_is_the_verdict_on_the_registered_commit_only():
+    assert gate_tag({"verdict": "pass", "commit": "c1"}, "c1") == "passed"
+    assert gate_tag({"verdict": "fail", "commit": "c1"}, "c1") == "failed"
+    assert gate_tag({"verdict": "error", "commit": "c1"}, "c1") == "none"
+    assert gate_tag({"verdict": "pass", "commit": "c0"}, "c1") == "none"  # judged another commit
+    assert gate_tag({"verdict": "pass", "commit": None}, "c1") == "none"  # results judged elsewhere
+    assert gate_tag({"verdict": "pass", "commit": "unknown"}, "unknown") == "none"  # no commit known
+    assert gate_tag(None, "c1") == gate_tag(["pass"], "c1") == "none"
 
 
 def test_promote_refuses_what_is_not_there(new_project, model, train_set):

@@ -1,7 +1,8 @@
 """The model registry: register, promote, roll back, with MLflow aliases (not stages).
 
-`challenger` points at the candidate, `champion` at what serves. Only a version the
-canary passed (its tag `canary`) is promoted, unless a reason is given, which the
+`challenger` points at the candidate, `champion` at what serves. Only a version that
+passed the gate on its commit (its tag `gate`, from reports/gate.json at `register`) and
+the canary (its tag `canary`) is promoted, unless a reason is given, which the
 version then records (`promoted_without_canary`, and by whom). Each promotion
 tags the new champion with the version it replaced (`previous_champion`), so
 `rollback` moves `champion` back in one call, and further back after that. The
@@ -52,6 +53,7 @@ HISTORY = "champion_history"  # registered-model tag: versions that held `champi
 HISTORY_LENGTH = 20
 CANARY = "canary"  # version tag: "passed" or "refused", set by the canary that judged it
 CANARY_CHAMPION = "canary_champion"  # version tag: the champion it was judged against ("none": first)
+GATE = "gate"  # version tag: "passed", "failed" or "none", the gate's verdict on its commit
 FORCED = "promoted_without_canary"  # version tag: the reason given to promote it all the same
 FORCED_BY = "promoted_without_canary_by"
 RELOAD_TIMEOUT = 120.0  # seconds for a server to download and load the new model
@@ -93,6 +95,22 @@ def version_tags(metrics: dict, lock: dict, commit: str) -> dict[str, str]:
     tags = {"git_commit": commit, "data_md5": data_hash(lock)}
     tags |= {f"metric.{name}": str(value) for name, value in metrics.get("model", {}).items()}
     return tags
+
+
+def gate_tag(record: object, commit: str) -> str:
+    """The gate's verdict on `commit` from its record (reports/gate.json): "passed" or "failed";
+    "none" when there is no record, it judged another commit, or it could not judge."""
+    if not isinstance(record, dict) or record.get("commit") != commit or commit == "unknown":
+        return "none"
+    return {"pass": "passed", "fail": "failed"}.get(str(record.get("verdict")), "none")
+
+
+def read_gate_record(path: Path) -> object:
+    """reports/gate.json, or None when it is missing or unreadable (the version is then tagged "none")."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def model_metrics(metrics: object, where: str = "metrics.json") -> dict:
@@ -204,7 +222,8 @@ def register(settings: Settings, paths: Paths) -> Registered:
         )
     _check_committed(paths)
     uri, name = settings.mlflow.tracking_uri, settings.mlflow.registered_model
-    tags = version_tags(metrics, lock, git_commit(paths.root))
+    commit = git_commit(paths.root)
+    tags = version_tags(metrics, lock, commit) | {GATE: gate_tag(read_gate_record(paths.gate), commit)}
     client = _open(settings)
     import mlflow  # only now: a refused store costs no MLflow import (seconds)
     from mlflow.models import Model
@@ -284,8 +303,15 @@ def record_canary(settings: Settings, version: str, passed: bool, champion: str 
         client.set_model_version_tag(name, version, CANARY_CHAMPION, champion or "none")
 
 
-def check_canaried(tags: dict[str, str], version: str) -> None:
-    """RegistryError unless the canary passed the version."""
+def check_promotable(tags: dict[str, str], version: str) -> None:
+    """RegistryError unless the gate passed the version's commit and the canary passed the version."""
+    gate = tags.get(GATE, "none")
+    if gate != "passed":
+        judged = "the gate failed its commit" if gate == "failed" else "no gate verdict on its commit"
+        raise RegistryError(
+            f"version {version}: {judged}; run `report` on the commit before `register` (the deploy "
+            "workflow does), or promote it with --force REASON, which the version records"
+        )
     verdict = tags.get(CANARY)
     if verdict != "passed":
         judged = "the canary refused it" if verdict == "refused" else "no canary judged it"
@@ -298,7 +324,7 @@ def check_canaried(tags: dict[str, str], version: str) -> None:
 def promote(settings: Settings, version: str | None = None, force: str | None = None) -> Move:
     """Point `champion` at the challenger (or a given version), remembering the one it replaces.
 
-    The version must have passed the canary; with `force` (the reason) it need not, and the
+    The version must have passed the gate and the canary; with `force` (the reason) it need not, and the
     version records the reason and who gave it."""
     client = _open(settings)
     uri, name = settings.mlflow.tracking_uri, settings.mlflow.registered_model
@@ -309,7 +335,7 @@ def promote(settings: Settings, version: str | None = None, force: str | None = 
         tags = _version(client, name, target).tags or {}
         check_version_files(client, uri, name, target)  # never make a champion that cannot be served
         if force is None:
-            check_canaried(tags, target)
+            check_promotable(tags, target)
         else:
             client.set_model_version_tag(name, target, FORCED, force)
             client.set_model_version_tag(name, target, FORCED_BY, who_acts())

@@ -242,10 +242,13 @@ def gate_record(
     verdict: GateVerdict | None,
     error: str | None = None,
     note: PolicyNote | None = None,
+    commit: str | None = None,
 ) -> dict:
-    """The machine-readable verdict (reports/gate.json): "pass", "fail" or "error"."""
+    """The machine-readable verdict (reports/gate.json): "pass", "fail" or "error", and the commit
+    judged, which `register` tags the version with (deploy/registry.py: gate_tag)."""
     return {
         "verdict": "error" if error is not None or verdict is None else "pass" if verdict.passed else "fail",
+        "commit": commit,
         "error": error,
         "base": comparison.base if comparison else None,
         "has_baseline": comparison.has_baseline if comparison else None,

@@ -144,7 +144,8 @@ def summary(report: dict) -> str:
 
 
 def run(settings: StageSettings, paths: Paths) -> None:
-    settings = with_tuning(settings, paths)  # the model train fits, tuned or not
+    # The model train fits, tuned or not.
+    settings = settings.model_copy(update={"train": with_tuning(settings, paths).train})
     report = backtest(read_frame(paths.train), read_frame(paths.test), settings)
     write_json(paths.staleness, report)
     print(f"backtest: {summary(report)} -> {relative(paths.staleness, paths)}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
 
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -166,10 +165,7 @@ def log_training_data(train: pd.DataFrame, target: str, source: str) -> None:
     mlflow.log_input(dataset, context="training")
 
 
-Tunable = TypeVar("Tunable", bound=StageSettings)  # the backtest's settings extend train's
-
-
-def with_tuning(settings: Tunable, paths: Paths) -> Tunable:
+def with_tuning(settings: StageSettings, paths: Paths) -> StageSettings:
     """train.model with the tune stage's best hyperparameters over it, when train.use_tuned."""
     from ..tuning import read_report, tuned_train
 
