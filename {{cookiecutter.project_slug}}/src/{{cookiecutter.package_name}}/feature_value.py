@@ -1,11 +1,12 @@
 """What each model input is worth (ML Test Score D2): an interval on its permutation importance.
 
-Permutation importance is repeated (`evaluate.permutation_repeats`); the interval is Student's
-t over those repeats, mean ± t(0.975, n-1)·std/√n. It measures the noise of the shuffles on this
-model and test set, not of training: an input whose interval does not lie wholly above 0 made no
-difference the shuffles could tell from chance, so it has no measurable value (an input the model
-never uses scores exactly 0 on every repeat). Its interval in metrics.json ("importance") is what
-the gate reads; `gate.require_feature_value` fails a pull request on such inputs.
+Permutation importance is repeated (`evaluate.permutation_repeats`), each repeat on its own
+resample of the test rows (pipeline/evaluate.py); the interval is Student's t over those repeats,
+mean ± t(0.975, n-1)·std/√n. It holds the noise of the shuffles and of the test set, not of
+training: an input whose interval does not lie wholly above 0 made no difference that could be told
+from chance, so it has no measurable value (an input the model never uses scores exactly 0 on every
+repeat). Its interval in metrics.json ("importance") is what the gate reads;
+`gate.require_feature_value` fails a pull request on such inputs.
 """
 
 from __future__ import annotations

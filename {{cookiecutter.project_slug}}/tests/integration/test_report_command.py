@@ -6,6 +6,7 @@ judged from elsewhere, and the refusals. The judging and rendering themselves ar
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -34,7 +35,11 @@ def git(cwd: Path, *args: str) -> None:
 def scratch(scratch_repository) -> Path:
     """A git + DVC repository: dvc.yaml naming the metrics, params and metrics committed on main."""
     metrics = json.dumps({"model": {"roc_auc": 0.7}})
-    return scratch_repository({"dvc.yaml": "metrics:\n  - metrics.json\n", "metrics.json": metrics})
+    # No simple model to beat: these tests judge tolerances and where the policy comes from (a
+    # looser tolerance would also widen the margin over the simple model, tested in test_report).
+    params = re.sub(r"(?m)^  beat_simple: .*$", "  beat_simple: []", (ROOT / "params.yaml").read_text())
+    files = {"dvc.yaml": "metrics:\n  - metrics.json\n", "metrics.json": metrics, "params.yaml": params}
+    return scratch_repository(files)
 
 
 def test_read_diffs_returns_what_the_pure_code_reads(scratch):

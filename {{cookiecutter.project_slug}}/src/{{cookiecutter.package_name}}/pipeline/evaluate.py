@@ -240,31 +240,57 @@ def regression_plots(target: pd.Series, predictions: np.ndarray) -> dict:
 def importance_plot(model, features: pd.DataFrame, target: pd.Series, settings: StageSettings) -> dict:
     """Permutation importance of each raw input column (seeded): the mean over the repeats, its
     standard deviation and its 95% interval (feature_value.py)."""
-    from sklearn.inspection import permutation_importance
-
     scoring = "neg_log_loss" if settings.task == "classification" else "neg_root_mean_squared_error"
-    result = permutation_importance(
-        model,
-        features,
-        target,
-        scoring=scoring,
-        n_repeats=settings.evaluate.permutation_repeats,
-        random_state=settings.train.seed,
-        n_jobs=1,
+    repeats = importance_repeats(
+        model, features, target, scoring, settings.evaluate.permutation_repeats, settings.train.seed
     )
+    intervals = importance_intervals([str(c) for c in features.columns], repeats, DIGITS)
     rows = sorted(
-        zip(features.columns, result.importances_mean, result.importances_std, strict=True),
+        zip(features.columns, repeats.mean(axis=1), repeats.std(axis=1), strict=True),
         key=lambda item: item[1],
         reverse=True,
     )
-    # The spread over the repeats says which importances are clearly more than noise.
-    intervals = importance_intervals([str(c) for c in features.columns], result.importances, DIGITS)
     importance = [
         {"feature": str(name), "importance": round(float(mean), DIGITS), "std": round(float(std), DIGITS)}
         | {"low": intervals[str(name)]["low"], "high": intervals[str(name)]["high"]}
         for name, mean, std in rows
     ]
     return {"importance.json": {"importance": importance}}
+
+
+def importance_repeats(
+    model, features: pd.DataFrame, target: pd.Series, scoring: str, repeats: int, seed: int
+) -> np.ndarray:
+    """An (inputs x repeats) array: each repeat shuffles every input once on its own resample of
+    the test rows, so the spread holds the test set's sampling noise and not only the shuffles'
+    (an input of no value can gain a little by chance on one fixed test set)."""
+    from sklearn.inspection import permutation_importance
+
+    rng = np.random.default_rng(seed)
+    columns = []
+    for _ in range(repeats):
+        rows = resample_rows(target, rng, stratified=scoring == "neg_log_loss")
+        result = permutation_importance(
+            model,
+            features.iloc[rows],
+            target.iloc[rows],
+            scoring=scoring,
+            n_repeats=1,
+            random_state=int(rng.integers(2**31 - 1)),
+            n_jobs=1,
+        )
+        columns.append(result.importances[:, 0])
+    return np.column_stack(columns)
+
+
+def resample_rows(target: pd.Series, rng: np.random.Generator, stratified: bool) -> np.ndarray:
+    """Row positions drawn with replacement, as many as there are rows; within each class when
+    stratified, so that every class the model knows is still there for the log loss."""
+    if not stratified:
+        return rng.integers(0, len(target), len(target))
+    positions = np.arange(len(target))
+    groups = [positions[(target == label).to_numpy()] for label in pd.unique(target)]
+    return np.concatenate([rng.choice(group, size=len(group), replace=True) for group in groups])
 
 
 def importance_metrics(plots: dict) -> dict:
