@@ -29,7 +29,9 @@ IMPROVEMENT = "better"
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # regression | missing | underpowered | slice | baseline | simple | threshold | feature_value | gate/bounds.py's
+    # regression | missing | underpowered | slice | baseline | simple | threshold | feature_value,
+    # or one of gate/bounds.py's
+    check: str
     metric: str
     old: float | None  # on the base branch (None without a baseline)
     new: float | None
@@ -98,13 +100,29 @@ def judge(
         findings += sorted(
             slice_findings(comparison.metrics, policy.gate.slice_tolerance), key=lambda f: f.metric
         )
+    findings += baseline_findings(new, old, policy)
+    findings += simple_findings(new, old, policy)
+    findings += threshold_findings(new, old, policy)
+    findings += absolute_bound_findings(comparison, policy)
+    findings += feature_value_findings(new, policy)
+    return GateVerdict(passed=not findings, findings=findings, assessments=assessments, noise=noise)
+
+
+def baseline_findings(new: dict, old: dict, policy: Policy) -> list[Finding]:
+    """gate.beat_baseline: the model must be better than the trivial baseline (metrics.json: baseline)."""
+    findings = []
     for name in policy.gate.beat_baseline:
         model, baseline = new.get(f"model.{name}"), new.get(f"baseline.{name}")
         direction = BETTER[name]
         if model is None or baseline is None or not _better(model, baseline, direction):
             limit = f"{direction} than the trivial baseline ({formatted(baseline)})"
             findings.append(Finding("baseline", name, old.get(f"model.{name}"), model, limit))
-    findings += simple_findings(new, old, policy)
+    return findings
+
+
+def threshold_findings(new: dict, old: dict, policy: Policy) -> list[Finding]:
+    """evaluate.thresholds: absolute bounds on the model's test metrics."""
+    findings = []
     for name, threshold in policy.thresholds.items():
         value = new.get(f"model.{name}")
         if value is None or not threshold.holds(value):
@@ -114,12 +132,17 @@ def judge(
                 if bound is not None
             )
             findings.append(Finding("threshold", name, old.get(f"model.{name}"), value, bounds))
-    for item in bound_findings(comparison.metrics, policy):  # slices, fairness, sensitive inputs
+    return findings
+
+
+def absolute_bound_findings(comparison: Comparison, policy: Policy) -> list[Finding]:
+    """Slices, fairness and sensitive inputs (gate/bounds.py), each with the base's value."""
+    findings = []
+    for item in bound_findings(comparison.metrics, policy):
         before = comparison.metrics.get(SLICES + (item.key or item.name))
         was = number(before.old) if before else None
         findings.append(Finding(item.check, item.name, was, item.value, item.limit))
-    findings += feature_value_findings(new, policy)
-    return GateVerdict(passed=not findings, findings=findings, assessments=assessments, noise=noise)
+    return findings
 
 
 def simple_findings(new: dict, old: dict, policy: Policy) -> list[Finding]:

@@ -59,6 +59,13 @@ def render(
         out.add(*block)
     if staleness is not None:
         out.add(*_staleness_lines(staleness, out))
+    _add_folded_sections(comparison, out)
+    return out.text()
+
+
+def _add_folded_sections(comparison: Comparison, out: _Budget) -> None:
+    """The long parts, folded: other metrics, slice metrics and the params changed (each table
+    sized by what is left once the one before it is in)."""
     # Per-input importance is summed up in the line on feature value (plots/importance.json has it all).
     other_rows = _metric_rows(
         comparison, lambda name: not name.startswith(("model.", "slices:", f"{IMPORTANCE}."))
@@ -74,7 +81,6 @@ def render(
             opening = f"<details><summary>{title} ({len(rows)})</summary>"
             table = out.table(header, rows, reserve=len(opening) + 20)
             out.add(opening, "", *table, "</details>", "")
-    return out.text()
 
 
 def render_error(base: str, message: str, pipeline_failed: bool = False) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-STAGES = ("check", "ingest", "validate", "split", "tune", "train", "evaluate", "backtest")  # in dvc.yaml's order
+# In dvc.yaml's order.
+STAGES = ("check", "ingest", "validate", "split", "tune", "train", "evaluate", "backtest")
 
 
 def main(argv: list[str]) -> int:

@@ -25,7 +25,7 @@ from .scoring import score
 from .split import time_values
 from .stage import relative, run_stage, write_json
 from .train import StageSettings as TrainStageSettings
-from .train import fit
+from .train import fit, with_tuning
 
 
 class StageSettings(TrainStageSettings):
@@ -144,6 +144,7 @@ def summary(report: dict) -> str:
 
 
 def run(settings: StageSettings, paths: Paths) -> None:
+    settings = with_tuning(settings, paths)  # the model train fits, tuned or not
     report = backtest(read_frame(paths.train), read_frame(paths.test), settings)
     write_json(paths.staleness, report)
     print(f"backtest: {summary(report)} -> {relative(paths.staleness, paths)}")

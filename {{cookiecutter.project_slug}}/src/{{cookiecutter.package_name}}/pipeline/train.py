@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -165,7 +166,10 @@ def log_training_data(train: pd.DataFrame, target: str, source: str) -> None:
     mlflow.log_input(dataset, context="training")
 
 
-def with_tuning(settings: StageSettings, paths: Paths) -> StageSettings:
+Tunable = TypeVar("Tunable", bound=StageSettings)  # the backtest's settings extend train's
+
+
+def with_tuning(settings: Tunable, paths: Paths) -> Tunable:
     """train.model with the tune stage's best hyperparameters over it, when train.use_tuned."""
     from ..tuning import read_report, tuned_train
 
