@@ -82,7 +82,7 @@ def markers(project: Path) -> list[Path]:
 
 
 # A variable that more than one target takes: each of the others as well.
-ALSO_USED = [("BASE", "plots", "--base")]
+ALSO_USED: list[tuple[str, str, str | None]] = [("BASE", "plots", "--base")]
 
 
 @pytest.mark.parametrize("via", ["command line", "environment"])

@@ -373,9 +373,7 @@ def test_markdown_follows_the_comment_rules(name):
     markdown = render(comparison, judge(comparison, CASES[name]), CASES[name])
     assert_follows_the_comment_rules(markdown)
     assert "### Metrics" in markdown and "model." in markdown
-    assert ("\nxychart-beta\n" in markdown) is not comparison.unchanged, (
-        "charts unless nothing changed"
-    )
+    assert ("\nxychart-beta\n" in markdown) is not comparison.unchanged, "charts unless nothing changed"
 
 
 @pytest.mark.parametrize("name", ["regression", "regression-task"])
