@@ -21,8 +21,9 @@ def metric_charts(comparison: Comparison, policy: Policy) -> list[str]:
     trivial baseline), and a line at the gate's limit, base ± tolerance.
 
     The y-axis spans the values shown, not 0 to the top: from 0, a change of a few hundredths
-    (log loss 0.426 against 0.463) is a sliver. Here the span is at least twice the tolerance
-    and the values sit in its middle half, so a change that fails the gate crosses the line.
+    (log loss 0.426 against 0.463) is a sliver. Here the values, the limit among them, fill
+    the middle half of the axis, so a change of the tolerance is at least a quarter of the
+    chart's height, and one that fails the gate crosses the line.
     One chart per metric because the metrics have different scales, and one bar series per
     chart because mermaid draws several bar series on top of each other.
     """
@@ -60,8 +61,8 @@ def _bar_chart(name: str, bars: list[tuple[str, float]], limit: float | None, to
 
 
 def axis(values: list[float], tolerance: float) -> tuple[float, float]:
-    """The y-axis around `values`: they fill its middle half, and it spans at least twice the
-    tolerance (a change within tolerance stays small, one beyond it does not)."""
+    """The y-axis around `values`: half their spread (at least half the tolerance) beyond
+    each end. With a limit, base ± tolerance, among them it spans at least twice the tolerance."""
     low, high = min(values), max(values)
     span = max(high - low, tolerance, 1e-9)
     return low - span / 2, high + span / 2
