@@ -93,7 +93,7 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     from "error" (make turns both into exit 2).
     """
     from .config.reading import ConfigError
-    from .gate.compare import NoResults, ReportError, read_noise, take_results
+    from .gate.compare import NoResults, ReportError, read_predictions, take_results
     from .gate.judge import gate_record, judge
     from .gate.policy import PolicyNote, policy_changes, read_policy
     from .gate.render import render, render_error
@@ -119,10 +119,11 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     else:
         note = PolicyNote(policy_changes(base_policy, own_policy), _approval(args.event))
         policy = own_policy if note.applied else base_policy
-    judged = comparison.has_baseline and not comparison.unchanged
-    noise = read_noise(paths.root, comparison.revision, policy.gate) if judged else None
+    rows = None if comparison.unchanged else read_predictions(paths.root, comparison.revision)
+    noise = _noise(rows, policy.gate) if comparison.has_baseline else None
     verdict = judge(comparison, policy, noise)
-    markdown = render(comparison, verdict, policy, note, staleness=_staleness(paths))
+    shown = _curves(rows) if isinstance(rows, tuple) else None
+    markdown = render(comparison, verdict, policy, note, staleness=_staleness(paths), curves=shown)
     _write_report(markdown, gate_record(comparison, verdict, note=note, commit=commit), args)
     if note is not None and note.changes:
         state = "applied" if note.applied else "not applied"
@@ -131,6 +132,23 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
         print(f"gate: {finding.check} {finding.metric}: {finding.old} -> {finding.new} ({finding.limit})")
     print(f"report: gate {'passed' if verdict.passed else 'failed'} -> {args.output}")
     return 0 if verdict.passed else 1
+
+
+def _noise(rows, gate):
+    """How the changes are told from noise: the predictions resampled, or why they cannot be."""
+    from .gate.compare import noise_of
+    from .gate.noise import Unjudged
+
+    if rows is None or isinstance(rows, Unjudged):
+        return rows
+    return noise_of(rows, gate)
+
+
+def _curves(rows):
+    """The base's and this pull request's curves, for the report's charts (gate/curves.py)."""
+    from .gate.curves import curves
+
+    return curves(*rows)
 
 
 def _staleness(paths: Paths) -> dict | None:
@@ -463,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_report_command,
         add_test_score_command,
         add_staleness_command,
+        add_plots_command,
         add_tools,
     )
     for add in adders:
@@ -624,6 +643,27 @@ def add_staleness_command(commands) -> None:
     )
     stale.add_argument("--age", type=float, help="exit 1 when a model this old is over the maximum age")
     stale.set_defaults(handler=cmd_staleness, needs_settings=False)
+
+
+def cmd_plots(settings: None, paths: Paths, args: argparse.Namespace) -> int:
+    """Draw the DVC plots as SVG files (plots.py); with --base, that revision's curves beside these."""
+    from .plots import PlotError, write_plots
+
+    base = checked_ref(args.base) if args.base else None
+    try:
+        written = write_plots(paths.root, (paths.root / args.output).resolve(), base)
+    except PlotError as err:
+        raise StageFailed(str(err)) from None
+    for path in written:
+        print(f"plots: {relative(path, paths)}")
+    return 0
+
+
+def add_plots_command(commands) -> None:
+    drawn = commands.add_parser("plots", help="the DVC plots as SVG files that open offline (dvc_plots/)")
+    drawn.add_argument("--base", help="also draw this git ref's plots, overlaid (dvc plots diff)")
+    drawn.add_argument("--output", type=Path, default=Path("dvc_plots"), help="folder for the SVG files")
+    drawn.set_defaults(handler=cmd_plots, needs_settings=False)
 
 
 def _read_text(path: Path) -> str:
