@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 
-from .registry import CANARY, CANARY_CHAMPION, FORCED, FORCED_BY, PREVIOUS
+from .tags import CANARY, CANARY_CHAMPION, FORCED, FORCED_BY, PREVIOUS
 
 MARK = "<!-- mlgate model card -->"  # the card's first line: what `check_card` looks for
 MD5 = re.compile(r"^[0-9a-f]{32}$")

@@ -44,16 +44,12 @@ from ..tracking import (
     remember,
     store_errors,
 )
+from .tags import CANARY, CANARY_CHAMPION, FORCED, FORCED_BY, PREVIOUS  # importable from here as before
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-PREVIOUS = "previous_champion"  # version tag: the champion this version replaced
 HISTORY = "champion_history"  # registered-model tag: versions that held `champion`, oldest first
 HISTORY_LENGTH = 20
-CANARY = "canary"  # version tag: "passed" or "refused", set by the canary that judged it
-CANARY_CHAMPION = "canary_champion"  # version tag: the champion it was judged against ("none": first)
-FORCED = "promoted_without_canary"  # version tag: the reason given to promote it all the same
-FORCED_BY = "promoted_without_canary_by"
 RELOAD_TIMEOUT = 120.0  # seconds for a server to download and load the new model
 
 
