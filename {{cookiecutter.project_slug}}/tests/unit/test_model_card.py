@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.deploy.model_card import (
-    CardError,
     TOO_SMALL,
+    CardError,
     check_card,
     escaped,
     render_card,
