@@ -107,7 +107,7 @@ def promotion_summary(tags: dict[str, str]) -> str:
     replaced = tags.get(PREVIOUS)
     if replaced:
         return f"promoted, replacing version {escaped(replaced)}"
-    return "not forced (promoted only after the canary's pass)"
+    return "no forced promotion recorded (without a reason, only a version the canary passed is promoted)"
 
 
 def intended_use_lines(facts: dict) -> list[str]:
