@@ -213,6 +213,7 @@ def cmd_register(settings: Settings, paths: Paths, args: argparse.Namespace) -> 
         f"register: {settings.mlflow.registered_model} version {registered.version} "
         f"({registered.source}) is the {CHALLENGER}"
     )
+    print(f"register: its model card is {registered.card} (`card --version {registered.version}` prints it)")
 
 
 def cmd_promote(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
@@ -238,6 +239,18 @@ def cmd_rollback(settings: Settings, paths: Paths, args: argparse.Namespace) -> 
         f"(was {move.replaced})"
     )
     return _reload_servers(urls)
+
+
+def cmd_card(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    """Print a version's model card (markdown); in a workflow, also append it to the job summary."""
+    from .deploy.model_card import escaped
+    from .deploy.registry import version_card, with_absolute_store
+
+    version = checked_version(args.version)
+    card = _registry_call(version_card, with_absolute_store(settings, paths.root), version)
+    text = f"{card.markdown}\nKept in MLflow as {escaped(card.location, 300)}\n"
+    print(text, end="")
+    _append_env_file("GITHUB_STEP_SUMMARY", text)
 
 
 def _reload_servers(urls: list[str]) -> int:
@@ -549,6 +562,11 @@ def add_registry_commands(commands) -> None:
     )
     status = commands.add_parser("status", help="registered versions and their aliases")
     status.set_defaults(handler=cmd_status)
+    card = commands.add_parser(
+        "card", help="print a version's model card (markdown; in a workflow, also to the job summary)"
+    )
+    card.add_argument("--version", help="a registered version number (default: the challenger)")
+    card.set_defaults(handler=cmd_card)
     for name, handler, help_text in (
         ("promote", cmd_promote, "make the challenger (or --version) the champion"),
         ("rollback", cmd_rollback, "move the champion back to the version it replaced (or --version)"),

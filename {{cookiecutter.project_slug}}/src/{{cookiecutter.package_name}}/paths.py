@@ -88,6 +88,11 @@ class Paths:
         return self.reports / "staleness.json"
 
     @property
+    def gate_record(self) -> Path:
+        """The gate's verdict (`report --json`, git-ignored), which the model card shows."""
+        return self.reports / "gate.json"
+
+    @property
     def plots(self) -> Path:
         return self.root / "plots"
 
