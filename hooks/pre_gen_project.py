@@ -95,8 +95,8 @@ DISTRIBUTIONS = words(
     shap shortuuid shtab simple-websocket six slicer sklearn-compat skops smmap sortedcontainers sqlalchemy
     sqlparse sqltrie starlette tabulate threadpoolctl tomlkit tqdm typeguard typing-extensions
     types-pyyaml typing-inspect typing-inspection tzdata tzlocal urllib3 uv uv-build uvicorn uvloop vine
-    voluptuous waitress wcwidth websocket-client werkzeug wrapt wsproto yarl zc-lockfile zipp
-    zope-event zope-interface
+    vl-convert-python voluptuous waitress wcwidth websocket-client werkzeug wrapt wsproto yarl zc-lockfile
+    zipp zope-event zope-interface
     """
 )
 # Modules those distributions install under another name than their own.
@@ -105,7 +105,7 @@ MODULES = {name.replace("-", "_") for name in DISTRIBUTIONS} | words(
     antlr4 attr azure databricks dateutil dotenv engineio flufl git google graphql grpc grpc_status
     hydra jwt markdown_it mpl_toolkits mypyc opentelemetry proto public py pydevd_plugins pylab
     pytest_locust pythoncom pywintypes ruamel sklearn sklego socketio validate websocket win32
-    win32api win32com yaml zc zmq zope
+    vl_convert win32api win32com yaml zc zmq zope
     """
 )
 # Standard-library modules that newer Pythons dropped (a project on 3.11 still has them).

@@ -81,10 +81,15 @@ def markers(project: Path) -> list[Path]:
     return [path for path in project.rglob("MARKER*")]
 
 
+# A variable that more than one target takes: each of the others as well.
+ALSO_USED: list[tuple[str, str, str | None]] = [("BASE", "plots", "--base")]
+
+
 @pytest.mark.parametrize("via", ["command line", "environment"])
-@pytest.mark.parametrize("variable", VARIABLES)
-def test_no_value_reaches_a_shell(project, recorder, variable, via):
-    target, option = VARIABLES[variable]
+@pytest.mark.parametrize(
+    ("variable", "target", "option"), [(name, *VARIABLES[name]) for name in VARIABLES] + ALSO_USED
+)
+def test_no_value_reaches_a_shell(project, recorder, variable, target, option, via):
     for payload in PAYLOADS:
         calls = make(project, recorder, target, variable, payload, via)
         assert markers(project) == [], f"{variable}={payload!r} via the {via} ran a command"

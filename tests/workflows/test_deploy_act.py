@@ -202,6 +202,9 @@ def test_push_promotes_through_the_canary_and_rollback_restores(origins, trackin
     assert f"canary: pass: version {new} may be promoted" in outcome.output
     assert f"promote: ml-project version {new} is the champion (was {old})" in outcome.output
     assert aliases(project, uri) == {"challenger": new, "champion": new}
+    # The version's model card in each job's summary: after the canary, and after the promotion.
+    assert outcome.output.count(f"# Model card: ml-project version {new}") == 2, outcome.tail()
+    assert f"- Canary: **passed** against version {old}" in outcome.output
     verdict = json.loads((outcome.record / "artifacts" / "canary" / "canary.json").read_text())
     assert (verdict["challenger"], verdict["champion"], verdict["passed"]) == (new, old, True)
 
@@ -273,7 +276,8 @@ def test_rollback_without_a_tracking_server_is_a_clear_error(origins, tmp_path):
     workflow = deploy_caller(clone, tmp_path / "caller.yml", jobs=("rollback",))
     outcome = run_act(clone, event, workflow, tmp_path / "record", event_name="workflow_dispatch")
     assert outcome.returncode != 0
-    assert "there is no shared registry to roll back" in outcome.output, outcome.tail()
+    # The summary file is read by act after the step; a step's own output can be cut when it exits at once.
+    assert "there is no shared registry to roll back" in outcome.summary, outcome.tail()
     assert "make rollback" not in outcome.output
 
 

@@ -93,7 +93,7 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     from "error" (make turns both into exit 2).
     """
     from .config.reading import ConfigError
-    from .gate.compare import NoResults, ReportError, read_noise, take_results
+    from .gate.compare import NoResults, ReportError, read_predictions, take_results
     from .gate.judge import gate_record, judge
     from .gate.policy import PolicyNote, policy_changes, read_policy
     from .gate.render import render, render_error
@@ -119,18 +119,41 @@ def cmd_report(settings: None, paths: Paths, args: argparse.Namespace) -> int:
     else:
         note = PolicyNote(policy_changes(base_policy, own_policy), _approval(args.event))
         policy = own_policy if note.applied else base_policy
-    judged = comparison.has_baseline and not comparison.unchanged
-    noise = read_noise(paths.root, comparison.revision, policy.gate) if judged else None
+    rows = None if comparison.unchanged else read_predictions(paths.root, comparison.revision)
+    noise = _noise(rows, policy.gate) if comparison.has_baseline else None
     verdict = judge(comparison, policy, noise)
-    markdown = render(comparison, verdict, policy, note, staleness=_staleness(paths))
+    shown = _curves(rows) if isinstance(rows, tuple) else None
+    markdown = render(comparison, verdict, policy, note, staleness=_staleness(paths), curves=shown)
     _write_report(markdown, gate_record(comparison, verdict, note=note, commit=commit), args)
+    _print_verdict(verdict, note, args.output)
+    return 0 if verdict.passed else 1
+
+
+def _print_verdict(verdict, note, output: Path) -> None:
+    """The log's lines: the policy change and whether it applied, each finding, where the report went."""
     if note is not None and note.changes:
         state = "applied" if note.applied else "not applied"
         print(f"report: this change sets {len(note.changes)} policy key(s), {state}: {note.approval.note}")
     for finding in verdict.findings:
         print(f"gate: {finding.check} {finding.metric}: {finding.old} -> {finding.new} ({finding.limit})")
-    print(f"report: gate {'passed' if verdict.passed else 'failed'} -> {args.output}")
-    return 0 if verdict.passed else 1
+    print(f"report: gate {'passed' if verdict.passed else 'failed'} -> {output}")
+
+
+def _noise(rows, gate):
+    """How the changes are told from noise: the predictions resampled, or why they cannot be."""
+    from .gate.compare import noise_of
+    from .gate.noise import Unjudged
+
+    if rows is None or isinstance(rows, Unjudged):
+        return rows
+    return noise_of(rows, gate)
+
+
+def _curves(rows):
+    """The base's and this pull request's curves, for the report's charts (gate/curves.py)."""
+    from .gate.curves import curves
+
+    return curves(*rows)
 
 
 def _staleness(paths: Paths) -> dict | None:
@@ -195,6 +218,7 @@ def cmd_register(settings: Settings, paths: Paths, args: argparse.Namespace) -> 
         f"register: {settings.mlflow.registered_model} version {registered.version} "
         f"({registered.source}) is the {CHALLENGER}"
     )
+    print(f"register: its model card is {registered.card} (`card --version {registered.version}` prints it)")
 
 
 def cmd_promote(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
@@ -220,6 +244,18 @@ def cmd_rollback(settings: Settings, paths: Paths, args: argparse.Namespace) -> 
         f"(was {move.replaced})"
     )
     return _reload_servers(urls)
+
+
+def cmd_card(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    """Print a version's model card (markdown); in a workflow, also append it to the job summary."""
+    from .deploy.model_card import escaped
+    from .deploy.registry import version_card, with_absolute_store
+
+    version = checked_version(args.version)
+    card = _registry_call(version_card, with_absolute_store(settings, paths.root), version)
+    text = f"{card.markdown}\nKept in MLflow as {escaped(card.location, 300)}\n"
+    print(text, end="")
+    _append_env_file("GITHUB_STEP_SUMMARY", text)
 
 
 def _reload_servers(urls: list[str]) -> int:
@@ -292,10 +328,10 @@ def _append_env_file(variable: str, text: str) -> None:
 
 
 def cmd_explain(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
-    """One row step by step (explain.py); exit 2 when the row is not one the model takes."""
-    from .explain import ExplainError, explain, parse_row, render_text, validate_row
+    """One row step by step (serving/explain.py); exit 2 when the row is not one the model takes."""
     from .schema import load_contract
     from .serving.errors import ServeError
+    from .serving.explain import ExplainError, explain, parse_row, render_text, validate_row
     from .serving.sources import LocalSource, parse_source
 
     try:
@@ -318,7 +354,7 @@ def cmd_explain(settings: Settings, paths: Paths, args: argparse.Namespace) -> i
 
 def _row_text(args: argparse.Namespace) -> tuple[str, str]:
     """The row's JSON text and where it came from: --row-json, a file, or - (standard input)."""
-    from .explain import ExplainError
+    from .serving.explain import ExplainError
 
     if (args.row is None) == (args.row_json is None):
         raise ExplainError("give the row once: a JSON file, - for standard input, or --row-json '{...}'")
@@ -463,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_report_command,
         add_test_score_command,
         add_staleness_command,
+        add_plots_command,
         add_tools,
     )
     for add in adders:
@@ -530,6 +567,11 @@ def add_registry_commands(commands) -> None:
     )
     status = commands.add_parser("status", help="registered versions and their aliases")
     status.set_defaults(handler=cmd_status)
+    card = commands.add_parser(
+        "card", help="print a version's model card (markdown; in a workflow, also to the job summary)"
+    )
+    card.add_argument("--version", help="a registered version number (default: the challenger)")
+    card.set_defaults(handler=cmd_card)
     for name, handler, help_text in (
         ("promote", cmd_promote, "make the challenger (or --version) the champion"),
         ("rollback", cmd_rollback, "move the champion back to the version it replaced (or --version)"),
@@ -624,6 +666,27 @@ def add_staleness_command(commands) -> None:
     )
     stale.add_argument("--age", type=float, help="exit 1 when a model this old is over the maximum age")
     stale.set_defaults(handler=cmd_staleness, needs_settings=False)
+
+
+def cmd_plots(settings: None, paths: Paths, args: argparse.Namespace) -> int:
+    """Draw the DVC plots as SVG files (plots.py); with --base, that revision's curves beside these."""
+    from .plots import PlotError, write_plots
+
+    base = checked_ref(args.base) if args.base else None
+    try:
+        written = write_plots(paths.root, (paths.root / args.output).resolve(), base)
+    except PlotError as err:
+        raise StageFailed(str(err)) from None
+    for path in written:
+        print(f"plots: {relative(path, paths)}")
+    return 0
+
+
+def add_plots_command(commands) -> None:
+    drawn = commands.add_parser("plots", help="the DVC plots as SVG files that open offline (dvc_plots/)")
+    drawn.add_argument("--base", help="also draw this git ref's plots, overlaid (dvc plots diff)")
+    drawn.add_argument("--output", type=Path, default=Path("dvc_plots"), help="folder for the SVG files")
+    drawn.set_defaults(handler=cmd_plots, needs_settings=False)
 
 
 def _read_text(path: Path) -> str:

@@ -206,6 +206,7 @@ def test_the_gate_tells_a_change_from_noise_with_the_bases_committed_predictions
     changes = {item["metric"]: item for item in record["changes"]}
     assert changes["log_loss"]["meaning"] == "regression" and changes["log_loss"]["interval"]["low"] > 0
     assert "paired bootstrap over the same 600 test rows, 1,000 resamples" in markdown
+    assert "Charts: curves of the base and this pull request" in markdown and "ROC of" in markdown
 
     git(scratch, "rm", "-q", "--cached", "reports/predictions.csv")
     git(scratch, "commit", "-qm", "a base from before the per-row predictions")
@@ -214,6 +215,7 @@ def test_the_gate_tells_a_change_from_noise_with_the_bases_committed_predictions
         "reason": "the base has no reports/predictions.csv (older than the per-row predictions)"
     }
     assert "Changes judged on the point estimates alone" in markdown
+    assert "Charts: curves" not in markdown, "no base predictions: no curves to overlay"
     assert {item["metric"]: item["interval"] for item in record["changes"]}["log_loss"] is None
 
 

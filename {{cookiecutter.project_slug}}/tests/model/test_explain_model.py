@@ -12,7 +12,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.artifacts import save_model
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.explain import additivity_gaps, explain, validate_row
+from {{ cookiecutter.package_name }}.serving.explain import additivity_gaps, explain, validate_row
 
 pytestmark = pytest.mark.model
 

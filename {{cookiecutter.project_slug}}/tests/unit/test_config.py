@@ -100,6 +100,8 @@ def test_misspelt_key_fails_naming_the_dotted_key(tmp_path: Path, params: dict, 
         ("evaluate.permutation_repeats", 0),
         ("task", "clustering"),
         ("train.model.*", "lots"),
+        ("card.intended_use", 5),
+        ("card.limitations", "one line, not a list"),
     ],
 )
 def test_wrong_type_or_value_fails_naming_the_key(tmp_path: Path, params: dict, dotted: str, bad) -> None:
@@ -346,3 +348,9 @@ def test_settings_problems_lists_every_problem_one_line_each(params: dict) -> No
 
 def test_valid_params_have_no_problems(root: Path) -> None:
     assert settings_problems(yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))) == []
+
+
+def test_params_without_a_card_section_load_with_empty_words(tmp_path: Path, params: dict) -> None:
+    params.pop("card", None)
+    card = load_settings(write_params(tmp_path, params)).card
+    assert (card.intended_use, card.limitations) == ("", [])

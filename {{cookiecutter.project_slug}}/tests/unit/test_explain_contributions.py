@@ -1,4 +1,4 @@
-"""explain.py on small pipelines built like train's: the contributions add up to the model's own raw
+"""serving/explain.py on small pipelines built like train's: the contributions add up to the model's own raw
 score (exact for linear models, SHAP for trees), and contributions that do not are refused."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 
 from {{ cookiecutter.package_name }}.decision import BalancedDecision
-from {{ cookiecutter.package_name }}.explain import (
+from {{ cookiecutter.package_name }}.pipeline.features import build_preprocessor
+from {{ cookiecutter.package_name }}.serving.explain import (
     ExplainError,
     Explanation,
     additivity_gaps,
@@ -28,7 +29,6 @@ from {{ cookiecutter.package_name }}.explain import (
     parse_row,
     render_text,
 )
-from {{ cookiecutter.package_name }}.pipeline.features import build_preprocessor
 
 pytestmark = pytest.mark.unit
 

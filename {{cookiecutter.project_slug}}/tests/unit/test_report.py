@@ -9,6 +9,10 @@ The pure part runs on DVC answers recorded from real runs of this template
 - unchanged.json        a docs-only change: same params, metrics and dvc.lock
 - corrupted.json        metrics.json in the workspace is not valid JSON
 
+The golden reports of regression and regression-task also draw the base's and the pull
+request's curves, from per-row predictions beside them (<name>.base.csv, <name>.pr.csv: made
+for these tests, as reports/predictions.csv holds them).
+
 The thin DVC layer runs for real against scratch git repositories at the end.
 Set UPDATE_GOLDEN=1 to rewrite the golden markdown files after an intended change.
 """
@@ -28,10 +32,12 @@ from {{ cookiecutter.package_name }}.config.reading import ConfigError
 from {{ cookiecutter.package_name }}.config.settings import load_settings, parse_settings
 from {{ cookiecutter.package_name }}.gate.bounds import slice_changes
 from {{ cookiecutter.package_name }}.gate.compare import Change, Comparison, ReportError, comparison_from_record
+from {{ cookiecutter.package_name }}.gate.curves import Curves, curves
 from {{ cookiecutter.package_name }}.gate.judge import gate_record, judge
 from {{ cookiecutter.package_name }}.gate.policy import policy_changes, policy_from_params
 from {{ cookiecutter.package_name }}.gate.render import MAX_CHARS, WATERMARK_TITLE, render, render_error
 from {{ cookiecutter.package_name }}.metrics import BETTER
+from {{ cookiecutter.package_name }}.predictions import parse_rows
 
 pytestmark = pytest.mark.unit
 
@@ -91,6 +97,12 @@ def record(name: str) -> dict:
 
 def recorded(name: str) -> Comparison:
     return comparison_from_record(record(name), "main")
+
+
+def recorded_curves(name: str) -> Curves:
+    """The curves of the predictions beside a recording: this pull request's, then the base's."""
+    sides = [FIXTURES / f"{name}.{side}.csv" for side in ("pr", "base")]
+    return curves(*(parse_rows(path.read_bytes(), path.name) for path in sides))
 
 
 def with_metric(comparison: Comparison, name: str, old: float | None, new: float | None) -> Comparison:
@@ -361,15 +373,14 @@ def test_markdown_follows_the_comment_rules(name):
     markdown = render(comparison, judge(comparison, CASES[name]), CASES[name])
     assert_follows_the_comment_rules(markdown)
     assert "### Metrics" in markdown and "model." in markdown
-    assert ("```mermaid\nxychart-beta" in markdown) is not comparison.unchanged, (
-        "charts unless nothing changed"
-    )
+    assert ("\nxychart-beta\n" in markdown) is not comparison.unchanged, "charts unless nothing changed"
 
 
 @pytest.mark.parametrize("name", ["regression", "regression-task"])
 def test_markdown_matches_the_golden_file(name):
     comparison = recorded(name)
-    markdown = render(comparison, judge(comparison, CASES[name]), CASES[name])
+    markdown = render(comparison, judge(comparison, CASES[name]), CASES[name], curves=recorded_curves(name))
+    assert_follows_the_comment_rules(markdown)
     golden = FIXTURES / f"{name}.md"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(markdown, encoding="utf-8")

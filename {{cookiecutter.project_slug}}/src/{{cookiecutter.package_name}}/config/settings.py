@@ -13,6 +13,7 @@ from pydantic import ConfigDict, model_validator
 from ..metrics import metric_names
 from .backtest import BacktestSettings
 from .canary import CanarySettings
+from .card import CardSettings
 from .data import DataSettings
 from .evaluate import EvaluateSettings
 from .features import FeaturesSettings
@@ -40,6 +41,7 @@ class Settings(Sections):
     canary: CanarySettings = CanarySettings()
     backtest: BacktestSettings = BacktestSettings()  # optional: older params.yaml files have none
     features: FeaturesSettings = FeaturesSettings()
+    card: CardSettings = CardSettings()  # optional: older params.yaml files have none
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Settings:

@@ -45,17 +45,12 @@ from ..tracking import (
     remember,
     store_errors,
 )
+from .tags import CANARY, CANARY_CHAMPION, FORCED, FORCED_BY, GATE, PREVIOUS  # importable from here as before
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-PREVIOUS = "previous_champion"  # version tag: the champion this version replaced
 HISTORY = "champion_history"  # registered-model tag: versions that held `champion`, oldest first
 HISTORY_LENGTH = 20
-CANARY = "canary"  # version tag: "passed" or "refused", set by the canary that judged it
-CANARY_CHAMPION = "canary_champion"  # version tag: the champion it was judged against ("none": first)
-GATE = "gate"  # version tag: "passed", "failed" or "none", the gate's verdict on its commit
-FORCED = "promoted_without_canary"  # version tag: the reason given to promote it all the same
-FORCED_BY = "promoted_without_canary_by"
 RELOAD_TIMEOUT = 120.0  # seconds for a server to download and load the new model
 
 
@@ -70,6 +65,7 @@ class VersionRow:
 class Registered:
     version: str
     source: str  # what was registered: models:/<logged model id>
+    card: str = ""  # where its model card is: runs:/<run id>/model_card/version-<n>.md
 
 
 @dataclass(frozen=True)
@@ -224,6 +220,11 @@ def register(settings: Settings, paths: Paths) -> Registered:
     uri, name = settings.mlflow.tracking_uri, settings.mlflow.registered_model
     commit = git_commit(paths.root)
     tags = version_tags(metrics, lock, commit) | {GATE: gate_tag(read_gate_record(paths.gate), commit)}
+    from .cards import attach_card, checked_card, gather_facts
+
+    facts = gather_facts(settings, paths, metrics, commit)
+    checked_card(name, "new", facts, tags)  # a card without its data hash or gate line: nothing registered
+
     client = _open(settings)
     import mlflow  # only now: a refused store costs no MLflow import (seconds)
     from mlflow.models import Model
@@ -233,10 +234,12 @@ def register(settings: Settings, paths: Paths) -> Registered:
         metadata = Model.load(str(paths.model)).metadata or {}
         source = _logged_model(client, metadata) or _log_local_model(client, settings, paths)
         _check_source(client, uri, source)
-        version = str(mlflow.register_model(source, name, tags=tags).version)
+        made = mlflow.register_model(source, name, tags=tags)
+        version = str(made.version)
         client.set_registered_model_alias(name, CHALLENGER, version)
+        card = attach_card(client, name, version, made.run_id, facts)
     remember(uri, name, int(version))
-    return Registered(version, source)
+    return Registered(version, source, card)
 
 
 def _check_committed(paths: Paths) -> None:
@@ -301,6 +304,7 @@ def record_canary(settings: Settings, version: str, passed: bool, champion: str 
     with store_errors(settings.mlflow.tracking_uri):
         client.set_model_version_tag(name, version, CANARY, "passed" if passed else "refused")
         client.set_model_version_tag(name, version, CANARY_CHAMPION, champion or "none")
+        _refresh_card(client, name, version)
 
 
 def check_promotable(tags: dict[str, str], version: str) -> None:
@@ -340,12 +344,44 @@ def promote(settings: Settings, version: str | None = None, force: str | None = 
             client.set_model_version_tag(name, target, FORCED, force)
             client.set_model_version_tag(name, target, FORCED_BY, who_acts())
         current = _alias(client, name, CHAMPION)
-        if current == target:
-            return Move(target, current)
-        if current is not None:
+        if current not in (None, target):
             client.set_model_version_tag(name, target, PREVIOUS, current)
-        _point_champion(client, name, target)
+        if current != target:
+            _point_champion(client, name, target)
+        _refresh_card(client, name, target)  # the card shows the promotion (and a reason given)
     return Move(target, current)
+
+
+def _refresh_card(client, name: str, version: str) -> None:
+    from .cards import refresh_card
+
+    refresh_card(client, name, version)
+
+
+@dataclass(frozen=True)
+class Card:
+    version: str
+    markdown: str
+    location: str  # runs:/<run id>/model_card/version-<n>.md
+
+
+def version_card(settings: Settings, version: str | None = None) -> Card:
+    """The model card of `version` (default: the challenger) with the verdicts its tags hold now."""
+    from .cards import CARD_TAG, current_card
+
+    client = _open(settings)
+    name = settings.mlflow.registered_model
+    with store_errors(settings.mlflow.tracking_uri):
+        target = version or _alias(client, name, CHALLENGER)
+        if target is None:
+            raise RegistryError(f"no '{CHALLENGER}' alias on {name}: run `register` first")
+        tags = _version(client, name, target).tags or {}
+        markdown = current_card(client, name, target)
+    if markdown is None:
+        raise RegistryError(
+            f"{name} version {target} has no model card: register the model again to write one"
+        )
+    return Card(target, markdown, tags[CARD_TAG])
 
 
 def who_acts() -> str:

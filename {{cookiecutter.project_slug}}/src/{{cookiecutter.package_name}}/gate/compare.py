@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.gate import GateSettings
+from ..predictions import Rows
 from .noise import Significance, Unjudged, significance
 
 METRICS_FILE = "metrics.json"
@@ -184,8 +185,14 @@ def compare(root: Path, base: str, revision: str | None = None) -> Comparison:
     return comparison_from_record(read_diffs(root, revision or base), base, revision)
 
 
-def read_noise(root: Path, revision: str, gate: GateSettings) -> Significance | Unjudged:
-    """The per-row predictions of the workspace and of `revision`, resampled (gate/noise.py)."""
+def noise_of(rows: tuple[Rows, Rows], gate: GateSettings) -> Significance:
+    """The pull request's and the base's per-row predictions resampled (gate/noise.py)."""
+    return significance(*rows, list(gate.metrics), gate.bootstrap_rounds, gate.bootstrap_seed)
+
+
+def read_predictions(root: Path, revision: str) -> tuple[Rows, Rows] | Unjudged:
+    """The per-row predictions of the workspace (this pull request) and of `revision` (the base),
+    or why they cannot be compared."""
     from ..predictions import PredictionsError, parse_rows
 
     ours = root / PREDICTIONS_FILE
@@ -201,7 +208,7 @@ def read_noise(root: Path, revision: str, gate: GateSettings) -> Significance | 
         return Unjudged(str(err))
     if pr.classification != base.classification:
         return Unjudged("the base and this pull request predict different kinds of target")
-    return significance(pr, base, list(gate.metrics), gate.bootstrap_rounds, gate.bootstrap_seed)
+    return pr, base
 
 
 def results_uncommitted(root: Path, handed_over: bool) -> bool:

@@ -81,6 +81,23 @@ def significance(pr: Rows, base: Rows, names: Iterable[str], rounds: int, seed: 
     )
 
 
+def metric_intervals(rows: Rows, names: Iterable[str], rounds: int, seed: int) -> dict[str, Interval]:
+    """The LEVEL interval of each metric in `names` that these rows can score, over `rounds`
+    resamples of the rows (the model card's intervals of its test metrics)."""
+    score = scorers(rows)
+    names = [name for name in names if name in score]
+    rng = np.random.default_rng(seed)
+    block = max(1, CELLS // max(len(rows), 1))
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for start in range(0, rounds, block):
+        drawn = resample_weights(rng, len(rows), min(block, rounds - start))
+        for name in names:
+            parts[name].append(score[name](drawn))
+    tail = (1 - LEVEL) / 2 * 100
+    bounds = {name: np.nanpercentile(np.concatenate(parts[name]), [tail, 100 - tail]) for name in names}
+    return {name: Interval(float(low), float(high)) for name, (low, high) in bounds.items()}
+
+
 def mcnemar(pr: Rows, base: Rows) -> McNemar:
     """McNemar's exact test on the labels of the same rows (aligned by id)."""
     from scipy.stats import binomtest

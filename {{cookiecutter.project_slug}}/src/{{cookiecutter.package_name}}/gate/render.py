@@ -7,7 +7,9 @@ from ..feature_value import measured, without_value
 from ..metrics import BETTER
 from ..staleness import StalenessUnknown, table_rows
 from .bounds import fairness_rows, small_groups, unjudged_fairness
+from .charts import curve_charts, metric_charts
 from .compare import Change, Comparison, formatted, number
+from .curves import Curves
 from .judge import UNDERPOWERED, Assessment, GateVerdict
 from .noise import LEVEL, Significance, Unjudged
 from .policy import Policy, PolicyNote
@@ -26,10 +28,11 @@ def render(
     note: PolicyNote | None = None,
     limit: int = MAX_CHARS,
     staleness: dict | None = None,
+    curves: Curves | None = None,
 ) -> str:
     """GFM for the pull-request comment: verdict first, then a policy change (if any), what
-    failed, metrics, charts, and the long parts (other metrics, slices, params) folded in
-    <details>.
+    failed, metrics, charts (bars; both branches' curves when given), and the long parts
+    (other metrics, slices, params) folded in <details>.
 
     Never longer than `limit`: tables that do not fit shed rows and say so."""
     failed = len(verdict.findings)
@@ -52,8 +55,8 @@ def render(
     out.add(*_metrics_section(comparison, verdict, policy, out))
     out.add(*_feature_value_lines(comparison, policy))
     out.add(*_fairness_section(comparison, policy, out))
-    if not comparison.unchanged:
-        out.add(*_charts(comparison, policy))
+    for block in [] if comparison.unchanged else _charts(comparison, policy, curves):
+        out.add(*block)
     if staleness is not None:
         out.add(*_staleness_lines(staleness, out))
     _add_folded_sections(comparison, out)
@@ -309,43 +312,18 @@ def _change_cells(change: Change) -> list[str]:
     return [formatted(change.old), formatted(change.new), _fmt_delta(change.old, change.new)]
 
 
-def _charts(comparison: Comparison, policy: Policy) -> list[str]:
-    """One mermaid bar chart per gated metric: base, this PR and the trivial baseline.
-
-    One chart per metric because the metrics have different scales, and one bar series
-    per chart because mermaid draws several bar series on top of each other.
-    """
-    charts = []
-    for name in policy.gate.metrics:
-        change = comparison.metrics.get(f"model.{name}")
-        if change is None or number(change.new) is None:
-            continue
-        trivial = comparison.metrics.get(f"baseline.{name}")
-        bars = [
-            (label, value)
-            for label, value in (
-                ("base", number(change.old)),
-                ("this PR", number(change.new)),
-                ("trivial baseline", number(trivial.new) if trivial else None),
-            )
-            if value is not None
-        ]
-        values = [value for _, value in bars]
-        low, high = min(0.0, *values), max(0.0, *values)
-        pad = (high - low) * 0.1 or 1.0
-        charts += [
-            "```mermaid",
-            "xychart-beta",
-            f'    title "{name} ({BETTER[name]} is better)"',
-            f"    x-axis [{', '.join(_quoted(label) for label, _ in bars)}]",
-            f"    y-axis {_num(low - pad if low < 0 else 0)} --> {_num(high + pad)}",
-            f"    bar [{', '.join(_num(value) for value in values)}]",
-            "```",
-            "",
-        ]
-    if not charts:
-        return []
-    return ["<details open><summary>Charts: gated metrics</summary>", "", *charts, "</details>", ""]
+def _charts(comparison: Comparison, policy: Policy, shown: Curves | None) -> list[list[str]]:
+    """The gated metrics' bars, open, and the curves of both branches, folded: two blocks, so
+    that a report near its size limit drops the curves first."""
+    blocks = []
+    bars = metric_charts(comparison, policy)
+    if bars:
+        blocks.append(["<details open><summary>Charts: gated metrics</summary>", "", *bars, "</details>", ""])
+    drawn = curve_charts(shown) if shown is not None else []
+    if drawn:
+        opening = "<details><summary>Charts: curves of the base and this pull request</summary>"
+        blocks.append([opening, "", *drawn, "</details>", ""])
+    return blocks
 
 
 def _staleness_lines(report: dict, out: _Budget) -> list[str]:
@@ -359,16 +337,6 @@ def _staleness_lines(report: dict, out: _Budget) -> list[str]:
     opening = "<details><summary>Model age: quality of models trained on ever earlier data</summary>"
     table = out.table(header, rows, reserve=len(opening) + 600)
     return [opening, "", *table, _cell(note, 500), "</details>", ""]
-
-
-def _quoted(text: str) -> str:
-    return '"' + text.replace('"', "'") + '"'
-
-
-def _num(value: float) -> str:
-    """A plain decimal for mermaid (no exponent)."""
-    text = f"{value:.6f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
 
 
 class _Budget:

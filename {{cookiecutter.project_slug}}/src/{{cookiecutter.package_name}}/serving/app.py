@@ -198,7 +198,7 @@ def log_record(
 
 
 def add_explain_route(app, state: State, row_model: Any, access: Access, max_body_bytes: int) -> None:
-    """POST /explain: one row step by step (explain.py), for admins only.
+    """POST /explain: one row step by step (serving/explain.py), for admins only.
 
     It shows the model's internals (coefficients, each feature's weight), which make the model easy
     to copy, and SHAP on a forest costs far more than a prediction: the same rule as /admin/reload.
@@ -217,7 +217,7 @@ def add_explain_route(app, state: State, row_model: Any, access: Access, max_bod
     async def explain_row(body: row_model) -> Response:
         """One row (`{"column": value, ...}`): each pipeline step's output, the scores and each
         feature's contribution (exact for linear models, SHAP for trees)."""
-        from ..explain import ExplainError, explain
+        from .explain import ExplainError, explain
 
         current = state.served
         try:

@@ -19,7 +19,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 
-def _frame(inputs: list[str], rows: list[dict]):
+def rows_frame(inputs: list[str], rows: list[dict]):
     import pandas as pd
 
     # None -> NaN: the imputers treat NaN as missing, not None.
@@ -34,7 +34,7 @@ def slow_predict(pipeline: Any, inputs: list[str], rows: list[dict]) -> tuple[li
     """The pipeline itself, on a DataFrame: always right, a few milliseconds per call."""
     from sklearn.base import is_classifier
 
-    frame = _frame(inputs, rows)
+    frame = rows_frame(inputs, rows)
     predictions = pipeline.predict(frame).tolist()
     if is_classifier(pipeline):
         return predictions, pipeline.predict_proba(frame).tolist()

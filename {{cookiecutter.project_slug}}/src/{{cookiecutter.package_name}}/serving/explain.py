@@ -121,7 +121,7 @@ def validate_row(row: dict[str, Any], contract: Any, inputs: list[str]) -> dict[
     """The row checked by the request model of /predict (serving/requests.py): types, bounds, columns."""
     from pydantic import ValidationError
 
-    from .serving.requests import request_model
+    from .requests import request_model
 
     try:
         checked = request_model(contract, inputs).model_validate(row)
@@ -326,7 +326,7 @@ def _feature_names_of(step: Any, count: int, given: list[str] | None = None) -> 
 
 
 def _frame(inputs: list[str], row: dict[str, Any]):
-    from .serving.fast_path import _frame as frame
+    from .fast_path import rows_frame as frame
 
     return frame(inputs, [{name: row.get(name) for name in inputs}])
 
