@@ -203,8 +203,9 @@ def test_push_promotes_through_the_canary_and_rollback_restores(origins, trackin
     assert f"promote: ml-project version {new} is the champion (was {old})" in outcome.output
     assert aliases(project, uri) == {"challenger": new, "champion": new}
     # The version's model card in each job's summary: after the canary, and after the promotion.
-    assert outcome.output.count(f"# Model card: ml-project version {new}") == 2, outcome.tail()
-    assert f"- Canary: **passed** against version {old}" in outcome.output
+    card = f"Summary - <!-- mlgate model card -->\n# Model card: ml\\-project version {new}\n"
+    assert outcome.output.count(card) == 2, outcome.tail()
+    assert f"\n- Canary: **passed** against version {old}\n" in outcome.summary
     verdict = json.loads((outcome.record / "artifacts" / "canary" / "canary.json").read_text())
     assert (verdict["challenger"], verdict["champion"], verdict["passed"]) == (new, old, True)
 
