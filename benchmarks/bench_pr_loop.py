@@ -10,7 +10,7 @@ run. Three pull requests on a reproduced main (DVC remote: a local folder):
 and `make report` alone in the reproduced project. CPU seconds are those of act and every
 process it started (the machine may be shared: wall time depends on its load, CPU less so).
 
-Run: uv run python benchmarks/bench_pr_loop.py [--runs N]
+Run: uv run python benchmarks/bench_pr_loop.py [--runs N] [--only TEXT]
 Writes build/bench/pr_loop.json. Reports figures, asserts nothing.
 """
 
@@ -42,6 +42,7 @@ from act_helpers import (  # noqa: E402
 )
 from conftest import run  # noqa: E402
 
+REPORT_ALONE = "make report alone (no act)"
 TARGET_SECONDS = 90.0  # event -> comment, on 2 cores
 ONE_TEST_JOB = {"make-targets": '["test"]'}  # every test in one job, as before the tiers
 LOOPS = {
@@ -57,7 +58,7 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def loop(origin: Path, jobs: tuple[str, ...], change, inputs: dict[str, str]) -> dict[str, float | None]:
+def loop(origin: Path, jobs: tuple[str, ...], change, inputs: dict[str, str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-pr-loop-") as scratch:
         where = Path(scratch)
         clone, event = open_pull_request(origin, where, change)
@@ -71,7 +72,14 @@ def loop(origin: Path, jobs: tuple[str, ...], change, inputs: dict[str, str]) ->
             "to_end_s": outcome.seconds,
             "cpu_s": children_cpu() - cpu,
             "exit": outcome.returncode,
+            "failure": failure_lines(outcome.output) if outcome.returncode else None,
         }
+
+
+def failure_lines(output: str) -> list[str]:
+    """What a failed loop said: the failed steps and tests, kept since the run's folder is not."""
+    marks = ("❌", "FAILED", "Error:", "error:")
+    return [line.strip() for line in output.splitlines() if any(mark in line for mark in marks)][-40:]
 
 
 def report_alone(project: Path) -> dict[str, float | int | None]:
@@ -88,7 +96,10 @@ def report_alone(project: Path) -> dict[str, float | int | None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1)
-    runs = parser.parse_args().runs
+    parser.add_argument("--only", default="", help="run only the loops whose name contains this text")
+    options = parser.parse_args()
+    runs = options.runs
+    loops = {name: loop for name, loop in LOOPS.items() if options.only in name}
     where = Path(tempfile.mkdtemp(prefix="bench-pr-"))
     results: dict[str, list[dict]] = {}
     try:
@@ -98,9 +109,10 @@ def main() -> None:
         )  # bake, make install (warms uv's cache), dvc repro, dvc push
         prepare_s = time.perf_counter() - start
         for _ in range(runs):
-            for name, (jobs, change, inputs) in LOOPS.items():
+            for name, (jobs, change, inputs) in loops.items():
                 results.setdefault(name, []).append(loop(origins.with_metrics, jobs, change, inputs))
-            results.setdefault("make report alone (no act)", []).append(report_alone(where / "ml-project"))
+            if options.only in REPORT_ALONE:
+                results.setdefault(REPORT_ALONE, []).append(report_alone(where / "ml-project"))
     finally:
         shutil.rmtree(where, ignore_errors=True)
 
@@ -122,6 +134,10 @@ def main() -> None:
             f"{cell(median(name, 'cpu_s')):>7} {exits:>5}{verdict}"
         )
     print(f"target: event → comment < {TARGET_SECONDS:.0f} s on 2 cores")
+    for name, rows in results.items():
+        for row in rows:
+            if row.get("failure"):
+                print(f"\n{name} failed:\n  " + "\n  ".join(row["failure"]))
     out = ROOT / "build" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     (out / "pr_loop.json").write_text(
