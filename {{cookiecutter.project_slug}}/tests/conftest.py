@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -178,3 +179,21 @@ def output(settings: Settings) -> Callable[..., np.ndarray]:
         return class_proba(model, inputs, label)
 
     return model_output
+
+
+@pytest.fixture(scope="session")
+def bump_lock() -> Callable[[str, str], str]:
+    """uv.lock's text with one package a patch release up (its version and file names), as a
+    dependency update bot would leave it (no hashes are checked: the export omits them)."""
+
+    def bumped(lock: str, package: str) -> str:
+        start = lock.index(f'[[package]]\nname = "{package}"\n')
+        end = lock.find("\n[[package]]\n", start + 1)
+        end = len(lock) if end < 0 else end
+        block = lock[start:end]
+        found = re.search(r'^version = "([^"]+)"', block, re.MULTILINE)
+        assert found, f"uv.lock: no version for {package}"
+        newer = re.sub(r"(\d+)$", lambda digits: str(int(digits.group(1)) + 1), found.group(1))
+        return lock[:start] + block.replace(found.group(1), newer) + lock[end:]
+
+    return bumped

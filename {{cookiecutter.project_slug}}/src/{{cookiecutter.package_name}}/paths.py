@@ -26,6 +26,11 @@ class Paths:
         return self.root / "data" / "check.json"
 
     @property
+    def runtime_requirements(self) -> Path:
+        """uv.lock's runtime packages, pinned (pipeline/runtime.py): a dependency of train."""
+        return self.root / "requirements" / "runtime.txt"
+
+    @property
     def raw(self) -> Path:
         return self.root / "data" / "raw" / "data.csv"
 
@@ -100,6 +105,7 @@ class Paths:
         """The pipeline's git-tracked outputs: a re-run rewrites them; they are not its inputs."""
         return (
             self.check,
+            self.runtime_requirements,
             self.validation,
             self.tuning,
             self.lock,

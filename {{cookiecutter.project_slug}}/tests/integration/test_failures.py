@@ -44,6 +44,7 @@ STAGES = ("check", "ingest", "validate", "split", "tune", "train", "evaluate", "
 # Files a fault may edit; put back after every case.
 EDITABLE = (
     "params.yaml",
+    "uv.lock",
     "schema.yaml",
     "data/external/source.csv",
     "data/external/source.csv.dvc",  # dvc repro records a changed source there
@@ -67,7 +68,7 @@ class Project:
 @dataclass(frozen=True)
 class Fault:
     stage: str
-    kind: str  # param, input, crash
+    kind: str  # param, input, crash; lock (uv.lock, which check exports)
     inject: Callable[[Project], dict]
     says: str  # a regular expression the failure's output matches: the fault fired where aimed
     through: tuple[str, ...] = ("repro", "dvc")  # `repro -f -s stage`, plain `dvc repro`
@@ -245,6 +246,11 @@ def tighter_contract(project: Project) -> dict:
 CRASH = "injected crash"
 
 
+def unreadable_lock(project: Project) -> dict:
+    (project.root / "uv.lock").write_text("not a lock file\n", encoding="utf-8")
+    return {}
+
+
 def crash(stage: str, module: str, function: str) -> Fault:
     """`module.function` raises in the stage's process (its output shows the marker)."""
 
@@ -325,6 +331,7 @@ def needs_a_time_split(project: Project) -> str | None:
 FAULTS = [
     Fault("check", "param", edit_params(misspell_model_key), "Extra inputs are not permitted"),
     Fault("check", "input", bad_source(no_target), "data.target: .* is not a column of the data"),
+    Fault("check", "lock", unreadable_lock, r"uv\.lock: uv export failed"),
     crash("check", "pipeline.check", "run_checks"),
     Fault("ingest", "param", edit_params(missing_csv), "data/external/missing.csv: not found"),
     Fault("ingest", "input", bad_source(no_rows), "has 0 rows"),

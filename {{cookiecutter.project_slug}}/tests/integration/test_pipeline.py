@@ -87,6 +87,27 @@ def test_editing_a_module_re_runs_exactly_the_stages_that_run_it(
     assert set(json.loads(result.stdout)) == stages, result.stdout
 
 
+@pytest.mark.parametrize(("package", "stages"), [("scikit-learn", {"train"}), ("ruff", set())])
+def test_a_runtime_package_bump_re_runs_train_and_a_dev_tool_bump_nothing(
+    project: Path, bump_lock, package: str, stages: set[str]
+) -> None:
+    """A dependency update bot's pull request changes uv.lock only: check exports it again, and
+    the stages after it see a change only when a package the model runs with moved."""
+    records = [project / name for name in ("uv.lock", "requirements/runtime.txt", "dvc.lock")]
+    originals = {path: path.read_bytes() for path in records}
+    lock = project / "uv.lock"
+    try:
+        lock.write_text(bump_lock(lock.read_text(encoding="utf-8"), package), encoding="utf-8")
+        result = run(project, "dvc", "repro", "check")
+        assert succeeded(result), explain(result)
+        result = run(project, "dvc", "status", "--json")
+    finally:
+        for path, content in originals.items():
+            path.write_bytes(content)
+    assert succeeded(result), explain(result)
+    assert set(json.loads(result.stdout)) == stages, result.stdout
+
+
 def test_metrics_hold_model_and_baseline(project: Path) -> None:
     settings = load_settings(project / "params.yaml")
     metrics = json.loads((project / "metrics.json").read_text(encoding="utf-8"))

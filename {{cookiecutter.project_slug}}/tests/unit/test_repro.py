@@ -112,7 +112,10 @@ def test_declared_outputs_are_every_out_metric_and_plot(pipeline: dict) -> None:
     assert {output.path for output in outputs} == expected
     assert {"models/model", "metrics.json", "plots", "reports/validation.json"} <= expected
     # Only a persist output is rewritten in place (so kept as a copy, not a link).
-    assert [output.path for output in outputs if output.rewritten] == ["data/check.json"]
+    assert [output.path for output in outputs if output.rewritten] == [
+        "data/check.json",
+        "requirements/runtime.txt",
+    ]
 
 
 def test_declared_outputs_follow_wdir_and_stay_inside_the_project() -> None:
@@ -131,8 +134,9 @@ def test_source_records_are_the_dvc_files_beside_stage_inputs() -> None:
 def test_check_comes_first_and_every_stage_depends_on_it(pipeline: dict) -> None:
     stages = pipeline["stages"]
     assert next(iter(stages)) == "check"
-    (mark,) = stages["check"]["outs"]
+    mark, runtime = stages["check"]["outs"]
     assert mark == {"data/check.json": {"cache": False, "persist": True}}
+    assert runtime == {"requirements/runtime.txt": {"cache": False, "persist": True}}
     for name, stage in stages.items():
         if name != "check":
             assert "data/check.json" in stage["deps"], name

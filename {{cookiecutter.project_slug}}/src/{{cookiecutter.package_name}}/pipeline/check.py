@@ -5,7 +5,8 @@ param or bad data has already lost the last good model, metrics or plots. `check
 first and finds those problems while nothing has been deleted: all of params.yaml,
 strictly; schema.yaml; and the source data as `ingest` would read it (the DVC-tracked CSV,
 or the installed demo data), checked against the contract and the settings, and split
-in memory the way `split` would split it. It reports every problem, one line each.
+in memory the way `split` would split it. It reports every problem, one line each. It also
+writes the runtime dependencies as locked, which `train` depends on (pipeline/runtime.py).
 
 Each rule is a pure function (settings and a frame in, problem lines out); `run_checks`
 does the reading.
@@ -25,7 +26,9 @@ from ..config.settings import Settings, parse_settings, settings_problems
 from ..data import DataError, as_stored, listed
 from ..paths import Paths
 from .ingest import ingest
+from .runtime import runtime_requirements
 from .split import random_split_problem, split_by_time
+from .stage import StageFailed
 
 PASSED = {"passed": True}  # always the same content, so a re-run never re-runs the stages after it
 MAX_CLASSES_LISTED = 10
@@ -168,7 +171,11 @@ def split_problems(frame: pd.DataFrame, settings: Settings) -> list[str]:
 
 def write_passed(path: Path) -> None:
     """Write the mark; left as it is when it is already there (same bytes, same file)."""
-    text = json.dumps(PASSED) + "\n"
+    write_unless_same(path, json.dumps(PASSED) + "\n")
+
+
+def write_unless_same(path: Path, text: str) -> None:
+    """Write `text` to `path`, unless the file holds it already (then it is not touched)."""
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,12 +187,17 @@ def write_passed(path: Path) -> None:
 def run(paths: Paths) -> int:
     """Every problem in params.yaml and the inputs, one `error:` line each; 1 if there is one."""
     problems = run_checks(paths)
+    try:
+        requirements = runtime_requirements(paths.root)
+    except StageFailed as err:
+        problems.append(str(err))
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems:
         return 1
     write_passed(paths.check)
-    print("check: params.yaml, schema.yaml and the input data fit every stage")
+    write_unless_same(paths.runtime_requirements, requirements)
+    print("check: params.yaml, schema.yaml and the input data fit every stage; uv.lock exported")
     return 0
 
 
