@@ -280,7 +280,7 @@ def main() -> None:
     mlflow += ["--host", "127.0.0.1", "--port", "{port}", "--workers", "1"]
     figures = {
         "mlgate": measure("mlgate", mlgate, "/predict", ours, args, generate),
-        # As deployed: every prediction appended to logs/predictions.jsonl by the background writer.
+        # As deployed: every prediction queued for the prediction log, written by a background thread.
         "mlgate + log": measure("mlgate-log", logged, "/predict", ours, args, generate),
         "mlflow models serve": measure("mlflow", mlflow, "/invocations", theirs, args, generate),
     }
@@ -302,7 +302,12 @@ def main() -> None:
                 f"{'ratio ' + name:22} {connections:4} {ratio['rps']:7.1f}x "
                 f"{ratio['p50']:7.1f}x {ratio['p99']:7.1f}x  (RSS {ratio['rss']:.2f}x less)"
             )
+    log_cost = log_share(figures["mlgate + log"], figures["mlgate"])
+    for connections, share in log_cost.items():
+        kept, p99 = share["rps"], share["p99_ms"]
+        print(f"{'with log / without':22} {connections:4} {kept:7.0%} of req/s, p99 {p99:.2f} ms")
     report = {
+        "log_share": log_cost,
         "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()},
         "model": described,
         "load_generator": generator,
@@ -315,6 +320,17 @@ def main() -> None:
     name = "serving.json" if args.model == "linear" else f"serving-{args.model}.json"
     (OUT / name).write_text(json.dumps(report, indent=2) + "\n")
     print(f"written: {(OUT / name).relative_to(ROOT)}")
+
+
+def log_share(logged: dict, bare: dict) -> dict[int, dict[str, float]]:
+    """The server with its prediction log against itself without: share of requests/s kept, and p99."""
+    return {
+        connections: {
+            "rps": logged["concurrency"][connections]["rps"] / bare["concurrency"][connections]["rps"],
+            "p99_ms": logged["concurrency"][connections]["p99_ms"],
+        }
+        for connections in CONCURRENCY
+    }
 
 
 def ratios_to(mine: dict, peer: dict) -> dict[int, dict[str, float]]:

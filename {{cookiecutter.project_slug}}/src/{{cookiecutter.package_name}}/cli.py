@@ -611,7 +611,7 @@ def add_serve_command(commands) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--no-log", action="store_true", help="do not write logs/predictions.jsonl")
+    serve.add_argument("--no-log", action="store_true", help="do not write the prediction log (serving.log)")
     serve.set_defaults(handler=cmd_serve)
 
 

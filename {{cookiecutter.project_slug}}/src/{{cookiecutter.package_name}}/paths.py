@@ -117,5 +117,6 @@ class Paths:
         )
 
     @property
-    def prediction_log(self) -> Path:
-        return self.root / "logs" / "predictions.jsonl"
+    def prediction_spool(self) -> Path:
+        """The prediction log's default folder, and where files wait to be shipped to a URL."""
+        return self.root / "logs" / "predictions"

@@ -114,7 +114,7 @@ def test_canary_promote_and_rollback_with_a_running_server(
         code, out, report = canary(project)
         assert code == 1, out
         assert "refused" in out
-        assert report["rows_from"] == "logs/predictions.jsonl"
+        assert report["rows_from"] == "logs/predictions"
         assert not check(report, "agreement")["passed"]
         assert project.alias(CHAMPION) == first
         time.sleep(reload_seconds * 2)

@@ -33,15 +33,17 @@ def rows(served: Served, test_set) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def app_for(contract, settings):
-    """An app serving a given model (default: the session's), logging to a given file.
+    """An app serving a given model (default: the session's), logging to a given folder.
 
     Its access is that of `serve` on 127.0.0.1 without tokens unless `access` says otherwise:
     admin calls from loopback clients (LOOPBACK_CLIENT) only.
     """
 
-    def make(served: Served, log: Path | None = None, source=None, access: Access | None = None, **serving):
+    def make(
+        served: Served, folder: Path | None = None, source=None, access: Access | None = None, **serving
+    ):
         serving_settings = settings.serving.model_copy(update=serving)
-        return create_app(served, contract, serving_settings, log, source, access or Access(loopback=True))
+        return create_app(served, contract, serving_settings, folder, source, access or Access(loopback=True))
 
     return make
 

@@ -4,7 +4,6 @@ start without one; predictions are logged as trusted only with a token."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from serving_helpers import LOOPBACK_CLIENT, PACKAGE
 
 from {{ cookiecutter.package_name }}.config.serving import ADMIN_TOKEN_ENV, TRUSTED_TOKEN_ENV
 from {{ cookiecutter.package_name }}.deploy.servers import free_port
+from {{ cookiecutter.package_name }}.served_log import newest_records
 from {{ cookiecutter.package_name }}.serving.access import Access, bearer_matches, check_access, is_loopback
 from {{ cookiecutter.package_name }}.serving.errors import ServeError
 
@@ -101,11 +101,11 @@ def test_without_an_admin_token_only_loopback_calls_to_a_loopback_server_are_adm
 
 
 def test_the_log_marks_only_requests_with_a_token_as_trusted(app_for, served, rows, tmp_path):
-    log = tmp_path / "predictions.jsonl"
+    log = tmp_path / "predictions"
     with TestClient(app_for(served, log, access=ADMIN), client=LOOPBACK_CLIENT) as client:
         client.post("/predict", json=rows[0])  # anonymous, even from this machine
         client.post("/predict", json=rows[1], headers={"Authorization": "Bearer tru5ted-t0ken"})
         client.post("/predict", json=rows[2], headers=AS_ADMIN)
         client.post("/predict", json=rows[3], headers={"Authorization": "Bearer guessed"})
-    trusted = [json.loads(line)["trusted"] for line in log.read_text().splitlines()]
+    trusted = [record["trusted"] for record in reversed(list(newest_records(log)))]
     assert trusted == [False, True, True, False]

@@ -4,7 +4,6 @@ reloading a model without dropping requests."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 
@@ -14,7 +13,8 @@ from serving_helpers import LOOPBACK_CLIENT
 
 from {{ cookiecutter.package_name }}.artifacts import save_model
 from {{ cookiecutter.package_name }}.pipeline.train import fit
-from {{ cookiecutter.package_name }}.serving.log import PredictionLog
+from {{ cookiecutter.package_name }}.served_log import log_files, newest_records
+from {{ cookiecutter.package_name }}.serving.app import NOT_FINITE
 
 pytestmark = pytest.mark.serving
 
@@ -46,28 +46,26 @@ def test_metrics_count_requests_errors_and_latency_by_model_version(client, rows
 
 
 def test_every_prediction_is_logged(app_for, served, rows, tmp_path):
-    log = tmp_path / "logs" / "predictions.jsonl"
+    log = tmp_path / "logs" / "predictions"
     with TestClient(app_for(served, log)) as client:
         first = client.post("/predict", json=rows[0], headers={"X-Request-ID": "req-1"}).json()
         client.post("/predict", json={"rows": rows[:3]})
         client.post("/predict", json={})  # refused: not a prediction, not logged
-    records = [json.loads(line) for line in log.read_text().splitlines()]  # the app stopped: all written
+        deadline = time.monotonic() + 10  # written in the background, soon
+        while 'prediction_log_records_total{result="written"} 2.0' not in client.get("/metrics").text:
+            assert time.monotonic() < deadline, "the two records were not counted as written"
+            time.sleep(0.05)
+    records = list(reversed(list(newest_records(log))))  # the app stopped: all written
+    assert len(log_files(log)) == 1
     assert [len(record["inputs"]) for record in records] == [1, 3]
     assert records[0]["request_id"] == first["request_id"] == "req-1"
     assert records[0]["inputs"] == [rows[0]]
     assert records[0]["outputs"] == first["predictions"]
     assert records[0]["model_version"] == "test-1"
+    assert records[0]["model_name"] == ""  # a model served without a source
     assert records[0]["time"].endswith("+00:00")
     assert 0 < records[0]["latency_ms"] < 10_000
-
-
-def test_the_log_writes_in_the_background_and_keeps_order(tmp_path):
-    log = PredictionLog(tmp_path / "p.jsonl")
-    for index in range(2000):
-        log.write({"request_id": str(index), "time": 0.0})
-    log.close()
-    ids = [json.loads(line)["request_id"] for line in (tmp_path / "p.jsonl").read_text().splitlines()]
-    assert ids == [str(index) for index in range(2000)]
+    assert records[0].get("probabilities") == first.get("probabilities")  # a classifier's, per class
 
 
 def test_a_failing_model_is_a_500_and_the_server_keeps_answering(app_for, served, rows):
@@ -82,6 +80,27 @@ def test_a_failing_model_is_a_500_and_the_server_keeps_answering(app_for, served
         assert answer.json()["request_id"] == answer.headers["x-request-id"]
         assert client.get("/health").status_code == 200
         assert 'reason="prediction_failed"' in client.get("/metrics").text
+
+
+def test_a_model_answering_nan_is_a_500_of_its_own_not_a_client_error(app_for, served, rows, tmp_path):
+    def nan(batch):
+        predictions, probabilities = served.predict(batch)
+        if probabilities is not None:
+            return predictions, [[float("nan")] * len(p) for p in probabilities]
+        return [float("nan")] * len(predictions), None
+
+    broken = dataclasses.replace(served, fast=nan)
+    log = tmp_path / "logs" / "predictions"
+    with TestClient(app_for(broken, log)) as client:
+        answer = client.post("/predict", json=rows[0], headers={"X-Request-ID": "nan-1"})
+        assert answer.status_code == 500
+        assert answer.json() == {"error": NOT_FINITE, "detail": [], "request_id": "nan-1"}
+        text = client.get("/metrics").text
+        assert 'predict_errors_total{model_version="test-1",reason="non_finite_output"} 1.0' in text
+        assert 'reason="invalid_input"' not in text
+    [record] = newest_records(log)
+    assert record["error"] == "non_finite_output" and record["outputs"] is None
+    assert record["request_id"] == "nan-1" and record["inputs"] == [rows[0]]
 
 
 def test_reload_swaps_the_model_when_the_directory_changes(app_for, local_model, model, contract, rows):

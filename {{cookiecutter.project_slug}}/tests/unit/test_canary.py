@@ -9,12 +9,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from {{ cookiecutter.package_name }} import served_log
 from {{ cookiecutter.package_name }}.config.canary import CanarySettings
 from {{ cookiecutter.package_name }}.deploy import canary
 from {{ cookiecutter.package_name }}.deploy.canary import (
@@ -31,6 +34,7 @@ from {{ cookiecutter.package_name }}.deploy.canary import (
     reply_from,
 )
 from {{ cookiecutter.package_name }}.paths import Paths
+from {{ cookiecutter.package_name }}.served_log import file_name
 from {{ cookiecutter.package_name }}.serving.access import Access
 from {{ cookiecutter.package_name }}.serving.app import create_app
 from {{ cookiecutter.package_name }}.serving.sources import Served, serve_model
@@ -165,27 +169,35 @@ def test_first_deploy_is_judged_on_errors_and_latency_only():
         judge([], None, LIMITS, "classification")
 
 
-def write_log(path: Path, records: list[dict], tail: str = "") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_log(folder: Path, records: list[dict], tail: str = "", pid: int = 1, age: float = 0) -> None:
+    """One process's log file in `folder`, last written `age` seconds ago."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / file_name(time.time() - age, "host", pid, 1)
     path.write_text("".join(json.dumps(record) + "\n" for record in records) + tail)
+    os.utime(path, (time.time() - age, time.time() - age))
 
 
 def test_recent_rows_are_the_latest_trusted_rows_of_the_prediction_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    log = tmp_path / "predictions.jsonl"
+    log = tmp_path / "predictions"
     records = []
     untrusted = [{"trusted": False}, {}, {"trusted": "yes"}]  # anonymous, unmarked (older), a mark not true
     for i in range(50):
         records.append({"inputs": [{"n": 2 * i}, {"n": 2 * i + 1}], "outputs": [0, 0], "trusted": True})
         records += [{"inputs": [{"n": -1}], "outputs": [1], **mark} for mark in untrusted]
-    write_log(log, records, tail='{"trusted": true, "inputs": [{"n": "half-writ')  # a record being written
+    # Two processes' files: the older one holds the first 30 requests.
+    write_log(log, records[:120], pid=1, age=60)
+    being_written = '{"trusted": true, "inputs": [{"n": "half-writ'
+    write_log(log, records[120:], tail=being_written, pid=2)
+    not_a_log_file = log / "notes.jsonl"
+    not_a_log_file.write_text(json.dumps({"inputs": [{"n": -3}], "trusted": True}) + "\n")
     expected = [{"n": n} for n in range(90, 100)]
     assert recent_rows(log, 10) == expected
-    monkeypatch.setattr(canary, "LOG_BLOCK", 64)  # many blocks: lines cut at block edges are joined
+    monkeypatch.setattr(served_log, "READ_BLOCK", 64)  # many blocks: lines cut at block edges are joined
     assert recent_rows(log, 10) == expected
     assert recent_rows(log, 1000) == [{"n": n} for n in range(100)]
-    assert recent_rows(tmp_path / "none.jsonl", 10) == []
+    assert recent_rows(tmp_path / "none", 10) == []
 
 
 def test_holdout_rows_drop_the_target_and_carry_missing_values_as_null(tmp_path: Path):
@@ -208,13 +220,13 @@ def test_rows_come_from_the_log_when_it_has_enough_else_the_test_set(tmp_path: P
     target = settings.data.target
     paths.test.parent.mkdir(parents=True)
     pd.DataFrame({"x": range(size + 5), target: 0}).to_csv(paths.test, index=False)
-    log = tmp_path / "logs" / "predictions.jsonl"
+    log = tmp_path / "logs" / "predictions"
     write_log(log, [{"inputs": [{"x": -1}] * (size - 1), "trusted": True}, {"inputs": [{"x": -2}] * size}])
     rows, origin = pick_rows(settings, paths)
     assert origin == "data/prepared/test.csv" and len(rows) == size and target not in rows[0]
     write_log(log, [{"inputs": [{"x": -1}] * size, "trusted": True}, {"inputs": [{"x": -2}] * size}])
     rows, origin = pick_rows(settings, paths)
-    assert origin == "logs/predictions.jsonl" and rows == [{"x": -1}] * size
+    assert origin == "logs/predictions" and rows == [{"x": -1}] * size
 
 
 def test_only_the_model_inputs_are_sent():
@@ -265,11 +277,11 @@ def pair(model, shuffled_model, contract) -> tuple[Served, Served]:
 
 @pytest.fixture
 def project(tmp_path: Path, test_set: pd.DataFrame, contract, pair, settings):
-    """A project folder with its test set, and the champion's server logging to logs/predictions.jsonl."""
+    """A project folder with its test set, and the champion's server logging to logs/predictions/."""
     paths = Paths(tmp_path)
     paths.test.parent.mkdir(parents=True)
     test_set.to_csv(paths.test, index=False)
-    log = tmp_path / "logs" / "predictions.jsonl"
+    log = tmp_path / "logs" / "predictions"
     _, champion = pair
     app = create_app(champion, contract, settings.serving, log, access=TRUSTED)
     return paths, app
@@ -303,7 +315,7 @@ def test_anonymous_rows_in_the_log_cannot_make_a_bad_challenger_pass(project, pa
         sent = only(chosen, champion.inputs)
         for start in range(0, len(sent), 50):
             assert client.post("/predict", json={"rows": sent[start : start + 50]}).status_code == 200
-    assert len(recent_rows(paths.root / "logs" / "predictions.jsonl", 10 * len(chosen))) == 0
+    assert len(recent_rows(paths.root / "logs" / "predictions", 10 * len(chosen))) == 0
     rows, origin = pick_rows(settings, paths)
     assert origin == "data/prepared/test.csv"
     size, seed = settings.canary.sample_size, settings.split.seed
@@ -328,5 +340,5 @@ def test_rows_from_a_trusted_source_are_replayed_and_newer_anonymous_ones_not(pr
             assert client.post("/predict", json={"rows": half}, headers=headers).status_code == 200
         assert client.post("/predict", json={"rows": traffic[::-1]}).status_code == 200  # anonymous
     rows, origin = pick_rows(settings, paths)
-    assert origin == "logs/predictions.jsonl"
+    assert origin == "logs/predictions"
     assert rows == traffic

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from .reading import Strict
 
@@ -10,6 +13,45 @@ from .reading import Strict
 # a trusted traffic source, whose logged rows the canary may replay.
 ADMIN_TOKEN_ENV = "SERVE_ADMIN_TOKEN"
 TRUSTED_TOKEN_ENV = "SERVE_TRUSTED_TOKEN"
+# The key of the prediction log's pseudonyms (HMAC-SHA256): context fields marked `hash`.
+LOG_KEY_ENV = "SERVE_LOG_KEY"
+
+ContextRule = Literal["keep", "hash", "drop"]
+FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class LogSettings(Strict):
+    """`serving.log`: the prediction log, one JSON-lines file per server process, rotated."""
+
+    # Where closed files go: a folder of the project (the open file is written there too), or an
+    # fsspec URL (s3://bucket/prefix, gs://..., file:///...): the open file is written to
+    # logs/predictions/ and shipped there when it closes.
+    uri: str = Field(default="logs/predictions", min_length=1, max_length=1024)
+    max_file_bytes: int = Field(default=50_000_000, gt=0)  # a file is closed past this size...
+    max_file_seconds: float = Field(default=3600, gt=0)  # ...or this age, then a new one opened
+    retention_days: float = Field(default=30, gt=0)  # closed files older than this are deleted
+    queue_records: int = Field(default=10_000, gt=0)  # waiting to be written; beyond, dropped and counted
+    # Fields a request may carry beside the model's inputs, never given to the model, logged for
+    # slicing: keep (in clear), hash (HMAC with SERVE_LOG_KEY) or drop (accepted, not written).
+    context: dict[str, ContextRule] = Field(default_factory=dict)
+
+    @field_validator("context")
+    @classmethod
+    def _field_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not FIELD_NAME.match(name):
+                raise ValueError(f"{name!r}: a context field is a name of letters, digits and _")
+        return value
+
+    @model_validator(mode="after")
+    def _retention_outlives_a_file(self) -> LogSettings:
+        if self.retention_days * 86400 <= self.max_file_seconds:
+            raise ValueError("retention_days: must outlast a file's life (max_file_seconds)")
+        return self
+
+    @property
+    def hashed(self) -> list[str]:
+        return [name for name, rule in self.context.items() if rule == "hash"]
 
 
 class ServingSettings(Strict):
@@ -21,3 +63,4 @@ class ServingSettings(Strict):
     min_rps: float = Field(default=200, gt=0)  # the load test's floor on single-row requests per second
     # A request's head, then its body, must arrive within this (408, or the connection is closed).
     body_timeout_seconds: float = Field(default=10, gt=0)
+    log: LogSettings = LogSettings()

@@ -59,6 +59,16 @@ class Settings(Sections):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _sensitive_fields_not_logged_in_clear(self) -> Settings:
+        for name, rule in self.serving.log.context.items():
+            if rule == "keep" and name in self.data.sensitive_features:
+                raise ValueError(
+                    f"serving.log.context.{name}: a sensitive feature (data.sensitive_features) "
+                    "is logged as hash or drop, never keep"
+                )
+        return self
+
 
 def parse_settings(raw: object, source: str = "params.yaml") -> Settings:
     """Validate already-parsed params; errors name the dotted key (the first problem only)."""

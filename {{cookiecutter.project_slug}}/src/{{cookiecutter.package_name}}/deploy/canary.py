@@ -3,10 +3,10 @@
 Both registered versions are served by the real model server (`serve`), each in
 its own process on a free loopback port, pinned to its version number (an alias
 that moves during the canary changes nothing). The rows replayed are trusted
-rows only: the latest `canary.sample_size` rows of the prediction log
-(`logs/predictions.jsonl`) that came with a trusted token (the server marks them
-`"trusted": true`, see `config.TRUSTED_TOKEN_ENV`) when it holds that many, else a
-seeded sample of the test set without its target. Anonymous requests are never
+rows only: the latest `canary.sample_size` rows of the prediction log (the folder
+`serving.log.uri` names, `logs/predictions/` by default) that came with a trusted token
+(the server marks them `"trusted": true`, see `config.TRUSTED_TOKEN_ENV`) when it holds
+that many, else a seeded sample of the test set without its target. Anonymous requests are never
 replayed: anyone who can reach the server could otherwise choose the rows that
 decide a promotion.
 Each row is sent alone, to both servers in turn, after a few warm-up requests;
@@ -32,7 +32,6 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -45,7 +44,6 @@ from ..tracking import version_uri
 from .servers import REQUEST_TIMEOUT, connect, exchange, running, served_inputs
 
 WARM_UP = 5  # requests per server before measuring
-LOG_BLOCK = 1 << 20  # the prediction log is read backwards in blocks of this many bytes
 
 
 class CanaryError(RuntimeError):
@@ -164,37 +162,24 @@ def judge(
 
 
 def recent_rows(log: Path, size: int) -> list[dict]:
-    """The latest `size` trusted request rows of the prediction log, oldest first (fewer if it has fewer).
-
-    Read backwards from the end, so a long log costs only its tail; lines that are not
-    a complete record (one being written) are skipped.
+    """The latest `size` trusted request rows of the prediction log's folder, oldest first (fewer if
+    it has fewer). Anonymous requests, and records written before requests were marked, are skipped.
     """
-    if size <= 0 or not log.exists():
+    from ..served_log import newest_records
+
+    if size <= 0:
         return []
     newest_first: list[dict] = []
-    with log.open("rb") as handle:
-        end = handle.seek(0, os.SEEK_END)
-        carry = b""
-        while end > 0 and len(newest_first) < size:
-            start = max(0, end - LOG_BLOCK)
-            handle.seek(start)
-            lines = (handle.read(end - start) + carry).split(b"\n")
-            carry = lines.pop(0) if start > 0 else b""  # may be cut: completed by the next block
-            end = start
-            for line in reversed(lines):
-                newest_first.extend(reversed(_record_rows(line)))
-        if end == 0 and carry:
-            newest_first.extend(reversed(_record_rows(carry)))
+    for record in newest_records(log):
+        newest_first.extend(reversed(_trusted_rows(record)))
+        if len(newest_first) >= size:
+            break
     return list(reversed(newest_first[:size]))
 
 
-def _record_rows(line: bytes) -> list[dict]:
-    try:
-        record = json.loads(line)
-    except ValueError:
+def _trusted_rows(record: dict) -> list[dict]:
+    if record.get("trusted") is not True:
         return []
-    if not isinstance(record, dict) or record.get("trusted") is not True:
-        return []  # an anonymous request (or a log written before requests were marked)
     inputs = record.get("inputs")
     return [row for row in inputs if isinstance(row, dict)] if isinstance(inputs, list) else []
 
@@ -212,15 +197,17 @@ def holdout_rows(test: Path, target: str, size: int, seed: int) -> list[dict]:
 
 def pick_rows(settings: Settings, paths: Paths) -> tuple[list[dict], str]:
     """The rows to replay and where they came from: the log's trusted rows if enough, else the test set."""
+    from ..served_log import local_folder, shown
+
     size = settings.canary.sample_size
-    log = paths.prediction_log
+    log = local_folder(settings.serving.log, paths)
     rows = recent_rows(log, size)
     if len(rows) >= size:
-        return rows, str(log.relative_to(paths.root))
+        return rows, shown(log, paths.root)
     rows = holdout_rows(paths.test, settings.data.target, size, settings.split.seed)
     if not rows:
         raise CanaryError(
-            f"no rows to replay: {log.relative_to(paths.root)} has fewer than {size} trusted rows "
+            f"no rows to replay: {shown(log, paths.root)} has fewer than {size} trusted rows "
             f"and {paths.test.relative_to(paths.root)} is missing or empty (run the pipeline first)"
         )
     return rows, str(paths.test.relative_to(paths.root))

@@ -1,4 +1,4 @@
-"""Who may do what: the admin and trusted tokens, and the loopback rules without them."""
+"""Who may do what: the admin and trusted tokens, and the loopback rules without them; the log's key."""
 
 # No `from __future__ import annotations` here: FastAPI reads the request model
 # of /predict from the annotation at run time, and that model is built at run time.
@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..config.serving import ADMIN_TOKEN_ENV, TRUSTED_TOKEN_ENV
+from ..config.serving import ADMIN_TOKEN_ENV, LOG_KEY_ENV, TRUSTED_TOKEN_ENV
 from .errors import ServeError
 
 MIN_TOKEN_LENGTH = 16  # a shorter token could be guessed
@@ -40,16 +40,18 @@ def token_bytes(text: str) -> bytes:
 
 @dataclass(frozen=True)
 class Access:
-    """The tokens the server knows and whether it listens on loopback only."""
+    """The secrets the server knows (tokens, the log's key) and whether it listens on loopback only."""
 
     admin_token: str = ""
     trusted_token: str = ""
     loopback: bool = False  # bound to a loopback address: without an admin token, loopback clients are admins
+    log_key: str = ""  # the key of the prediction log's pseudonyms (context fields marked `hash`)
 
     @classmethod
     def from_env(cls, host: str | None, env: Mapping[str, str] = os.environ) -> "Access":
-        admin, trusted = (env.get(name, "").strip() for name in (ADMIN_TOKEN_ENV, TRUSTED_TOKEN_ENV))
-        return cls(admin, trusted, is_loopback(host))
+        names = (ADMIN_TOKEN_ENV, TRUSTED_TOKEN_ENV, LOG_KEY_ENV)
+        admin, trusted, log_key = (env.get(name, "").strip() for name in names)
+        return cls(admin, trusted, is_loopback(host), log_key)
 
     def is_admin(self, authorization: str | None, client: str | None) -> bool:
         if self.admin_token:
@@ -63,7 +65,12 @@ class Access:
 
 def check_access(host: str, access: Access) -> None:
     """Refuse a guessable token, and an admin token missing where anyone could call the server."""
-    for name, token in ((ADMIN_TOKEN_ENV, access.admin_token), (TRUSTED_TOKEN_ENV, access.trusted_token)):
+    secrets = (
+        (ADMIN_TOKEN_ENV, access.admin_token),
+        (TRUSTED_TOKEN_ENV, access.trusted_token),
+        (LOG_KEY_ENV, access.log_key),
+    )
+    for name, token in secrets:
         if token and len(token) < MIN_TOKEN_LENGTH:
             raise ServeError(
                 f"{name} has {len(token)} characters: use at least {MIN_TOKEN_LENGTH} "

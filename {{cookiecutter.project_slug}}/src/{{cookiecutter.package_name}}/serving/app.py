@@ -8,8 +8,8 @@
 import contextlib
 import json
 import logging
-import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +18,9 @@ from starlette.exceptions import HTTPException
 from ..config.serving import ADMIN_TOKEN_ENV, ServingSettings
 from ..schema import Contract
 from .access import Access
+from .context import check_context
 from .errors import ServeError
-from .log import PredictionLog
+from .log import PredictionLog, log_record
 from .metrics import ServerMetrics
 from .middleware import BodyDeadline, BodyTimeout, BodyTooLarge, PredictGuard, read_timeout
 from .reload import Reloader, State
@@ -32,7 +33,7 @@ INLINE_ROWS = 64  # larger batches (and the slow path) are predicted off the eve
 PREDICT_ERRORS: dict = {
     413: {"model": Problem, "description": "request body too large"},
     422: {"model": Problem, "description": "invalid input: each field named in `detail`"},
-    500: {"model": Problem, "description": "the model failed on this input"},
+    500: {"model": Problem, "description": "the model failed on this input, or gave no finite answer"},
 }
 EXPLAIN_ERRORS: dict = {
     401: {"model": Problem, "description": "the admin token is missing or wrong"},
@@ -41,9 +42,9 @@ EXPLAIN_ERRORS: dict = {
     422: {"model": Problem, "description": "invalid input: each field named in `detail`"},
     500: {"model": Problem, "description": "the model could not be explained on this input"},
 }
-NOT_FINITE = (
-    "invalid input: the model's answer is not a finite number (are the inputs far outside the training data?)"
-)
+# The inputs passed the contract, so this is the model's fault, not the client's: a 500 of its own.
+NOT_FINITE = "the model's answer is not a finite number"
+NOT_FINITE_REASON = "non_finite_output"
 
 
 def create_app(
@@ -57,16 +58,17 @@ def create_app(
     """The FastAPI app serving `served`; `source` (if given) is where reloads come from.
 
     `access` defaults to the tokens in the environment, on an address that is not loopback:
-    without an admin token, nobody is an admin.
+    without an admin token, nobody is an admin. `log` is the prediction log's folder (None: no log).
     """
     from fastapi import FastAPI
 
     state = State(served, source)
     access = access if access is not None else Access.from_env(None)
+    check_context(serving.log.context, served.inputs, access.log_key if log is not None else None)
     metrics = ServerMetrics()
     metrics.show(served)
     reloader = Reloader(state, contract, metrics)
-    predictions_log = PredictionLog(log)
+    predictions_log = PredictionLog(log, serving.log, access.log_key, metrics.count_log_records)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -84,18 +86,26 @@ def create_app(
     )
     app.state.serve = state
 
-    def record(scope: dict, status: int, elapsed: float) -> None:
-        metrics.record(scope.get("model_version") or state.served.version, status, elapsed)
-
-    app.add_middleware(PredictGuard, limit=serving.max_body_bytes, path="/predict", record=record)
+    limit = serving.max_body_bytes
+    app.add_middleware(PredictGuard, limit=limit, path="/predict", record=recorder(metrics, state))
     app.add_middleware(BodyDeadline, seconds=read_timeout(serving))  # bounds every route's body
-    row_model = request_model(contract, list(served.inputs))
+    row_model = request_model(contract, list(served.inputs), list(serving.log.context))
     add_predict_route(app, state, row_model, serving, metrics, predictions_log, access)
     add_explain_route(app, state, row_model, access, serving.max_body_bytes)
     add_info_routes(app, state, metrics, access)
     add_admin_routes(app, state, reloader, access)
     add_error_handlers(app)
     return app
+
+
+def recorder(metrics: ServerMetrics, state: State) -> Callable[[dict, int, float], None]:
+    """Count a /predict request under the version that answered it (else the one served now)."""
+
+    def record(scope: dict, status: int, elapsed: float) -> None:
+        version = scope.get("model_version") or state.served.version
+        metrics.record(version, status, elapsed, scope.get("error_reason"))
+
+    return record
 
 
 @contextlib.asynccontextmanager
@@ -132,13 +142,15 @@ def add_predict_route(
 
     served = state.served
     body_type, batch_model = body_model(row_model, serving.max_batch_rows)
+    context = frozenset(serving.log.context)
 
     @app.post("/predict", response_model=response_model(served.classes is not None), responses=PREDICT_ERRORS)
     async def predict(body: body_type, request: Request):  # type: ignore[valid-type]
         """One row (`{"column": value, ...}`) or a batch (`{"rows": [{...}, ...]}`)."""
         current = state.served
         request.scope["model_version"] = current.version
-        rows = [row.__dict__ for row in body_rows(body, batch_model)]
+        sent = [row.__dict__ for row in body_rows(body, batch_model)]
+        rows = [without(row, context) for row in sent] if context else sent  # context never reaches the model
         request_id = checked_request_id(request.headers.get("x-request-id"))
         headers = {"x-request-id": request_id}
         try:
@@ -151,14 +163,19 @@ def add_predict_route(
             failed = {"error": "prediction failed", "detail": [], "request_id": request_id}
             return JSONResponse(failed, status_code=500, headers=headers)
         answer = prediction_answer(current, request_id, predictions, probabilities)
+        started = request.scope["started"]
+        trusted = access.is_trusted(request.headers.get("authorization"))
         try:
             content = json.dumps(answer, allow_nan=False)
         except ValueError:  # NaN or infinity: JSON cannot carry it, and nobody should act on it
-            return JSONResponse({"error": NOT_FINITE, "detail": []}, status_code=422, headers=headers)
+            request.scope["error_reason"] = NOT_FINITE_REASON
+            unanswered = {"request_id": request_id, "model_version": current.version}
+            unanswered["error"] = NOT_FINITE_REASON
+            predictions_log.write(log_record(unanswered, model_name(current), sent, started, trusted))
+            refused = {"error": NOT_FINITE, "detail": [], "request_id": request_id}
+            return JSONResponse(refused, status_code=500, headers=headers)
         metrics.rows.labels(current.version).inc(len(rows))
-        started = request.scope["started"]
-        trusted = access.is_trusted(request.headers.get("authorization"))
-        predictions_log.write(log_record(answer, rows, probabilities, started, trusted))
+        predictions_log.write(log_record(answer, model_name(current), sent, started, trusted))
         return Response(content, media_type="application/json", headers=headers)
 
 
@@ -181,20 +198,13 @@ def prediction_answer(
     return answer
 
 
-def log_record(
-    answer: dict, rows: list[dict], probabilities: list | None, started: float, trusted: bool
-) -> dict:
-    """The prediction log's line for one answered request."""
-    return {
-        "request_id": answer["request_id"],
-        "time": time.time(),
-        "model_version": answer["model_version"],
-        "inputs": rows,
-        "outputs": answer["predictions"],
-        **({"probabilities": probabilities} if probabilities is not None else {}),
-        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        "trusted": trusted,
-    }
+def without(row: dict, names: frozenset[str]) -> dict:
+    return {name: value for name, value in row.items() if name not in names}
+
+
+def model_name(current: Served) -> str:
+    """The registered model's name, or the folder a local model was loaded from."""
+    return current.info.get("registered_model") or current.info.get("source", "")
 
 
 def add_explain_route(app, state: State, row_model: Any, access: Access, max_body_bytes: int) -> None:
@@ -226,7 +236,7 @@ def add_explain_route(app, state: State, row_model: Any, access: Access, max_bod
         except ExplainError as err:
             return JSONResponse({"error": str(err), "detail": []}, status_code=500)
         except ValueError:  # NaN or infinity in a score: as /predict
-            return JSONResponse({"error": NOT_FINITE, "detail": []}, status_code=422)
+            return JSONResponse({"error": NOT_FINITE, "detail": []}, status_code=500)
         return Response(content, media_type="application/json")
 
 

@@ -1,4 +1,10 @@
-"""The prediction log: one JSON line per answered request, written off the request path."""
+"""The prediction log: one JSON line per answered request, written off the request path.
+
+The request path only puts a record on a bounded queue (when it is full the record is
+dropped and counted: a slow disk never slows or fails a response). A background thread
+writes the records in batches to this process's own file (`log_files.py`), with context
+fields kept, hashed or dropped (`context.py`).
+"""
 
 # No `from __future__ import annotations` here: FastAPI reads the request model
 # of /predict from the annotation at run time, and that model is built at run time.
@@ -7,54 +13,123 @@ import json
 import logging
 import queue
 import threading
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..config.serving import ContextRule, LogSettings
+from .context import logged_context
+from .log_files import LogFiles
+
 logger = logging.getLogger(__name__)
+
+BATCH_RECORDS = 1000  # written with one call
+# After each write the writer waits this long, so that under load a write carries many records
+# (one system call and one wake-up per record would cost the server a tenth of its throughput).
+BATCH_SECONDS = 0.05
+Count = Callable[[str, int], None]  # (written | dropped | failed, how many)
+
+
+def not_counted(result: str, records: int) -> None:
+    """For a log whose records nobody counts (tests, tools)."""
 
 
 class PredictionLog:
-    """JSON lines, written by a background thread in batches so the request path only enqueues."""
+    """A bounded queue, and a thread that writes what is on it; `folder=None` logs nothing."""
 
     _STOP = object()
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
+    def __init__(
+        self, folder: Path | None, settings: LogSettings, key: str = "", count: Count = not_counted
+    ) -> None:
+        self.folder, self.settings, self._count = folder, settings, count
+        self._rules: Mapping[str, ContextRule] = settings.context
+        self._key = key.encode()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = path.open("a", encoding="utf-8")
+        if folder is not None:
+            self._files = LogFiles(folder, settings)
             self._thread = threading.Thread(target=self._write, name="prediction-log", daemon=True)
             self._thread.start()
 
     def write(self, record: dict) -> None:
-        if self._thread is not None:
-            self._queue.put(record)
+        """Queue one record (its `time` in epoch seconds, its `inputs` the rows as sent, context too)."""
+        if self._thread is None:
+            return
+        if self._queue.qsize() >= self.settings.queue_records:
+            self._count("dropped", 1)
+            return
+        self._queue.put(record)
 
     def _write(self) -> None:
-        stop = False
-        while not stop:
-            records = [self._queue.get()]
-            with contextlib.suppress(queue.Empty):
-                while len(records) < 1000:
-                    records.append(self._queue.get_nowait())
-            if records[-1] is self._STOP:
-                records.pop()
-                stop = True
-            lines = []
-            for record in records:
-                record["time"] = datetime.fromtimestamp(record["time"], UTC).isoformat()
-                lines.append(json.dumps(record, default=str) + "\n")
+        # Wake up now and then while idle, so an old file is still closed (and shipped) on time.
+        idle = min(60.0, self.settings.max_file_seconds / 2)
+        while True:
             try:
-                self._handle.writelines(lines)
-                self._handle.flush()
-            except (OSError, ValueError):
-                logger.exception("could not write %d prediction log record(s)", len(lines))
-        self._handle.close()
+                records = [self._queue.get(timeout=idle)]
+            except queue.Empty:
+                self._closing(self._files.close_if_due)
+                continue
+            with contextlib.suppress(queue.Empty):
+                while len(records) < BATCH_RECORDS:
+                    records.append(self._queue.get_nowait())
+            stop = records[-1] is self._STOP
+            if stop:
+                records.pop()
+            self._lines(records)
+            if stop:
+                self._closing(self._files.close)
+                return
+            time.sleep(BATCH_SECONDS)
+
+    def _lines(self, records: list[dict]) -> None:
+        if not records:
+            return
+        try:
+            self._files.write("".join(self.line(record) for record in records).encode())
+        except (OSError, ValueError, TypeError):
+            logger.exception("could not write %d prediction log record(s)", len(records))
+            self._count("failed", len(records))
+            return
+        self._count("written", len(records))
+
+    def _closing(self, close: Callable[[], None]) -> None:
+        try:
+            close()
+        except OSError:
+            logger.exception("could not close the prediction log's file")
+
+    def line(self, record: dict) -> str:
+        """A record as its JSON line: the time as ISO 8601 (UTC), the context split from the inputs."""
+        record = {**record, "time": datetime.fromtimestamp(record["time"], UTC).isoformat()}
+        if self._rules:
+            rows = record["inputs"]
+            record["inputs"] = [{k: v for k, v in row.items() if k not in self._rules} for row in rows]
+            record["context"] = [logged_context(row, self._rules, self._key) for row in rows]
+        return json.dumps(record, separators=(",", ":"), default=str) + "\n"
 
     def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued, then stop."""
+        """Write what is queued, close the file (and ship it), then stop."""
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(self._STOP)
             self._thread.join(timeout)
+
+
+def log_record(answer: dict, model_name: str, rows: list[dict], started: float, trusted: bool) -> dict:
+    """The prediction log's record for one answered request (made on the request path: cheap)."""
+    record = {
+        "request_id": answer["request_id"],
+        "time": time.time(),
+        "model_name": model_name,
+        "model_version": answer["model_version"],
+        "inputs": rows,
+        "outputs": answer.get("predictions"),
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        "trusted": trusted,
+    }
+    if "probabilities" in answer:
+        record["probabilities"] = answer["probabilities"]
+    if "error" in answer:
+        record["error"] = answer["error"]
+    return record

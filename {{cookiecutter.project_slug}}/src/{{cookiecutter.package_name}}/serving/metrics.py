@@ -39,17 +39,27 @@ class ServerMetrics:
         self.reloads = Counter(
             "model_reloads", "Model reload attempts by result", ["result"], registry=registry
         )
+        self.log_records = Counter(
+            "prediction_log_records",
+            "Prediction log records: written, dropped (queue full) or failed (not written)",
+            ["result"],
+            registry=registry,
+        )
 
     def show(self, served: Served) -> None:
         """model_info names the model served now, and only that one."""
         self.model.clear()
         self.model.labels(served.version, served.info.get("source", ""), served.info["fast_path"]).set(1)
 
-    def record(self, version: str, status: int, elapsed: float) -> None:
+    def record(self, version: str, status: int, elapsed: float, reason: str | None = None) -> None:
+        """One request; an error's reason is its status's unless the route named it."""
         self.requests.labels(version, str(status)).inc()
         if status >= 400:
-            self.errors.labels(version, REASONS.get(status, str(status))).inc()
+            self.errors.labels(version, reason or REASONS.get(status, str(status))).inc()
         self.latency.labels(version).observe(elapsed)
+
+    def count_log_records(self, result: str, records: int) -> None:
+        self.log_records.labels(result).inc(records)
 
     def text(self) -> tuple[bytes, str]:
         """The Prometheus text format, and its content type."""

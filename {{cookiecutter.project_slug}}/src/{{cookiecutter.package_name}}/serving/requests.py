@@ -56,19 +56,27 @@ def int64_bounds(low: float | None, high: float | None) -> tuple[int, int]:
     )
 
 
-def request_model(contract: Contract, inputs: list[str]) -> type[BaseModel]:
+def request_model(contract: Contract, inputs: list[str], context: Sequence[str] = ()) -> type[BaseModel]:
     """One row of model inputs, generated from the contract: types, ranges, categories.
 
     Only the model's inputs are fields (not the target, not the sensitive features
-    that the model does not use); any other key is refused.
+    that the model does not use), and the optional context fields of `serving.log.context`
+    (checked by the contract when it describes them, else text); any other key is refused.
     """
     missing = [name for name in inputs if name not in contract.columns]
     if missing:
         raise ServeError(f"the model needs columns the contract does not describe: {', '.join(missing)}")
     fields: dict[str, Any] = {name: column_field(contract.columns[name]) for name in inputs}
+    fields |= {name: context_field(contract.columns.get(name)) for name in context if name not in fields}
     example = contract_rows(contract, inputs, 1)[0]
     config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
     return create_model("PredictRow", __config__=config, **fields)
+
+
+def context_field(rule: ColumnRule | None) -> tuple[Any, Any]:
+    """A context field is never required: as its column in the contract, or text of a bounded length."""
+    kind: Any = column_field(rule)[0] if rule is not None else Annotated[str, Field(max_length=256)]
+    return kind | None, Field(default=None)
 
 
 def body_model(row_model: type[BaseModel], max_rows: int) -> tuple[object, type[BaseModel]]:

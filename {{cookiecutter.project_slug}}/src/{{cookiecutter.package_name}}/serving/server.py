@@ -10,6 +10,7 @@ import threading
 from ..config.serving import ServingSettings
 from ..config.settings import Settings
 from ..paths import Paths
+from ..served_log import local_folder
 from .access import Access, check_access
 from .app import create_app
 from .middleware import read_timeout
@@ -32,8 +33,8 @@ def run(settings: Settings, paths: Paths, model: str | None, host: str, port: in
     source = parse_source(model, settings, paths) if model else default_source(settings, paths)
     contract = load_contract(paths.contract)
     served = source.load(contract)
-    log_path = paths.prediction_log if log else None
-    app = create_app(served, contract, settings.serving, log_path, source, access)
+    log_folder = local_folder(settings.serving.log, paths) if log else None
+    app = create_app(served, contract, settings.serving, log_folder, source, access)
     config = server_config(app, host, port, settings.serving)
     print(f"serve: model {served.version} from {source} on http://{host}:{port}", flush=True)
     uvicorn_server(config).run()

@@ -1,0 +1,111 @@
+"""The prediction log's files: how they are named, which are whose, and reading their newest records.
+
+Each server process writes its own file (`predictions-<start>-<host>-<pid>-<n>.jsonl`), so
+several workers, or several machines shipping to one URL, never write into the same file.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config.serving import LogSettings
+    from .paths import Paths
+
+PREFIX, SUFFIX = "predictions-", ".jsonl"
+STAMP = "%Y%m%dT%H%M%SZ"
+READ_BLOCK = 1 << 16
+UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9.-]+")
+
+
+def remote(uri: str) -> str | None:
+    """The fsspec URL that closed files are shipped to (s3://, gs://, file://, ...), or None for a folder."""
+    return uri.rstrip("/") if "://" in uri else None
+
+
+def local_folder(log: LogSettings, paths: Paths) -> Path:
+    """Where this machine's servers write their open files: the folder `serving.log.uri` names, or
+    logs/predictions/ when files are shipped to a URL (those not shipped yet wait there)."""
+    return paths.prediction_spool if remote(log.uri) is not None else paths.root / log.uri
+
+
+def shown(folder: Path, root: Path) -> str:
+    """A folder as messages name it: relative to the project when inside it."""
+    return str(folder.relative_to(root)) if folder.is_relative_to(root) else str(folder)
+
+
+def file_name(opened: float, host: str, pid: int, sequence: int) -> str:
+    """A log file's name: when it was opened (UTC, to the second), by which host and process."""
+    stamp = time.strftime(STAMP, time.gmtime(opened))
+    return f"{PREFIX}{stamp}{writer(host, pid)}{sequence}{SUFFIX}"
+
+
+def writer(host: str, pid: int) -> str:
+    """The part of a file's name that says which process wrote it."""
+    return f"-{UNSAFE_IN_NAME.sub('_', host)[:64] or 'host'}-{pid}-"
+
+
+def opened_at(name: str) -> float | None:
+    """When the file named `name` was opened (seconds since the epoch), or None for another file."""
+    if not (name.startswith(PREFIX) and name.endswith(SUFFIX)):
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(name[len(PREFIX) :][:16], STAMP)))
+    except ValueError:
+        return None
+
+
+def log_files(folder: Path) -> list[Path]:
+    """The log's files in `folder`, newest write first."""
+    if not folder.is_dir():
+        return []
+    found = [path for path in folder.iterdir() if opened_at(path.name) is not None and path.is_file()]
+    return sorted(found, key=lambda path: (path.stat().st_mtime_ns, path.name), reverse=True)
+
+
+def newest_records(folder: Path) -> Iterator[dict]:
+    """Every complete record of the log, newest first; a line being written is skipped.
+
+    Each file is read backwards from its end, so asking for the last few costs only their tail.
+    """
+    for path in log_files(folder):
+        yield from _records_backwards(path)
+
+
+def _records_backwards(path: Path) -> Iterator[dict]:
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:  # deleted by retention since it was listed
+        return
+    with handle:
+        end = handle.seek(0, os.SEEK_END)
+        carry = b""
+        while end > 0:
+            start = max(0, end - READ_BLOCK)
+            handle.seek(start)
+            lines = (handle.read(end - start) + carry).split(b"\n")
+            carry = lines.pop(0) if start > 0 else b""  # may be cut: completed by the next block
+            end = start
+            for line in reversed(lines):
+                record = _record(line)
+                if record is not None:
+                    yield record
+        if carry:
+            record = _record(carry)
+            if record is not None:
+                yield record
+
+
+def _record(line: bytes) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
