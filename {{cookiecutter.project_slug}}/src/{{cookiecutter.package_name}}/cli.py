@@ -495,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_pipeline_commands,
         add_registry_commands,
         add_serve_command,
+        add_feedback_command,
         add_explain_command,
         add_report_command,
         add_test_score_command,
@@ -613,6 +614,31 @@ def add_serve_command(commands) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-log", action="store_true", help="do not write the prediction log (serving.log)")
     serve.set_defaults(handler=cmd_serve)
+
+
+def add_feedback_command(commands) -> None:
+    feedback = commands.add_parser("feedback", help="delayed labels of served rows (the labels store)")
+    actions = feedback.add_subparsers(dest="action", required=True, metavar="action")
+    imported = actions.add_parser(
+        "import", help="append the labels of FILE (.csv with request_id,label[,row], or .jsonl): all or none"
+    )
+    imported.add_argument("file", type=Path, metavar="FILE")
+    imported.set_defaults(handler=cmd_feedback_import)
+
+
+def cmd_feedback_import(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    """Check every label against the prediction log and the store; store them all, or none (exit 1)."""
+    from .feedback import FeedbackError, accept, label_folder, parse_items, read_items, summary
+    from .served_log import local_folder, shown
+
+    labels, problems = parse_items(read_items(args.file))
+    store = label_folder(settings.serving.log, paths)
+    problems = accept(
+        labels, local_folder(settings.serving.log, paths), store, f"import:{args.file.name}", problems
+    )
+    if problems:
+        raise FeedbackError(f"{args.file}: {summary(problems)}")
+    print(f"feedback: {len(labels)} label(s) stored in {shown(store, paths.root)}")
 
 
 def cmd_test_score(settings: None, paths: Paths, args: argparse.Namespace) -> int:

@@ -41,10 +41,10 @@ def shown(folder: Path, root: Path) -> str:
     return str(folder.relative_to(root)) if folder.is_relative_to(root) else str(folder)
 
 
-def file_name(opened: float, host: str, pid: int, sequence: int) -> str:
+def file_name(opened: float, host: str, pid: int, sequence: int, prefix: str = PREFIX) -> str:
     """A log file's name: when it was opened (UTC, to the second), by which host and process."""
     stamp = time.strftime(STAMP, time.gmtime(opened))
-    return f"{PREFIX}{stamp}{writer(host, pid)}{sequence}{SUFFIX}"
+    return f"{prefix}{stamp}{writer(host, pid)}{sequence}{SUFFIX}"
 
 
 def writer(host: str, pid: int) -> str:
@@ -52,30 +52,30 @@ def writer(host: str, pid: int) -> str:
     return f"-{UNSAFE_IN_NAME.sub('_', host)[:64] or 'host'}-{pid}-"
 
 
-def opened_at(name: str) -> float | None:
+def opened_at(name: str, prefix: str = PREFIX) -> float | None:
     """When the file named `name` was opened (seconds since the epoch), or None for another file."""
-    if not (name.startswith(PREFIX) and name.endswith(SUFFIX)):
+    if not (name.startswith(prefix) and name.endswith(SUFFIX)):
         return None
     try:
-        return float(calendar.timegm(time.strptime(name[len(PREFIX) :][:16], STAMP)))
+        return float(calendar.timegm(time.strptime(name[len(prefix) :][:16], STAMP)))
     except ValueError:
         return None
 
 
-def log_files(folder: Path) -> list[Path]:
-    """The log's files in `folder`, newest write first."""
+def log_files(folder: Path, prefix: str = PREFIX) -> list[Path]:
+    """The log's files in `folder` (or those of the labels, by their prefix), newest write first."""
     if not folder.is_dir():
         return []
-    found = [path for path in folder.iterdir() if opened_at(path.name) is not None and path.is_file()]
+    found = [path for path in folder.iterdir() if opened_at(path.name, prefix) is not None and path.is_file()]
     return sorted(found, key=lambda path: (path.stat().st_mtime_ns, path.name), reverse=True)
 
 
-def newest_records(folder: Path) -> Iterator[dict]:
+def newest_records(folder: Path, prefix: str = PREFIX) -> Iterator[dict]:
     """Every complete record of the log, newest first; a line being written is skipped.
 
     Each file is read backwards from its end, so asking for the last few costs only their tail.
     """
-    for path in log_files(folder):
+    for path in log_files(folder, prefix):
         yield from _records_backwards(path)
 
 

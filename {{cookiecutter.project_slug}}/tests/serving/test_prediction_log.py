@@ -217,7 +217,7 @@ def leaks(texts: list[str], rows: list[dict], names: list[str], inputs: tuple[st
             if row[name] is None:
                 continue  # nothing sent: null is no leak
             value = json.dumps(row[name])
-            pattern = re.compile(rf'"{re.escape(name)}"\s*:\s*{re.escape(value)}(?=[,}}\s])')
+            pattern = re.compile(f'"{re.escape(name)}"' + r"\s*:\s*" + re.escape(value) + r"(?=[,\s}])")
             anywhere = isinstance(row[name], str) and value not in sent_as_input
             if any(pattern.search(text) or (anywhere and value in text) for text in texts):
                 found.append(f"{name}={value}")

@@ -6,6 +6,7 @@
 # No `from __future__ import annotations` here: FastAPI reads the request model
 # of /predict from the annotation at run time, and that model is built at run time.
 import contextlib
+import dataclasses
 import json
 import logging
 import uuid
@@ -44,6 +45,13 @@ EXPLAIN_ERRORS: dict = {
 }
 # The inputs passed the contract, so this is the model's fault, not the client's: a 500 of its own.
 NOT_FINITE = "the model's answer is not a finite number"
+FEEDBACK_ERRORS: dict = {
+    401: {"model": Problem, "description": "the admin token is missing or wrong"},
+    403: {"model": Problem, "description": "no admin token is set and this is not a loopback call"},
+    413: {"model": Problem, "description": "request body too large"},
+    422: {"model": Problem, "description": "nothing stored: each refused label named in `detail`"},
+    503: {"model": Problem, "description": "the server writes no prediction log"},
+}
 NOT_FINITE_REASON = "non_finite_output"
 
 
@@ -92,6 +100,7 @@ def create_app(
     row_model = request_model(contract, list(served.inputs), list(serving.log.context))
     add_predict_route(app, state, row_model, serving, metrics, predictions_log, access)
     add_explain_route(app, state, row_model, access, serving.max_body_bytes)
+    add_feedback_route(app, access, log, metrics, serving)
     add_info_routes(app, state, metrics, access)
     add_admin_routes(app, state, reloader, access)
     add_error_handlers(app)
@@ -238,6 +247,59 @@ def add_explain_route(app, state: State, row_model: Any, access: Access, max_bod
         except ValueError:  # NaN or infinity in a score: as /predict
             return JSONResponse({"error": NOT_FINITE, "detail": []}, status_code=500)
         return Response(content, media_type="application/json")
+
+
+def add_feedback_route(
+    app, access: Access, log: Path | None, metrics: ServerMetrics, serving: ServingSettings
+):
+    """POST /feedback: the true labels of served rows, for admins (feedback.py), all or nothing."""
+    import threading
+
+    from fastapi import Header, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import JSONResponse
+
+    from ..feedback import accept, labels_beside, parse_items, summary
+
+    app.add_middleware(PredictGuard, limit=serving.max_body_bytes, path="/feedback", record=not_counted)
+    one_at_a_time = threading.Lock()  # check, then append: two batches must not both pass as new
+
+    @app.post("/feedback", responses=FEEDBACK_ERRORS)
+    async def feedback(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> JSONResponse:
+        """`{"labels": [{"request_id": "...", "label": ..., "row": 0}, ...]}`: `row` is the row's
+        position in its request (default 0); the label is a class of the model, or a number."""
+        require_admin(access, authorization, request.client and request.client.host)
+        if log is None:
+            return JSONResponse(
+                {"error": "no prediction log: the server runs with --no-log", "detail": []}, 503
+            )
+        items = labels_of(await request.body())
+        if isinstance(items, list) and len(items) > serving.max_batch_rows:
+            too_many = f"at most {serving.max_batch_rows} labels per call (serving.max_batch_rows)"
+            return JSONResponse({"error": too_many, "detail": []}, status_code=422)
+        labels, problems = parse_items(items)
+
+        def checked_and_stored() -> list:
+            with one_at_a_time:
+                return accept(labels, log, labels_beside(log), "api", problems)
+
+        problems = await run_in_threadpool(checked_and_stored)
+        metrics.count_labels(0 if problems else len(labels), [problem.reason for problem in problems])
+        if problems:
+            detail = [dataclasses.asdict(problem) for problem in problems]
+            return JSONResponse({"error": summary(problems), "detail": detail}, status_code=422)
+        return JSONResponse({"accepted": len(labels)})
+
+
+def labels_of(body: bytes) -> object:
+    """The body's `labels` (anything else is left for parse_items to name)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed.get("labels") if isinstance(parsed, dict) else None
 
 
 def require_admin(access: Access, authorization: str | None, client: str | None) -> None:

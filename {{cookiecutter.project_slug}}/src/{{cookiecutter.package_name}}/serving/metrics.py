@@ -46,6 +46,13 @@ class ServerMetrics:
             registry=registry,
         )
 
+        self.labels = Counter(
+            "feedback_labels",
+            "Labels received: accepted, or the reason each was refused",
+            ["result"],
+            registry=registry,
+        )
+
     def show(self, served: Served) -> None:
         """model_info names the model served now, and only that one."""
         self.model.clear()
@@ -60,6 +67,12 @@ class ServerMetrics:
 
     def count_log_records(self, result: str, records: int) -> None:
         self.log_records.labels(result).inc(records)
+
+    def count_labels(self, accepted: int, refused_for: list[str]) -> None:
+        if accepted:
+            self.labels.labels("accepted").inc(accepted)
+        for reason in refused_for:
+            self.labels.labels(reason).inc()
 
     def text(self) -> tuple[bytes, str]:
         """The Prometheus text format, and its content type."""
