@@ -19,6 +19,7 @@ CAMPAIGNS = [
     ("POST", "/predict", GenerationMode.NEGATIVE, 60),
     ("POST", "/explain", GenerationMode.POSITIVE, 3),  # admins only: schemathesis' client is not one
     ("POST", "/admin/reload", GenerationMode.POSITIVE, 5),
+    ("POST", "/feedback", GenerationMode.POSITIVE, 5),  # admins only, as /explain
     ("GET", "/health", GenerationMode.POSITIVE, 3),
     ("GET", "/ready", GenerationMode.POSITIVE, 3),
     ("GET", "/version", GenerationMode.POSITIVE, 3),
