@@ -9,7 +9,6 @@ fields kept, hashed or dropped (`context.py`).
 # No `from __future__ import annotations` here: FastAPI reads the request model
 # of /predict from the annotation at run time, and that model is built at run time.
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -87,7 +86,7 @@ class PredictionLog:
         if not records:
             return
         try:
-            self._files.write("".join(self.line(record) for record in records).encode())
+            self._files.write(b"".join(self.line(record) for record in records))
         except (OSError, ValueError, TypeError):
             logger.exception("could not write %d prediction log record(s)", len(records))
             self._count("failed", len(records))
@@ -100,14 +99,20 @@ class PredictionLog:
         except OSError:
             logger.exception("could not close the prediction log's file")
 
-    def line(self, record: dict) -> str:
-        """A record as its JSON line: the time as ISO 8601 (UTC), the context split from the inputs."""
+    def line(self, record: dict) -> bytes:
+        """A record as its JSON line: the time as ISO 8601 (UTC), the context split from the inputs.
+
+        orjson: this thread shares the interpreter lock with the request path, so the less time it
+        holds it the better (several times faster than json; NaN becomes null).
+        """
+        import orjson
+
         record = {**record, "time": datetime.fromtimestamp(record["time"], UTC).isoformat()}
         if self._rules:
             rows = record["inputs"]
             record["inputs"] = [{k: v for k, v in row.items() if k not in self._rules} for row in rows]
             record["context"] = [logged_context(row, self._rules, self._key) for row in rows]
-        return json.dumps(record, separators=(",", ":"), default=str) + "\n"
+        return orjson.dumps(record, default=str) + b"\n"
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, close the file (and ship it), then stop."""
