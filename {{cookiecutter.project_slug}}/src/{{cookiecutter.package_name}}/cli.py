@@ -496,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_registry_commands,
         add_serve_command,
         add_feedback_command,
+        add_monitor_command,
         add_explain_command,
         add_report_command,
         add_test_score_command,
@@ -639,6 +640,40 @@ def cmd_feedback_import(settings: Settings, paths: Paths, args: argparse.Namespa
     if problems:
         raise FeedbackError(f"{args.file}: {summary(problems)}")
     print(f"feedback: {len(labels)} label(s) stored in {shown(store, paths.root)}")
+
+
+def add_monitor_command(commands) -> None:
+    watched = commands.add_parser(
+        "monitor", help="the prediction log's last hours against training: drift, answers, online quality"
+    )
+    watched.add_argument("--hours", type=float, help="the window (default: monitor.window_hours)")
+    watched.add_argument("--json", type=Path, metavar="FILE", help="also write the verdict as JSON")
+    watched.add_argument("--markdown", type=Path, metavar="FILE", help="also write the report (GFM)")
+    watched.set_defaults(handler=cmd_monitor)
+
+
+def cmd_monitor(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
+    """Print the monitor's report; exit 0 when nothing alerts, 1 on an alert, 2 when it cannot judge."""
+    import time
+
+    from .monitoring.run import MonitorError, monitor
+    from .monitoring.verdict import as_json, as_markdown, exit_code
+
+    hours = args.hours if args.hours is not None else settings.monitor.window_hours
+    if not hours > 0:
+        raise StageFailed(f"--hours {hours:g}: expected a number of hours above 0")
+    try:
+        checks, window = monitor(settings, paths, time.time(), hours)
+    except MonitorError as err:
+        print(f"error: monitor: {err}", file=sys.stderr)
+        return 2
+    markdown = as_markdown(checks, window)
+    print(markdown, end="")
+    if args.markdown:
+        args.markdown.write_text(markdown, encoding="utf-8")
+    if args.json:
+        args.json.write_text(json.dumps(as_json(checks, window), indent=2) + "\n", encoding="utf-8")
+    return exit_code(checks)
 
 
 def cmd_test_score(settings: None, paths: Paths, args: argparse.Namespace) -> int:

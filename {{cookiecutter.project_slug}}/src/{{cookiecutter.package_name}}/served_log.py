@@ -79,6 +79,18 @@ def newest_records(folder: Path, prefix: str = PREFIX) -> Iterator[dict]:
         yield from _records_backwards(path)
 
 
+def file_records(path: Path) -> Iterator[dict]:
+    """A file's complete records, in the order written (a line being written is skipped)."""
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except FileNotFoundError:  # deleted by retention since it was listed
+        return
+    for line in lines:
+        record = _record(line)
+        if record is not None:
+            yield record
+
+
 def _records_backwards(path: Path) -> Iterator[dict]:
     try:
         handle = path.open("rb")

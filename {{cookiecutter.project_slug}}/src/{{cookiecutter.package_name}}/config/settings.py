@@ -19,6 +19,7 @@ from .evaluate import EvaluateSettings
 from .features import FeaturesSettings
 from .gate import GateSettings
 from .mlflow import MlflowSettings
+from .monitor import MonitorSettings
 from .reading import Sections, Task
 from .serving import ServingSettings
 from .split import SplitSettings
@@ -42,6 +43,7 @@ class Settings(Sections):
     backtest: BacktestSettings = BacktestSettings()  # optional: older params.yaml files have none
     features: FeaturesSettings = FeaturesSettings()
     card: CardSettings = CardSettings()  # optional: older params.yaml files have none
+    monitor: MonitorSettings = MonitorSettings()  # optional: older params.yaml files have none
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Settings:

@@ -1,0 +1,22 @@
+"""params.yaml `monitor:`: what `monitor` reads of the prediction log, and when it alerts."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .reading import Strict
+
+
+class MonitorSettings(Strict):
+    window_hours: float = Field(default=24, gt=0)  # the log's records of the last this many hours
+    min_rows: int = Field(default=200, gt=0)  # fewer served rows in the window: nothing can be judged (exit 2)
+    # An input (or the predictions) has drifted when both say so: the population stability index
+    # is over max_psi (a shift large enough to matter) and the KS or chi-square test's p-value is
+    # under alpha (a shift larger than sampling noise).
+    max_psi: float = Field(default=0.2, gt=0)
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    max_non_finite_rate: float = Field(default=0, ge=0, le=1)  # answers that were NaN or infinite
+    # Online quality (rows with delayed labels) against the offline test metric of metrics.json:
+    # accuracy for a classifier, mean absolute error for a regression.
+    min_labels: int = Field(default=50, gt=0)  # labelled rows a version needs to be judged
+    max_quality_drop: float = Field(default=0.05, ge=0)  # accuracy lost, or relative MAE gained

@@ -1,0 +1,94 @@
+"""`monitor`: read the window, compare it with training, judge; each part in its own module."""
+
+from __future__ import annotations
+
+import json
+
+from ..config.settings import Settings
+from ..paths import Paths
+from .drift import column_drift
+from .quality import ONLINE_METRIC, online_quality
+from .verdict import Check, drift_check, non_finite_check, quality_check
+from .window import ServedRow, served_rows, stored_labels, window_records
+
+NUMERIC, CATEGORICAL = ("integer", "number"), ("category", "boolean")  # text and dates are not compared
+
+
+class MonitorError(ValueError):
+    """The monitor cannot judge (exit 2): too few served rows, or no training data to compare with."""
+
+
+def monitor(settings: Settings, paths: Paths, now: float, hours: float) -> tuple[list[Check], dict]:
+    """The checks of the last `hours` before `now`, and what the window held."""
+    from ..feedback import label_folder
+    from ..served_log import local_folder, shown
+
+    log = local_folder(settings.serving.log, paths)
+    rows = served_rows(window_records(log, now - hours * 3600))
+    limits = settings.monitor
+    if len(rows) < limits.min_rows:
+        raise MonitorError(
+            f"{len(rows)} served rows in the last {hours:g} h of {shown(log, paths.root)}: "
+            f"fewer than monitor.min_rows ({limits.min_rows}), nothing judged"
+        )
+    labels = stored_labels(label_folder(settings.serving.log, paths))
+    answered = [row for row in rows if row.output is not None]
+    checks = input_drift(settings, paths, answered)
+    checks.append(prediction_drift(settings, paths, answered))
+    checks.append(non_finite_check(len(rows) - len(answered), len(rows), limits))
+    offline = offline_metric(paths, ONLINE_METRIC[settings.task])
+    for quality in online_quality(rows, labels, settings.task):
+        checks.append(quality_check(quality, offline, settings.task, limits))
+    window = {
+        "hours": hours,
+        "requests": len({row.request_id for row in rows}),
+        "rows": len(rows),
+        "versions": list(dict.fromkeys(row.model_version for row in rows)),
+        "labelled": sum((row.request_id, row.row) in labels for row in rows),
+    }
+    return checks, window
+
+
+def reference_frame(paths: Paths):
+    import pandas as pd
+
+    if not paths.train.exists():
+        raise MonitorError(f"{paths.train.relative_to(paths.root)} is missing: run the pipeline (dvc repro or dvc pull)")
+    return pd.read_csv(paths.train)
+
+
+def input_drift(settings: Settings, paths: Paths, rows: list[ServedRow]) -> list[Check]:
+    """One check per served input the contract types as a number, a category or a boolean."""
+    from ..schema import load_contract
+
+    contract, reference = load_contract(paths.contract), reference_frame(paths)
+    names = [name for name in rows[0].inputs if name in reference.columns and name in contract.columns] if rows else []
+    checks = []
+    for name in names:
+        kind = contract.columns[name].type
+        if kind in NUMERIC or kind in CATEGORICAL:
+            served = [row.inputs.get(name) for row in rows]
+            drift = column_drift(name, kind in NUMERIC, reference[name].tolist(), served)
+            checks.append(drift_check(drift, settings.monitor))
+    return checks
+
+
+def prediction_drift(settings: Settings, paths: Paths, rows: list[ServedRow]) -> Check:
+    """The served answers against the model's answers on the test set (reports/predictions.csv)."""
+    import pandas as pd
+
+    if not paths.predictions.exists():
+        raise MonitorError(f"{paths.predictions.relative_to(paths.root)} is missing: run the pipeline first")
+    reference = pd.read_csv(paths.predictions)["predicted"].tolist()
+    numeric = settings.task == "regression"
+    drift = column_drift("predictions", numeric, reference, [row.output for row in rows])
+    return drift_check(drift, settings.monitor, what="prediction drift")
+
+
+def offline_metric(paths: Paths, name: str) -> float | None:
+    """The model's metric on the test set, from metrics.json; None when it has none."""
+    try:
+        value = json.loads(paths.metrics.read_text())["model"][name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None

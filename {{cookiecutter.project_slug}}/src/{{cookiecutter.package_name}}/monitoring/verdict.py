@@ -1,0 +1,71 @@
+"""The monitor's checks, its verdict (exit 0 ok, 1 alert) and how it is shown: GFM and JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..config.monitor import MonitorSettings
+from ..deploy.model_card import escaped
+from .drift import Drift
+from .quality import ONLINE_METRIC, Quality, quality_drop
+
+OK, ALERT = 0, 1
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: str
+    limit: str
+    passed: bool | None  # None: not judged (too little data), which is no alert
+
+
+def drift_check(drift: Drift, settings: MonitorSettings, what: str = "drift") -> Check:
+    value = f"PSI {drift.psi:.3f}, p {drift.p_value:.2g} ({drift.served_rows} served rows)"
+    limit = f"PSI <= {settings.max_psi:g} or p >= {settings.alpha:g}"
+    return Check(f"{what}: {drift.column}", value, limit, not drift.drifted(settings.max_psi, settings.alpha))
+
+
+def non_finite_check(unanswered: int, rows: int, settings: MonitorSettings) -> Check:
+    rate = unanswered / rows if rows else 0.0
+    limit = f"<= {settings.max_non_finite_rate:g}"
+    return Check("non-finite answers", f"{rate:.4f} ({unanswered} of {rows} rows)", limit, rate <= settings.max_non_finite_rate)
+
+
+def quality_check(quality: Quality, offline: float | None, task: str, settings: MonitorSettings) -> Check:
+    name = f"online {ONLINE_METRIC[task]}: version {quality.model_version}"
+    if quality.online is None or offline is None or quality.labelled < settings.min_labels:
+        why = f"{quality.labelled} labelled rows (monitor.min_labels: {settings.min_labels})"
+        return Check(name, "not judged", why if offline is not None else "no offline metric", None)
+    drop = quality_drop(quality.online, offline, task)
+    value = f"{quality.online:.4g} on {quality.labelled} labelled rows; offline {offline:.4g}"
+    return Check(name, value, f"worse by <= {settings.max_quality_drop:g}", drop <= settings.max_quality_drop)
+
+
+def exit_code(checks: list[Check]) -> int:
+    return ALERT if any(check.passed is False for check in checks) else OK
+
+
+def as_json(checks: list[Check], window: dict) -> dict:
+    code = exit_code(checks)
+    return {"verdict": "alert" if code else "ok", "window": window, "checks": [asdict(c) for c in checks]}
+
+
+def as_markdown(checks: list[Check], window: dict) -> str:
+    code = exit_code(checks)
+    alerts = [check for check in checks if check.passed is False]
+    head = f"## Monitor: {'ALERT' if code else 'ok'}"
+    summary = (
+        f"Window: the last {window['hours']:g} h: {window['requests']} requests, {window['rows']} rows, "
+        f"model versions {', '.join(escaped(v) for v in window['versions']) or 'none'}; "
+        f"{window['labelled']} rows with delayed labels."
+    )
+    lines = [head, "", summary, ""]
+    if alerts:
+        lines += [f"**{len(alerts)} alert(s):** " + "; ".join(escaped(check.name) for check in alerts), ""]
+    lines += ["| check | value | limit | |", "|---|---|---|---|"]
+    mark = {True: "ok", False: "**ALERT**", None: "not judged"}
+    for check in checks:
+        cells = (escaped(check.name), escaped(check.value), escaped(check.limit), mark[check.passed])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

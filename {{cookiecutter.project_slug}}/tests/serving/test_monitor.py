@@ -1,0 +1,184 @@
+"""`monitor` on a real server's prediction log: quiet on traffic like the training data, and an
+alert for each fault it exists for (a shifted input, NaN answers, flipped labels); exit 2 when
+the window holds too little to judge."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.feedback import Label, labels_beside, store_labels
+from {{ cookiecutter.package_name }}.monitoring.drift import column_drift
+from {{ cookiecutter.package_name }}.paths import Paths
+
+pytestmark = pytest.mark.serving
+
+ROWS = 400  # served: over monitor.min_rows
+
+
+@pytest.fixture
+def project(tmp_path: Path, train_set: pd.DataFrame, model, settings) -> Path:
+    """A project folder with what the monitor compares against: the training data, the model's
+    answers on held-out rows like it (reports/predictions.csv) and its offline metrics."""
+    here = Path.cwd()
+    for name in ("params.yaml", "schema.yaml"):
+        shutil.copy(here / name, tmp_path / name)
+    paths = Paths(tmp_path)
+    reference = train_set.sample(frac=0.5, random_state=1)
+    paths.train.parent.mkdir(parents=True)
+    reference.to_csv(paths.train, index=False)
+    held = train_set.drop(reference.index)
+    inputs = list(model.feature_names_in_)
+    paths.reports.mkdir()
+    pd.DataFrame({"predicted": model.predict(held[inputs])}).to_csv(paths.predictions, index=False)
+    offline = {"accuracy": 0.8} if settings.task == "classification" else {"mae": 1.0}
+    paths.metrics.write_text(json.dumps({"model": offline}))
+    return tmp_path
+
+
+def traffic(train_set: pd.DataFrame, served) -> list[dict]:
+    """Rows like the training data, as clients send them."""
+    rows = train_set[list(served.inputs)].sample(n=ROWS, replace=len(train_set) < ROWS, random_state=2)
+    return json.loads(rows.to_json(orient="records"))
+
+
+def serve(app_for, served, project: Path, rows: list[dict]) -> list[str]:
+    """Send the rows (ten per request) to a server logging into the project; the request ids."""
+    ids = []
+    with TestClient(app_for(served, project / "logs" / "predictions")) as client:
+        for start in range(0, len(rows), 10):
+            answer = client.post("/predict", json={"rows": rows[start : start + 10]})
+            ids.append(answer.headers["x-request-id"])
+    return ids
+
+
+def monitored(project: Path, capsys) -> tuple[int, dict, str]:
+    code = main(["--root", str(project), "monitor", "--json", str(project / "monitor.json")])
+    out = capsys.readouterr()
+    verdict = json.loads((project / "monitor.json").read_text()) if code in (0, 1) else {}
+    return code, verdict, out.out + out.err
+
+
+def alerts(verdict: dict) -> list[str]:
+    return [check["name"] for check in verdict["checks"] if check["passed"] is False]
+
+
+def test_traffic_like_the_training_data_raises_no_alert(app_for, served, project, train_set, capsys):
+    serve(app_for, served, project, traffic(train_set, served))
+    code, verdict, out = monitored(project, capsys)
+    assert (code, alerts(verdict)) == (0, []), out
+    assert verdict["window"]["rows"] == ROWS and verdict["window"]["versions"] == ["test-1"]
+    names = [check["name"] for check in verdict["checks"]]
+    assert "prediction drift: predictions" in names and "non-finite answers" in names
+    assert any(name.startswith("drift: ") for name in names)
+    assert out.startswith("## Monitor: ok")
+
+
+def shifted(rows: list[dict], served, contract) -> tuple[list[dict], str]:
+    """The fault: one input moved to a single value the contract allows (the largest number, or one
+    category), as when an upstream system changes its units or its defaults."""
+    for name in served.inputs:
+        rule = contract.columns[name]
+        if rule.type in ("integer", "number") and rule.max is not None:
+            return [{**row, name: rule.max if rule.type == "number" else int(rule.max)} for row in rows], name
+        if rule.type == "category" and rule.values:
+            return [{**row, name: rule.values[-1]} for row in rows], name
+    pytest.fail("no input with a bounded number or a category to shift")
+
+
+def test_a_shifted_input_is_an_alert_naming_it(app_for, served, project, train_set, contract, capsys):
+    rows, name = shifted(traffic(train_set, served), served, contract)
+    serve(app_for, served, project, rows)
+    code, verdict, out = monitored(project, capsys)
+    assert code == 1, out
+    assert f"drift: {name}" in alerts(verdict)
+    assert out.startswith("## Monitor: ALERT")
+
+
+def test_nan_answers_are_an_alert(app_for, served, project, train_set, capsys):
+    def nan(batch):
+        predictions, probabilities = served.predict(batch)
+        if probabilities is not None:
+            return predictions, [[float("nan")] * len(p) for p in probabilities]
+        return [float("nan")] * len(predictions), None
+
+    rows = traffic(train_set, served)
+    serve(app_for, served, project, rows[: ROWS // 2])
+    serve(app_for, dataclasses.replace(served, fast=nan), project, rows[ROWS // 2 :])
+    code, verdict, out = monitored(project, capsys)
+    assert code == 1 and "non-finite answers" in alerts(verdict), out
+
+
+def test_answers_that_moved_are_a_prediction_drift_alert(app_for, served, project, train_set, capsys):
+    """The fault: a model that answers one value whatever it is asked (a broken feature, a stuck
+    default) while its inputs look like the training data."""
+
+    first, first_probabilities = served.predict(traffic(train_set, served)[:1])
+
+    def stuck(batch):
+        stuck_probabilities = None if first_probabilities is None else first_probabilities * len(batch)
+        return first * len(batch), stuck_probabilities
+
+    serve(app_for, dataclasses.replace(served, fast=stuck), project, traffic(train_set, served))
+    code, verdict, out = monitored(project, capsys)
+    assert code == 1 and "prediction drift: predictions" in alerts(verdict), out
+    assert not any(name.startswith("drift: ") for name in alerts(verdict))
+
+
+def label_everything(project: Path, ids: list[str], answers: dict, flip) -> None:
+    labels = [Label(request_id, row, flip(answers[(request_id, row)])) for request_id in ids for row in range(10)]
+    store_labels(labels_beside(project / "logs" / "predictions"), labels, "test")
+
+
+def served_answers(project: Path) -> dict:
+    from {{ cookiecutter.package_name }}.served_log import newest_records
+
+    return {
+        (record["request_id"], row): output
+        for record in newest_records(project / "logs" / "predictions")
+        for row, output in enumerate(record["outputs"])
+    }
+
+
+def test_flipped_labels_are_an_online_quality_alert(app_for, served, project, train_set, capsys):
+    ids = serve(app_for, served, project, traffic(train_set, served))
+    answers = served_answers(project)
+    if served.classes is not None:
+        other = {label: served.classes[(i + 1) % len(served.classes)] for i, label in enumerate(served.classes)}
+        right, wrong = (lambda answer: answer), (lambda answer: other[str(answer)])
+    else:
+        right, wrong = (lambda answer: answer + 0.5), (lambda answer: answer + 50.0)
+    label_everything(project, ids[: len(ids) // 2], answers, right)
+    code, verdict, out = monitored(project, capsys)
+    assert code == 0, out  # labels that agree: online quality as good as offline
+    label_everything(project, ids[len(ids) // 2 :], answers, wrong)
+    code, verdict, out = monitored(project, capsys)
+    assert code == 1 and alerts(verdict) == ["online " + ("accuracy" if served.classes else "mae") + ": version test-1"], out
+
+
+def test_too_few_rows_cannot_be_judged(app_for, served, project, train_set, capsys):
+    serve(app_for, served, project, traffic(train_set, served)[:50])
+    code, _, out = monitored(project, capsys)
+    assert code == 2
+    assert out.count("\n") == 1 and "50 served rows in the last 24 h of logs/predictions" in out
+
+
+def test_drift_needs_both_a_large_and_a_significant_shift():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 1, 5000).tolist()
+    same, moved = rng.normal(0, 1, 500).tolist(), rng.normal(1.5, 1, 500).tolist()
+    assert not column_drift("x", True, reference, same).drifted(0.2, 0.01)
+    assert column_drift("x", True, reference, moved).drifted(0.2, 0.01)
+    few = column_drift("x", True, reference, rng.normal(0.5, 1, 8).tolist())  # noisy: not significant
+    assert not few.drifted(0.2, 0.01)
+    colours = ["a"] * 500 + ["b"] * 500
+    assert not column_drift("c", False, colours, ["a", "b"] * 200).drifted(0.2, 0.01)
+    assert column_drift("c", False, colours, ["a"] * 380 + ["b"] * 20 + [None] * 10).drifted(0.2, 0.01)
