@@ -134,7 +134,9 @@ def test_answers_that_moved_are_a_prediction_drift_alert(app_for, served, projec
 
 
 def label_everything(project: Path, ids: list[str], answers: dict, flip) -> None:
-    labels = [Label(request_id, row, flip(answers[(request_id, row)])) for request_id in ids for row in range(10)]
+    labels = [
+        Label(request_id, row, flip(answers[(request_id, row)])) for request_id in ids for row in range(10)
+    ]
     store_labels(labels_beside(project / "logs" / "predictions"), labels, "test")
 
 
@@ -152,7 +154,9 @@ def test_flipped_labels_are_an_online_quality_alert(app_for, served, project, tr
     ids = serve(app_for, served, project, traffic(train_set, served))
     answers = served_answers(project)
     if served.classes is not None:
-        other = {label: served.classes[(i + 1) % len(served.classes)] for i, label in enumerate(served.classes)}
+        other = {
+            label: served.classes[(i + 1) % len(served.classes)] for i, label in enumerate(served.classes)
+        }
         right, wrong = (lambda answer: answer), (lambda answer: other[str(answer)])
     else:
         right, wrong = (lambda answer: answer + 0.5), (lambda answer: answer + 50.0)
@@ -161,7 +165,9 @@ def test_flipped_labels_are_an_online_quality_alert(app_for, served, project, tr
     assert code == 0, out  # labels that agree: online quality as good as offline
     label_everything(project, ids[len(ids) // 2 :], answers, wrong)
     code, verdict, out = monitored(project, capsys)
-    assert code == 1 and alerts(verdict) == ["online " + ("accuracy" if served.classes else "mae") + ": version test-1"], out
+    assert code == 1 and alerts(verdict) == [
+        "online " + ("accuracy" if served.classes else "mae") + ": version test-1"
+    ], out
 
 
 def test_too_few_rows_cannot_be_judged(app_for, served, project, train_set, capsys):

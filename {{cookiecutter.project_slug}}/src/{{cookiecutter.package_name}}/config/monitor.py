@@ -9,7 +9,7 @@ from .reading import Strict
 
 class MonitorSettings(Strict):
     window_hours: float = Field(default=24, gt=0)  # the log's records of the last this many hours
-    min_rows: int = Field(default=200, gt=0)  # fewer served rows in the window: nothing can be judged (exit 2)
+    min_rows: int = Field(default=200, gt=0)  # fewer served rows in the window: nothing judged (exit 2)
     # An input (or the predictions) has drifted when both say so: the population stability index
     # is over max_psi (a shift large enough to matter) and the KS or chi-square test's p-value is
     # under alpha (a shift larger than sampling noise).

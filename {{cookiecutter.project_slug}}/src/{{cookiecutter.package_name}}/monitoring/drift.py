@@ -45,7 +45,10 @@ def numeric_drift(column: str, reference: np.ndarray, served: np.ndarray) -> Dri
     if len(ref) == 0 or len(cur) == 0:
         return Drift(column, "number", 0.0, 1.0, len(ref), len(cur))
     edges = np.unique(np.quantile(ref, np.linspace(0, 1, BINS + 1)[1:-1]))
-    shares = [np.bincount(np.searchsorted(edges, v, side="right"), minlength=len(edges) + 1) / len(v) for v in (ref, cur)]
+    shares = [
+        np.bincount(np.searchsorted(edges, v, side="right"), minlength=len(edges) + 1) / len(v)
+        for v in (ref, cur)
+    ]
     p_value = float(ks_2samp(ref, cur).pvalue)
     return Drift(column, "number", psi(shares[0], shares[1]), p_value, len(ref), len(cur))
 

@@ -53,7 +53,9 @@ def reference_frame(paths: Paths):
     import pandas as pd
 
     if not paths.train.exists():
-        raise MonitorError(f"{paths.train.relative_to(paths.root)} is missing: run the pipeline (dvc repro or dvc pull)")
+        raise MonitorError(
+            f"{paths.train.relative_to(paths.root)} is missing: run the pipeline (dvc repro or dvc pull)"
+        )
     return pd.read_csv(paths.train)
 
 
@@ -62,7 +64,11 @@ def input_drift(settings: Settings, paths: Paths, rows: list[ServedRow]) -> list
     from ..schema import load_contract
 
     contract, reference = load_contract(paths.contract), reference_frame(paths)
-    names = [name for name in rows[0].inputs if name in reference.columns and name in contract.columns] if rows else []
+    names = (
+        [name for name in rows[0].inputs if name in reference.columns and name in contract.columns]
+        if rows
+        else []
+    )
     checks = []
     for name in names:
         kind = contract.columns[name].type

@@ -29,7 +29,12 @@ def drift_check(drift: Drift, settings: MonitorSettings, what: str = "drift") ->
 def non_finite_check(unanswered: int, rows: int, settings: MonitorSettings) -> Check:
     rate = unanswered / rows if rows else 0.0
     limit = f"<= {settings.max_non_finite_rate:g}"
-    return Check("non-finite answers", f"{rate:.4f} ({unanswered} of {rows} rows)", limit, rate <= settings.max_non_finite_rate)
+    return Check(
+        "non-finite answers",
+        f"{rate:.4f} ({unanswered} of {rows} rows)",
+        limit,
+        rate <= settings.max_non_finite_rate,
+    )
 
 
 def quality_check(quality: Quality, offline: float | None, task: str, settings: MonitorSettings) -> Check:
