@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .paths import Paths
 
 PREFIX, SUFFIX = "predictions-", ".jsonl"
+INVALID_INPUT = "invalid_input"  # a record's `error`: the contract refused the request (no rows)
 STAMP = "%Y%m%dT%H%M%SZ"
 READ_BLOCK = 1 << 16
 UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9.-]+")

@@ -50,14 +50,17 @@ def test_every_prediction_is_logged(app_for, served, rows, tmp_path):
     with TestClient(app_for(served, log)) as client:
         first = client.post("/predict", json=rows[0], headers={"X-Request-ID": "req-1"}).json()
         client.post("/predict", json={"rows": rows[:3]})
-        client.post("/predict", json={})  # refused: not a prediction, not logged
+        client.post("/predict", json={})  # refused: logged as such, with the fields it lacked
+        client.get("/health")  # not a prediction: not logged
         deadline = time.monotonic() + 10  # written in the background, soon
-        while 'prediction_log_records_total{result="written"} 2.0' not in client.get("/metrics").text:
-            assert time.monotonic() < deadline, "the two records were not counted as written"
+        while 'prediction_log_records_total{result="written"} 3.0' not in client.get("/metrics").text:
+            assert time.monotonic() < deadline, "the three records were not counted as written"
             time.sleep(0.05)
     records = list(reversed(list(newest_records(log))))  # the app stopped: all written
     assert len(log_files(log)) == 1
-    assert [len(record["inputs"]) for record in records] == [1, 3]
+    assert [len(record["inputs"]) for record in records] == [1, 3, 0]
+    assert [record.get("error") for record in records] == [None, None, "invalid_input"]
+    assert records[2]["fields"] and records[2]["outputs"] is None
     assert records[0]["request_id"] == first["request_id"] == "req-1"
     assert records[0]["inputs"] == [rows[0]]
     assert records[0]["outputs"] == first["predictions"]

@@ -18,6 +18,7 @@ from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.feedback import Label, labels_beside, store_labels
 from {{ cookiecutter.package_name }}.monitoring.drift import column_drift
 from {{ cookiecutter.package_name }}.paths import Paths
+from {{ cookiecutter.package_name }}.served_log import newest_records
 
 pytestmark = pytest.mark.serving
 
@@ -133,6 +134,23 @@ def test_answers_that_moved_are_a_prediction_drift_alert(app_for, served, projec
     assert not any(name.startswith("drift: ") for name in alerts(verdict))
 
 
+def test_requests_the_contract_refuses_are_an_alert(app_for, served, project, train_set, capsys):
+    rows = traffic(train_set, served)
+    serve(app_for, served, project, rows)
+    name = served.inputs[0]
+    with TestClient(app_for(served, project / "logs" / "predictions")) as client:
+        for row in rows[:10]:  # a client that sends text where the contract wants its type
+            assert client.post("/predict", json={**row, name: ["not", "a", "value"]}).status_code == 422
+        assert client.post("/predict", json={**rows[0], "x" * 500: 1}).status_code == 422
+    code, verdict, out = monitored(project, capsys)
+    assert code == 1 and alerts(verdict) == ["contract violations"], out
+    refused = [
+        r for r in newest_records(project / "logs" / "predictions") if r.get("error") == "invalid_input"
+    ]
+    assert len(refused) == 11 and refused[-1]["fields"] == [name] and refused[-1]["inputs"] == []
+    assert all(len(field) <= 64 for record in refused for field in record["fields"])  # a client's name, cut
+
+
 def label_everything(project: Path, ids: list[str], answers: dict, flip) -> None:
     labels = [
         Label(request_id, row, flip(answers[(request_id, row)])) for request_id in ids for row in range(10)
@@ -141,8 +159,6 @@ def label_everything(project: Path, ids: list[str], answers: dict, flip) -> None
 
 
 def served_answers(project: Path) -> dict:
-    from {{ cookiecutter.package_name }}.served_log import newest_records
-
     return {
         (record["request_id"], row): output
         for record in newest_records(project / "logs" / "predictions")

@@ -15,6 +15,7 @@ class MonitorSettings(Strict):
     # under alpha (a shift larger than sampling noise).
     max_psi: float = Field(default=0.2, gt=0)
     alpha: float = Field(default=0.01, gt=0, lt=1)
+    max_invalid_rate: float = Field(default=0.01, ge=0, le=1)  # /predict requests the contract refused (422)
     max_non_finite_rate: float = Field(default=0, ge=0, le=1)  # answers that were NaN or infinite
     # Online quality (rows with delayed labels) against the offline test metric of metrics.json:
     # accuracy for a classifier, mean absolute error for a regression.

@@ -6,9 +6,10 @@ import json
 
 from ..config.settings import Settings
 from ..paths import Paths
+from ..served_log import INVALID_INPUT
 from .drift import column_drift
 from .quality import ONLINE_METRIC, online_quality
-from .verdict import Check, drift_check, non_finite_check, quality_check
+from .verdict import Check, contract_check, drift_check, non_finite_check, quality_check
 from .window import ServedRow, served_rows, stored_labels, window_records
 
 NUMERIC, CATEGORICAL = ("integer", "number"), ("category", "boolean")  # text and dates are not compared
@@ -24,7 +25,8 @@ def monitor(settings: Settings, paths: Paths, now: float, hours: float) -> tuple
     from ..served_log import local_folder, shown
 
     log = local_folder(settings.serving.log, paths)
-    rows = served_rows(window_records(log, now - hours * 3600))
+    records = window_records(log, now - hours * 3600)
+    rows = served_rows(records)
     limits = settings.monitor
     if len(rows) < limits.min_rows:
         raise MonitorError(
@@ -35,13 +37,15 @@ def monitor(settings: Settings, paths: Paths, now: float, hours: float) -> tuple
     answered = [row for row in rows if row.output is not None]
     checks = input_drift(settings, paths, answered)
     checks.append(prediction_drift(settings, paths, answered))
+    refused = sum(record.get("error") == INVALID_INPUT for record in records)
+    checks.append(contract_check(refused, len(records), limits))
     checks.append(non_finite_check(len(rows) - len(answered), len(rows), limits))
     offline = offline_metric(paths, ONLINE_METRIC[settings.task])
     for quality in online_quality(rows, labels, settings.task):
         checks.append(quality_check(quality, offline, settings.task, limits))
     window = {
         "hours": hours,
-        "requests": len({row.request_id for row in rows}),
+        "requests": len(records),
         "rows": len(rows),
         "versions": list(dict.fromkeys(row.model_version for row in rows)),
         "labelled": sum((row.request_id, row.row) in labels for row in rows),

@@ -26,6 +26,14 @@ def drift_check(drift: Drift, settings: MonitorSettings, what: str = "drift") ->
     return Check(f"{what}: {drift.column}", value, limit, not drift.drifted(settings.max_psi, settings.alpha))
 
 
+def contract_check(refused: int, requests: int, settings: MonitorSettings) -> Check:
+    rate = refused / requests if requests else 0.0
+    value = f"{rate:.4f} ({refused} of {requests} requests refused by the contract)"
+    return Check(
+        "contract violations", value, f"<= {settings.max_invalid_rate:g}", rate <= settings.max_invalid_rate
+    )
+
+
 def non_finite_check(unanswered: int, rows: int, settings: MonitorSettings) -> Check:
     rate = unanswered / rows if rows else 0.0
     limit = f"<= {settings.max_non_finite_rate:g}"

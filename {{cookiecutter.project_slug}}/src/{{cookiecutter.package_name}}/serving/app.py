@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from ..schema import Contract
 from .access import Access
 from .context import check_context
 from .errors import ServeError
-from .log import PredictionLog, log_record
+from .log import PredictionLog, log_record, refused_record
 from .metrics import ServerMetrics
 from .middleware import BodyDeadline, BodyTimeout, BodyTooLarge, PredictGuard, read_timeout
 from .reload import Reloader, State
@@ -103,7 +104,7 @@ def create_app(
     add_feedback_route(app, access, log, metrics, serving)
     add_info_routes(app, state, metrics, access)
     add_admin_routes(app, state, reloader, access)
-    add_error_handlers(app)
+    add_error_handlers(app, refusals(state, predictions_log))
     return app
 
 
@@ -367,7 +368,23 @@ def add_admin_routes(app, state: State, reloader: Reloader, access: Access) -> N
         return {"changed": changed, "model_version": state.served.version, "previous_version": before}
 
 
-def add_error_handlers(app) -> None:
+def refusals(state: State, predictions_log: PredictionLog) -> Callable[[Any, list[dict]], None]:
+    """Log a /predict request the contract refused (its fields), so that `monitor` counts them."""
+
+    def refused(request, detail: list[dict]) -> None:
+        if request.url.path == "/predict":
+            request_id = checked_request_id(request.headers.get("x-request-id"))
+            fields = [str(item["field"]) for item in detail]
+            started = request.scope.get("started", time.perf_counter())
+            current = state.served
+            predictions_log.write(
+                refused_record(request_id, model_name(current), current.version, fields, started)
+            )
+
+    return refused
+
+
+def add_error_handlers(app, refused: Callable[[Any, list[dict]], None]) -> None:
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -385,6 +402,7 @@ def add_error_handlers(app) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
         detail = field_errors(exc.errors())
+        refused(request, detail)
         fields = ", ".join(dict.fromkeys(item["field"] for item in detail))
         return JSONResponse({"error": f"invalid input: {fields}", "detail": detail}, status_code=422)
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config.serving import ContextRule, LogSettings
+from ..served_log import INVALID_INPUT
 from .context import logged_context
 from .log_files import LogFiles
 
@@ -119,6 +120,26 @@ class PredictionLog:
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(self._STOP)
             self._thread.join(timeout)
+
+
+MAX_FIELDS, MAX_FIELD = 20, 64  # a refused request's field names, as logged (a client may send any)
+
+
+def refused_record(request_id: str, model_name: str, version: str, fields: list[str], started: float) -> dict:
+    """The log's record of a request the contract refused (422): which fields, not their values."""
+    named = list(dict.fromkeys(field[:MAX_FIELD] for field in fields))[:MAX_FIELDS]
+    return {
+        "request_id": request_id,
+        "time": time.time(),
+        "model_name": model_name,
+        "model_version": version,
+        "inputs": [],
+        "outputs": None,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        "trusted": False,
+        "error": INVALID_INPUT,
+        "fields": named,
+    }
 
 
 def log_record(answer: dict, model_name: str, rows: list[dict], started: float, trusted: bool) -> dict:
