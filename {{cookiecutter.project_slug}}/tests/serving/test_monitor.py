@@ -151,6 +151,39 @@ def test_requests_the_contract_refuses_are_an_alert(app_for, served, project, tr
     assert all(len(field) <= 64 for record in refused for field in record["fields"])  # a client's name, cut
 
 
+def test_a_model_older_than_its_maximum_age_is_an_alert(
+    app_for, served, project, train_set, contract, capsys
+):
+    """The fault: the backtest says the model stays good for half a unit of the time column, and
+    the served rows are later than that past the training data's end."""
+    import yaml
+
+    numbers = [n for n in served.inputs if contract.columns[n].type in ("integer", "number")]
+    if not numbers:
+        pytest.fail("the model has no numeric input to stand for the time column")
+    column = numbers[0]
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["time_column"] = column
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    paths = Paths(project)
+    middle = train_set[column].median()
+    train_set[train_set[column] <= middle].to_csv(paths.train, index=False)  # trained up to the median
+    report = {"age_unit": column, "max_age": 0.5, "max_age_is_lower_bound": False}
+    paths.staleness.write_text(json.dumps(report))
+    rows = traffic(train_set, served)
+    serve(
+        app_for, served, project, [row for row in rows if row[column] is not None and row[column] <= middle]
+    )
+    serve(app_for, served, project, [row for row in rows if row[column] is None or row[column] <= middle])
+    _, verdict, out = monitored(project, capsys)
+    age = next(check for check in verdict["checks"] if check["name"] == "model age")
+    assert age["passed"] is True and age["limit"] == f"<= 0.5 {column}", out
+    later = [{**row, column: float(train_set[column].max())} for row in rows[:10]]
+    serve(app_for, served, project, later)
+    _, verdict, out = monitored(project, capsys)
+    assert "model age" in alerts(verdict), out
+
+
 def label_everything(project: Path, ids: list[str], answers: dict, flip) -> None:
     labels = [
         Label(request_id, row, flip(answers[(request_id, row)])) for request_id in ids for row in range(10)

@@ -36,6 +36,8 @@ def monitor(settings: Settings, paths: Paths, now: float, hours: float) -> tuple
     labels = stored_labels(label_folder(settings.serving.log, paths))
     answered = [row for row in rows if row.output is not None]
     checks = input_drift(settings, paths, answered)
+    if settings.data.time_column:
+        checks.append(age_check(settings, paths, rows))
     checks.append(prediction_drift(settings, paths, answered))
     refused = sum(record.get("error") == INVALID_INPUT for record in records)
     checks.append(contract_check(refused, len(records), limits))
@@ -81,6 +83,39 @@ def input_drift(settings: Settings, paths: Paths, rows: list[ServedRow]) -> list
             drift = column_drift(name, kind in NUMERIC, reference[name].tolist(), served)
             checks.append(drift_check(drift, settings.monitor))
     return checks
+
+
+def age_check(settings: Settings, paths: Paths, rows: list[ServedRow]) -> Check:
+    """The model's age on the served data: the latest served time past the training data's end, in
+    the backtest's unit, against its maximum age (reports/staleness.json)."""
+    import pandas as pd
+
+    from ..pipeline.backtest import age_between
+    from ..staleness import StalenessUnknown, read_report, recommended_max_age, too_old
+
+    column = str(settings.data.time_column)
+    served = [row.inputs[column] for row in rows if row.inputs.get(column) is not None]
+    try:
+        report = read_report(paths.staleness)
+        limit = f"<= {recommended_max_age(report):g} {report.get('age_unit', '')}".strip()
+    except StalenessUnknown as err:
+        return Check("model age", "not judged", str(err), None)
+    if not served:
+        return Check("model age", "not judged", f"{column} is not among the served inputs", None)
+    trained = reference_frame(paths)[column]
+    dates = not pd.api.types.is_numeric_dtype(trained)
+    latest = max(moment(value, dates) for value in served)
+    end = max(moment(value, dates) for value in trained.dropna())
+    age = age_between(end, latest)
+    value = f"{age:g} (served up to {latest}, trained up to {end})"
+    return Check("model age", value, limit, not too_old(age, report))
+
+
+def moment(value: object, dates: bool):
+    """A time column's value as the backtest measures age: a timestamp (days), else a number."""
+    import pandas as pd
+
+    return pd.Timestamp(str(value)) if dates else float(value)  # type: ignore[arg-type]
 
 
 def prediction_drift(settings: Settings, paths: Paths, rows: list[ServedRow]) -> Check:
