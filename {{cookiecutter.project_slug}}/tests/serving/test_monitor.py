@@ -184,6 +184,33 @@ def test_a_model_older_than_its_maximum_age_is_an_alert(
     assert "model age" in alerts(verdict), out
 
 
+def test_serving_that_computes_otherwise_than_training_is_a_skew_alert(
+    app_for, model, contract, project, train_set, capsys
+):
+    """The fault: the server transforms one input otherwise than the training pipeline (a unit,
+    a default), so the same logged row gets another answer from the model's own pipeline."""
+    from {{ cookiecutter.package_name }}.artifacts import save_model
+    from {{ cookiecutter.package_name }}.serving.sources import LocalSource
+
+    save_model(model, project / "models" / "model", metadata={"mlflow_run_id": "skew"})
+    served = LocalSource(project / "models" / "model").load(contract)
+    rows = traffic(train_set, served)
+    serve(app_for, served, project, rows)
+    _, verdict, out = monitored(project, capsys)
+    skew = next(check for check in verdict["checks"] if check["name"] == "training/serving skew")
+    assert skew["passed"] is True and "0 of 400 rows of version run-skew" in skew["value"], out
+    column = next(n for n in served.inputs if contract.columns[n].type in ("integer", "number"))
+
+    def rescaled(batch):
+        return served.predict(
+            [{**row, column: None if row[column] is None else row[column] * 1.5} for row in batch]
+        )
+
+    serve(app_for, dataclasses.replace(served, fast=rescaled), project, rows)
+    _, verdict, out = monitored(project, capsys)
+    assert "training/serving skew" in alerts(verdict), out
+
+
 def label_everything(project: Path, ids: list[str], answers: dict, flip) -> None:
     labels = [
         Label(request_id, row, flip(answers[(request_id, row)])) for request_id in ids for row in range(10)

@@ -16,6 +16,9 @@ class MonitorSettings(Strict):
     max_psi: float = Field(default=0.2, gt=0)
     alpha: float = Field(default=0.01, gt=0, lt=1)
     max_invalid_rate: float = Field(default=0.01, ge=0, le=1)  # /predict requests the contract refused (422)
+    # Skew: served rows of models/model's version recomputed by the training pipeline itself.
+    skew_rows: int = Field(default=1000, gt=0)  # the latest this many are recomputed
+    max_skew_rate: float = Field(default=0, ge=0, le=1)  # rows whose served answer differs
     max_non_finite_rate: float = Field(default=0, ge=0, le=1)  # answers that were NaN or infinite
     # Online quality (rows with delayed labels) against the offline test metric of metrics.json:
     # accuracy for a classifier, mean absolute error for a regression.

@@ -39,6 +39,7 @@ def monitor(settings: Settings, paths: Paths, now: float, hours: float) -> tuple
     if settings.data.time_column:
         checks.append(age_check(settings, paths, rows))
     checks.append(prediction_drift(settings, paths, answered))
+    checks.append(skew_check(settings, paths, answered))
     refused = sum(record.get("error") == INVALID_INPUT for record in records)
     checks.append(contract_check(refused, len(records), limits))
     checks.append(non_finite_check(len(rows) - len(answered), len(rows), limits))
@@ -116,6 +117,49 @@ def moment(value: object, dates: bool):
     import pandas as pd
 
     return pd.Timestamp(str(value)) if dates else float(value)  # type: ignore[arg-type]
+
+
+def skew_check(settings: Settings, paths: Paths, rows: list[ServedRow]) -> Check:
+    """The latest version's served answers against its own pipeline on the logged inputs: the
+    server answers through its compiled fast path, training scores with the pipeline."""
+    from .skew import skewed_rows
+
+    name = "training/serving skew"
+    if not rows:
+        return Check(name, "not judged", "no answered rows", None)
+    version = rows[-1].model_version
+    model = served_version(settings, paths, version)
+    if isinstance(model, str):
+        return Check(name, "not judged", model, None)
+    mine = [row for row in rows if row.model_version == version][-settings.monitor.skew_rows :]
+    skewed = skewed_rows(model, mine)
+    rate = skewed / len(mine)
+    value = (
+        f"{rate:.4f} ({skewed} of {len(mine)} rows of version {version} answered otherwise by its pipeline)"
+    )
+    return Check(
+        name, value, f"<= {settings.monitor.max_skew_rate:g}", rate <= settings.monitor.max_skew_rate
+    )
+
+
+def served_version(settings: Settings, paths: Paths, version: str):
+    """The model that answered as `version`: models/model when it is that one, else the registry's
+    version of that number; the reason as text when neither can be loaded."""
+    from ..schema import load_contract
+    from ..serving.errors import ServeError
+    from ..serving.sources import LocalSource, parse_source
+
+    contract = load_contract(paths.contract)
+    try:
+        local = LocalSource(paths.model, paths.root).load(contract)
+        if local.version == version:
+            return local
+        if not version.isdigit():
+            return f"version {version} is neither models/model ({local.version}) nor a registered version"
+        registered = f"models:/{settings.mlflow.registered_model}/{version}"
+        return parse_source(registered, settings, paths).load(contract)
+    except (ServeError, ValueError) as err:
+        return f"version {version} cannot be loaded: {err}"
 
 
 def prediction_drift(settings: Settings, paths: Paths, rows: list[ServedRow]) -> Check:

@@ -19,6 +19,7 @@ class ServedRow:
     output: object  # None when the model gave no finite answer
     error: str  # "" when answered
     latency_ms: float
+    probabilities: dict | None = None  # a classifier's, per class
 
 
 def epoch(text: object) -> float | None:
@@ -49,6 +50,8 @@ def served_rows(records: list[dict]) -> list[ServedRow]:
         if not isinstance(inputs, list):
             continue
         outputs = logged if isinstance(logged, list) else []
+        probabilities = record.get("probabilities")
+        per_row = probabilities if isinstance(probabilities, list) else []
         for index, row in enumerate(inputs):
             answered = index < len(outputs)
             rows.append(
@@ -60,6 +63,9 @@ def served_rows(records: list[dict]) -> list[ServedRow]:
                     output=outputs[index] if answered else None,
                     error=str(record.get("error", "")),
                     latency_ms=float(record.get("latency_ms") or 0.0),
+                    probabilities=per_row[index]
+                    if index < len(per_row) and isinstance(per_row[index], dict)
+                    else None,
                 )
             )
     return rows
