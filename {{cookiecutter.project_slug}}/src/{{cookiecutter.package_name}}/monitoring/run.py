@@ -6,6 +6,7 @@ import json
 
 from ..config.settings import Settings
 from ..paths import Paths
+from ..schema import Contract
 from ..served_log import INVALID_INPUT
 from .drift import column_drift
 from .quality import ONLINE_METRIC, online_quality
@@ -22,6 +23,7 @@ class MonitorError(ValueError):
 def monitor(settings: Settings, paths: Paths, now: float, hours: float) -> tuple[list[Check], dict]:
     """The checks of the last `hours` before `now`, and what the window held."""
     from ..feedback import label_folder
+    from ..schema import load_contract
     from ..served_log import local_folder, shown
 
     log = local_folder(settings.serving.log, paths)
@@ -35,11 +37,12 @@ def monitor(settings: Settings, paths: Paths, now: float, hours: float) -> tuple
         )
     labels = stored_labels(label_folder(settings.serving.log, paths))
     answered = [row for row in rows if row.output is not None]
-    checks = input_drift(settings, paths, answered)
+    contract, reference = load_contract(paths.contract), reference_frame(paths)
+    checks = input_drift(settings, contract, reference, answered)
     if settings.data.time_column:
-        checks.append(age_check(settings, paths, rows))
+        checks.append(age_check(settings, paths, reference, rows))
     checks.append(prediction_drift(settings, paths, answered))
-    checks.append(skew_check(settings, paths, answered))
+    checks.append(skew_check(settings, paths, contract, answered))
     refused = sum(record.get("error") == INVALID_INPUT for record in records)
     checks.append(contract_check(refused, len(records), limits))
     checks.append(non_finite_check(len(rows) - len(answered), len(rows), limits))
@@ -66,11 +69,8 @@ def reference_frame(paths: Paths):
     return pd.read_csv(paths.train)
 
 
-def input_drift(settings: Settings, paths: Paths, rows: list[ServedRow]) -> list[Check]:
+def input_drift(settings: Settings, contract: Contract, reference, rows: list[ServedRow]) -> list[Check]:
     """One check per served input the contract types as a number, a category or a boolean."""
-    from ..schema import load_contract
-
-    contract, reference = load_contract(paths.contract), reference_frame(paths)
     names = (
         [name for name in rows[0].inputs if name in reference.columns and name in contract.columns]
         if rows
@@ -86,7 +86,7 @@ def input_drift(settings: Settings, paths: Paths, rows: list[ServedRow]) -> list
     return checks
 
 
-def age_check(settings: Settings, paths: Paths, rows: list[ServedRow]) -> Check:
+def age_check(settings: Settings, paths: Paths, reference, rows: list[ServedRow]) -> Check:
     """The model's age on the served data: the latest served time past the training data's end, in
     the backtest's unit, against its maximum age (reports/staleness.json)."""
     import pandas as pd
@@ -103,7 +103,7 @@ def age_check(settings: Settings, paths: Paths, rows: list[ServedRow]) -> Check:
         return Check("model age", "not judged", str(err), None)
     if not served:
         return Check("model age", "not judged", f"{column} is not among the served inputs", None)
-    trained = reference_frame(paths)[column]
+    trained = reference[column]
     dates = not pd.api.types.is_numeric_dtype(trained)
     latest = max(moment(value, dates) for value in served)
     end = max(moment(value, dates) for value in trained.dropna())
@@ -119,7 +119,7 @@ def moment(value: object, dates: bool):
     return pd.Timestamp(str(value)) if dates else float(value)  # type: ignore[arg-type]
 
 
-def skew_check(settings: Settings, paths: Paths, rows: list[ServedRow]) -> Check:
+def skew_check(settings: Settings, paths: Paths, contract: Contract, rows: list[ServedRow]) -> Check:
     """The latest version's served answers against its own pipeline on the logged inputs: the
     server answers through its compiled fast path, training scores with the pipeline."""
     from .skew import skewed_rows
@@ -128,7 +128,7 @@ def skew_check(settings: Settings, paths: Paths, rows: list[ServedRow]) -> Check
     if not rows:
         return Check(name, "not judged", "no answered rows", None)
     version = rows[-1].model_version
-    model = served_version(settings, paths, version)
+    model = served_version(settings, paths, contract, version)
     if isinstance(model, str):
         return Check(name, "not judged", model, None)
     mine = [row for row in rows if row.model_version == version][-settings.monitor.skew_rows :]
@@ -142,14 +142,12 @@ def skew_check(settings: Settings, paths: Paths, rows: list[ServedRow]) -> Check
     )
 
 
-def served_version(settings: Settings, paths: Paths, version: str):
+def served_version(settings: Settings, paths: Paths, contract: Contract, version: str):
     """The model that answered as `version`: models/model when it is that one, else the registry's
     version of that number; the reason as text when neither can be loaded."""
-    from ..schema import load_contract
     from ..serving.errors import ServeError
     from ..serving.sources import LocalSource, parse_source
 
-    contract = load_contract(paths.contract)
     try:
         local = LocalSource(paths.model, paths.root).load(contract)
         if local.version == version:

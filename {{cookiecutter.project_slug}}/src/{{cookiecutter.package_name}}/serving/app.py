@@ -37,22 +37,23 @@ PREDICT_ERRORS: dict = {
     422: {"model": Problem, "description": "invalid input: each field named in `detail`"},
     500: {"model": Problem, "description": "the model failed on this input, or gave no finite answer"},
 }
-EXPLAIN_ERRORS: dict = {
+ADMIN_ERRORS: dict = {  # of every admin route that takes a body
     401: {"model": Problem, "description": "the admin token is missing or wrong"},
     403: {"model": Problem, "description": "no admin token is set and this is not a loopback call"},
     413: {"model": Problem, "description": "request body too large"},
+}
+EXPLAIN_ERRORS: dict = {
+    **ADMIN_ERRORS,
     422: {"model": Problem, "description": "invalid input: each field named in `detail`"},
     500: {"model": Problem, "description": "the model could not be explained on this input"},
 }
-# The inputs passed the contract, so this is the model's fault, not the client's: a 500 of its own.
-NOT_FINITE = "the model's answer is not a finite number"
 FEEDBACK_ERRORS: dict = {
-    401: {"model": Problem, "description": "the admin token is missing or wrong"},
-    403: {"model": Problem, "description": "no admin token is set and this is not a loopback call"},
-    413: {"model": Problem, "description": "request body too large"},
+    **ADMIN_ERRORS,
     422: {"model": Problem, "description": "nothing stored: each refused label named in `detail`"},
     503: {"model": Problem, "description": "the server writes no prediction log"},
 }
+# The inputs passed the contract, so this is the model's fault, not the client's: a 500 of its own.
+NOT_FINITE = "the model's answer is not a finite number"
 NOT_FINITE_REASON = "non_finite_output"
 
 
