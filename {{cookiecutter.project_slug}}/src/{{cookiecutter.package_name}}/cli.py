@@ -291,14 +291,14 @@ def cmd_status(settings: Settings, paths: Paths, args: argparse.Namespace) -> No
 
 def cmd_canary(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
     """Exit 0: the challenger passed (and was promoted, with --promote); 1: refused; 2: could not run."""
-    from .deploy.canary import CanaryError, format_run, run_canary
+    from .deploy.canary import CanaryError, format_run, run_canary, run_from_log
     from .deploy.registry import CHAMPION, promote, record_canary, with_absolute_store
     from .deploy.servers import ServerError
     from .tracking import RegistryError
 
     settings = with_absolute_store(settings, paths.root)
     try:
-        run = run_canary(settings, paths)
+        run = run_from_log(settings, paths) if args.from_log else run_canary(settings, paths)
         # On the version, for `promote`: only what the canary passed is promoted without a reason.
         record_canary(settings, run.challenger, run.verdict.passed, run.champion)
     except (CanaryError, ServerError, RegistryError) as err:
@@ -390,7 +390,8 @@ def add_explain_command(commands) -> None:
 def cmd_serve(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
     from .serving.server import run
 
-    run(settings, paths, model=args.model, host=args.host, port=args.port, log=not args.no_log)
+    challenger = "" if args.no_challenger else args.challenger
+    run(settings, paths, args.model, args.host, args.port, log=not args.no_log, challenger=challenger)
 
 
 def _registry_call(function, *args):
@@ -600,6 +601,11 @@ def add_registry_commands(commands) -> None:
     )
     canary.add_argument("--promote", action="store_true", help="promote the challenger if it passes")
     canary.add_argument("--output", type=Path, help="also write the verdict as JSON here")
+    canary.add_argument(
+        "--from-log",
+        action="store_true",
+        help="judge on the trusted requests the challenger scored in shadow (serving.shadow), no replay",
+    )
     canary.set_defaults(handler=cmd_canary)
 
 
@@ -614,6 +620,13 @@ def add_serve_command(commands) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-log", action="store_true", help="do not write the prediction log (serving.log)")
+    second = serve.add_mutually_exclusive_group()
+    second.add_argument(
+        "--challenger",
+        metavar="SOURCE",
+        help="the second model, as --model (default: the alias serving.shadow or serving.split.alias names)",
+    )
+    second.add_argument("--no-challenger", action="store_true", help="serve one model, whatever params say")
     serve.set_defaults(handler=cmd_serve)
 
 

@@ -190,3 +190,80 @@ def test_rollback_with_reload_is_served_when_the_command_returns(
         assert code == 1 and "did not reload" in err  # a server that cannot be told is an error
     finally:
         server.stop()
+
+
+def shadowed_rows(project: Project, version: str) -> int:
+    from {{ cookiecutter.package_name }}.served_log import newest_records
+
+    logged = newest_records(project.paths.root / project.settings.serving.log.uri)
+    return sum(len(r["inputs"]) for r in logged if r.get("shadow") and r["model_version"] == version)
+
+
+def until_shadowed(project: Project, version: str, rows: int, within: float = 20.0) -> None:
+    """Wait until the log holds `rows` rows that `version` scored in shadow (written in the background)."""
+    deadline = time.monotonic() + within
+    while shadowed_rows(project, version) < rows:
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{shadowed_rows(project, version)} rows of version {version} in shadow after {within:g} s"
+            )
+        time.sleep(0.1)
+
+
+def test_a_challenger_in_shadow_is_judged_on_live_traffic(
+    new_project, model, retrained_model, shuffled_model, train_set, test_set, monkeypatch
+):
+    """serving.shadow: challenger on a real server; `canary --from-log` refuses a degraded challenger
+    on the requests it scored in shadow, then passes (and promotes) a sound one the server picked up."""
+    monkeypatch.setenv(TRUSTED_TOKEN_ENV, TRUSTED_TOKEN)
+    project = new_project()
+    params = project.paths.params
+    params.write_text(params.read_text().replace("  shadow: ''", "  shadow: challenger"))
+    assert project.settings.serving.shadow == CHALLENGER
+    size = project.settings.canary.sample_size
+    project.train(model, train_set)
+    first = register(project)
+    project.canaried(first)
+    assert project.cli("promote")[0] == 0
+    project.train(shuffled_model, train_set)
+    bad = register(project)
+
+    code, _, err = project.cli("canary", "--from-log")
+    assert code == 2 and err.startswith(f"error: 0 trusted rows scored by version {bad} in shadow"), err
+
+    traffic = {"rows": client_rows(model, test_set, size)}
+    server = serve(project)
+    try:
+        assert post_trusted(f"{server.url}/predict", traffic) == 200
+        until_shadowed(project, bad, size)
+        code, out, report = canary_from_log(project)
+        assert code == 1 and not check(report, "agreement")["passed"], out
+        assert report["champion"] == first and project.alias(CHAMPION) == first
+
+        project.train(retrained_model, train_set)
+        good = register(project)
+        until_challenger(server.url, good, LOAD_WITHIN + 1)
+        assert post_trusted(f"{server.url}/predict", traffic) == 200
+        until_shadowed(project, good, size)
+        code, out, report = canary_from_log(project)
+        assert code == 0 and check(report, "agreement")["passed"], out
+        assert report["rows_from"] == "the shadow log in logs/predictions"
+        assert project.alias(CHAMPION) == good
+    finally:
+        server.stop()
+
+
+def canary_from_log(project: Project) -> tuple[int, str, dict]:
+    report = project.root / "canary.json"
+    report.unlink(missing_ok=True)
+    code, out, err = project.cli("canary", "--from-log", "--promote", "--output", str(report))
+    assert code in (0, 1), f"the canary could not run:\n{err}"
+    return code, out, json.loads(report.read_text())
+
+
+def until_challenger(url: str, version: str, within: float) -> None:
+    deadline = time.monotonic() + within
+    while (seen := request(url, "GET", "/version")[1].get("challenger_version")) != version:  # type: ignore[union-attr]
+        if time.monotonic() > deadline:
+            pytest.fail(f"the server's challenger is {seen}, not {version}, after {within:g} s")
+        time.sleep(0.1)

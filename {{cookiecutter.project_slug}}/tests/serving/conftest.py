@@ -40,10 +40,16 @@ def app_for(contract, settings):
     """
 
     def make(
-        served: Served, folder: Path | None = None, source=None, access: Access | None = None, **serving
+        served: Served,
+        folder: Path | None = None,
+        source=None,
+        access: Access | None = None,
+        challenger: Served | None = None,
+        **serving,
     ):
         serving_settings = settings.serving.model_copy(update=serving)
-        return create_app(served, contract, serving_settings, folder, source, access or Access(loopback=True))
+        access = access or Access(loopback=True)
+        return create_app(served, contract, serving_settings, folder, source, access, challenger)
 
     return make
 

@@ -246,6 +246,41 @@ def test_flipped_labels_are_an_online_quality_alert(app_for, served, project, tr
     ], out
 
 
+def test_a_degraded_challenger_in_shadow_is_judged_on_its_labels_alone(
+    app_for, served, project, train_set, capsys
+):
+    """Its answers reached nobody: no drift of the served answers; its own online quality: an alert."""
+
+    def wrong(batch):  # another class (or a number far off) for every row
+        predictions, probabilities = served.predict(batch)
+        if served.classes is None:
+            return [p + 50.0 for p in predictions], None
+        other = {c: served.classes[(i + 1) % len(served.classes)] for i, c in enumerate(served.classes)}
+        return [other[str(p)] for p in predictions], probabilities
+
+    challenger = dataclasses.replace(served, version="test-2", fingerprint="test-2", fast=wrong)
+    ids = []
+    with TestClient(
+        app_for(served, project / "logs" / "predictions", challenger=challenger, shadow="x")
+    ) as client:
+        rows = traffic(train_set, served)
+        for start in range(0, len(rows), 10):
+            ids.append(
+                client.post("/predict", json={"rows": rows[start : start + 10]}).headers["x-request-id"]
+            )
+    answers = {
+        (record["request_id"], row): output
+        for record in newest_records(project / "logs" / "predictions")
+        if not record.get("shadow")
+        for row, output in enumerate(record["outputs"])
+    }
+    label_everything(project, ids, answers, lambda answer: answer)  # the served model was right
+    code, verdict, out = monitored(project, capsys)
+    metric = "accuracy" if served.classes else "mae"
+    assert code == 1 and alerts(verdict) == [f"online {metric}: version test-2"], out
+    assert verdict["window"]["rows"] == ROWS and verdict["window"]["shadow_rows"] == ROWS
+
+
 def test_too_few_rows_cannot_be_judged(app_for, served, project, train_set, capsys):
     serve(app_for, served, project, traffic(train_set, served)[:50])
     code, _, out = monitored(project, capsys)

@@ -17,6 +17,7 @@ TRUSTED_TOKEN_ENV = "SERVE_TRUSTED_TOKEN"
 LOG_KEY_ENV = "SERVE_LOG_KEY"
 
 ContextRule = Literal["keep", "hash", "drop"]
+ALIAS = r"^([A-Za-z][A-Za-z0-9_-]{0,63})?$"  # a registry alias, or "" for none
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -54,6 +55,15 @@ class LogSettings(Strict):
         return [name for name, rule in self.context.items() if rule == "hash"]
 
 
+class SplitSettings(Strict):
+    """`serving.split`: A/B traffic, a share of the requests answered by another registry alias."""
+
+    alias: str = Field(default="", pattern=ALIAS)  # "": no split
+    share: float = Field(default=0.1, gt=0, lt=1)  # of the requests, answered by the alias's version
+    # A context field whose value keeps a caller on one arm (sticky); "": each request drawn anew.
+    key: str = Field(default="", max_length=64)  # checked against serving.log.context
+
+
 class ServingSettings(Strict):
     max_body_bytes: int = Field(gt=0)  # larger request bodies get 413
     max_batch_rows: int = Field(gt=0)  # rows in one /predict request
@@ -64,3 +74,21 @@ class ServingSettings(Strict):
     # A request's head, then its body, must arrive within this (408, or the connection is closed).
     body_timeout_seconds: float = Field(default=10, gt=0)
     log: LogSettings = LogSettings()
+    # A registry alias (e.g. challenger) scored beside every answered request, off the request
+    # path, and logged as a shadow record; it answers nobody. "": no shadow.
+    shadow: str = Field(default="", pattern=ALIAS)
+    split: SplitSettings = SplitSettings()
+
+    @model_validator(mode="after")
+    def _one_challenger(self) -> ServingSettings:
+        if self.shadow and self.split.alias:
+            raise ValueError('shadow and split.alias: one challenger at a time (set one to "")')
+        key = self.split.key
+        if key and key not in self.log.context:
+            raise ValueError(f"split.key: {key!r} is not a context field (serving.log.context)")
+        return self
+
+    @property
+    def challenger(self) -> str:
+        """The alias of the second model, in shadow or split mode; "" when there is none."""
+        return self.shadow or self.split.alias

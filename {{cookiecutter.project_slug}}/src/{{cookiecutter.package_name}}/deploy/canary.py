@@ -25,6 +25,10 @@ The verdict (`judge`) is a pure function of the recorded replies:
   times, measured at the client.
 
 Without a champion (the first deploy) only the error rate and latency are judged.
+
+`--from-log` (`run_from_log`) replays nothing: it pairs the trusted rows the challenger
+scored in shadow (`serving.shadow`) with the served model's answers to the same requests,
+and judges those by the same checks.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import http.client
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,6 +48,7 @@ from ..tracking import version_uri
 from .servers import REQUEST_TIMEOUT, connect, exchange, running, served_inputs
 
 WARM_UP = 5  # requests per server before measuring
+ONE_MODEL = ("--no-log", "--no-challenger")  # each canary server answers with its pinned version only
 
 
 class CanaryError(RuntimeError):
@@ -184,6 +189,54 @@ def _trusted_rows(record: dict) -> list[dict]:
     return [row for row in inputs if isinstance(row, dict)] if isinstance(inputs, list) else []
 
 
+def shadow_pairs(
+    newest_first: Iterable[dict], version: str, size: int
+) -> tuple[list[Reply], list[Reply], str | None]:
+    """The latest `size` trusted rows that `version` scored in shadow, oldest first: the
+    challenger's replies, the served model's replies to the same rows, and the served model's
+    latest version (None when there is no pair). `newest_first`: the prediction log's records."""
+    waiting: dict[str, dict] = {}  # a shadow record, until its request's answered record comes
+    challenger: list[Reply] = []
+    champion: list[Reply] = []
+    latest = None
+    for record in newest_first:
+        request_id = record.get("request_id")
+        if record.get("trusted") is not True or not isinstance(request_id, str):
+            continue
+        if record.get("shadow") is True:
+            if record.get("model_version") == version:
+                waiting[request_id] = record
+            continue
+        shadowed = waiting.pop(request_id, None)
+        if shadowed is None:
+            continue
+        theirs, ours = logged_replies(shadowed), logged_replies(record)
+        if len(theirs) != len(ours):
+            continue
+        latest = latest or str(record.get("model_version"))
+        challenger.extend(reversed(theirs))
+        champion.extend(reversed(ours))
+        if len(challenger) >= size:
+            break
+    return list(reversed(challenger[:size])), list(reversed(champion[:size])), latest
+
+
+def logged_replies(record: dict) -> list[Reply]:
+    """A logged request's answers as replies, one per row (a batch's rows share its latency)."""
+    inputs, outputs = record.get("inputs"), record.get("outputs")
+    if not isinstance(inputs, list):
+        return []
+    latency = float(record.get("latency_ms") or 0.0)
+    if "error" in record or not isinstance(outputs, list) or len(outputs) != len(inputs):
+        return [Reply(False, latency) for _ in inputs]
+    probabilities = record.get("probabilities")
+    per_row = probabilities if isinstance(probabilities, list) and len(probabilities) == len(inputs) else None
+    return [
+        Reply(True, latency, output, per_row[index] if per_row and isinstance(per_row[index], dict) else None)
+        for index, output in enumerate(outputs)
+    ]
+
+
 def holdout_rows(test: Path, target: str, size: int, seed: int) -> list[dict]:
     """A seeded sample of the held-out set, without the target, as JSON-ready rows (NaN -> null)."""
     import pandas as pd
@@ -279,9 +332,9 @@ def run_canary(settings: Settings, paths: Paths) -> CanaryRun:
         if version is not None:
             check_servable(settings, version)  # one clear line, not a server that fails to start
     rows, origin = pick_rows(settings, paths)
-    servers = {"challenger": ["--model", version_uri(name, challenger), "--no-log"]}
+    servers = {"challenger": ["--model", version_uri(name, challenger), *ONE_MODEL]}
     if champion is not None:
-        servers["champion"] = ["--model", version_uri(name, champion), "--no-log"]
+        servers["champion"] = ["--model", version_uri(name, champion), *ONE_MODEL]
     with running(paths.root, settings.mlflow.tracking_uri, servers) as urls:
         per_server = {}
         for server, url in urls.items():
@@ -294,6 +347,30 @@ def run_canary(settings: Settings, paths: Paths) -> CanaryRun:
         replies = replay(urls, per_server)
     verdict = judge(replies["challenger"], replies.get("champion"), settings.canary, settings.task)
     return CanaryRun(verdict, challenger, champion, origin)
+
+
+def run_from_log(settings: Settings, paths: Paths) -> CanaryRun:
+    """Judge the challenger on the rows it scored in shadow (`serving.shadow`), against the answers
+    the served model gave to the same requests: real traffic, no replay. Trusted requests only."""
+    from ..served_log import local_folder, newest_records, shown
+    from .registry import CHALLENGER, alias_version
+
+    challenger = alias_version(settings, CHALLENGER)
+    if challenger is None:
+        raise CanaryError(
+            f"no '{CHALLENGER}' alias on {settings.mlflow.registered_model}: run `register` first"
+        )
+    log, size = local_folder(settings.serving.log, paths), settings.canary.sample_size
+    theirs, ours, champion = shadow_pairs(newest_records(log), challenger, size)
+    if len(theirs) < size:
+        raise CanaryError(
+            f"{len(theirs)} trusted rows scored by version {challenger} in shadow "
+            f"in {shown(log, paths.root)}: "
+            f"fewer than canary.sample_size ({size}); serve with serving.shadow: {CHALLENGER} for longer, "
+            "or run the canary without --from-log"
+        )
+    verdict = judge(theirs, ours, settings.canary, settings.task)
+    return CanaryRun(verdict, challenger, champion, f"the shadow log in {shown(log, paths.root)}")
 
 
 def format_run(run: CanaryRun) -> str:

@@ -27,7 +27,8 @@ def monitor(settings: Settings, paths: Paths, now: float, hours: float) -> tuple
     from ..served_log import local_folder, shown
 
     log = local_folder(settings.serving.log, paths)
-    records = window_records(log, now - hours * 3600)
+    logged = window_records(log, now - hours * 3600)
+    records = [record for record in logged if record.get("shadow") is not True]  # what clients received
     rows = served_rows(records)
     limits = settings.monitor
     if len(rows) < limits.min_rows:
@@ -47,13 +48,15 @@ def monitor(settings: Settings, paths: Paths, now: float, hours: float) -> tuple
     checks.append(contract_check(refused, len(records), limits))
     checks.append(non_finite_check(len(rows) - len(answered), len(rows), limits))
     offline = offline_metric(paths, ONLINE_METRIC[settings.task])
-    for quality in online_quality(rows, labels, settings.task):
+    shadowed = served_rows([record for record in logged if record.get("shadow") is True])
+    for quality in online_quality(rows + shadowed, labels, settings.task):  # the shadow's too
         checks.append(quality_check(quality, offline, settings.task, limits))
     window = {
         "hours": hours,
         "requests": len(records),
         "rows": len(rows),
         "versions": list(dict.fromkeys(row.model_version for row in rows)),
+        "shadow_rows": len(shadowed),
         "labelled": sum((row.request_id, row.row) in labels for row in rows),
     }
     return checks, window

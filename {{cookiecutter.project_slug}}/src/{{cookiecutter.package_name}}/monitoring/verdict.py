@@ -71,7 +71,8 @@ def as_markdown(checks: list[Check], window: dict) -> str:
     summary = (
         f"Window: the last {window['hours']:g} h: {window['requests']} requests, {window['rows']} rows, "
         f"model versions {', '.join(escaped(v) for v in window['versions']) or 'none'}; "
-        f"{window['labelled']} rows with delayed labels."
+        f"{window['labelled']} rows with delayed labels"
+        + (f"; {window['shadow_rows']} rows scored in shadow." if window.get("shadow_rows") else ".")
     )
     lines = [head, "", summary, ""]
     if alerts:

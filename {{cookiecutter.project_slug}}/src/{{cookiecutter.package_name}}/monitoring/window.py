@@ -20,6 +20,7 @@ class ServedRow:
     error: str  # "" when answered
     latency_ms: float
     probabilities: dict | None = None  # a classifier's, per class
+    shadow: bool = False  # the challenger's answer in shadow: nobody received it
 
 
 def epoch(text: object) -> float | None:
@@ -66,6 +67,7 @@ def served_rows(records: list[dict]) -> list[ServedRow]:
                     probabilities=per_row[index]
                     if index < len(per_row) and isinstance(per_row[index], dict)
                     else None,
+                    shadow=record.get("shadow") is True,
                 )
             )
     return rows

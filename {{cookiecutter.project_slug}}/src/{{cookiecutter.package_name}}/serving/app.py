@@ -17,9 +17,10 @@ from typing import Annotated, Any
 
 from starlette.exceptions import HTTPException
 
-from ..config.serving import ADMIN_TOKEN_ENV, ServingSettings
+from ..config.serving import ADMIN_TOKEN_ENV, ServingSettings, SplitSettings
 from ..schema import Contract
 from .access import Access
+from .challenger import CHALLENGER, CHAMPION, Shadow, check_challenger, to_challenger
 from .context import check_context
 from .errors import ServeError
 from .log import PredictionLog, log_record, refused_record
@@ -64,34 +65,34 @@ def create_app(
     log: Path | None = None,
     source: ModelSource | None = None,
     access: Access | None = None,
+    challenger: Served | None = None,
+    challenger_source: ModelSource | None = None,
 ):
     """The FastAPI app serving `served`; `source` (if given) is where reloads come from.
 
     `access` defaults to the tokens in the environment, on an address that is not loopback:
     without an admin token, nobody is an admin. `log` is the prediction log's folder (None: no log).
+    `challenger` is scored in shadow (`serving.shadow`) or answers a split (`serving.split`);
+    `challenger_source` is where it is reloaded from (and first loaded, once its alias exists).
     """
     from fastapi import FastAPI
 
-    state = State(served, source)
+    if challenger is not None:
+        check_challenger(challenger, served)
+    state = State(served, source, challenger, challenger_source)
     access = access if access is not None else Access.from_env(None)
     check_context(serving.log.context, served.inputs, access.log_key if log is not None else None)
     metrics = ServerMetrics()
     metrics.show(served)
     reloader = Reloader(state, contract, metrics)
     predictions_log = PredictionLog(log, serving.log, access.log_key, metrics.count_log_records)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        async with polling(reloader, serving, enabled=source is not None):
-            try:
-                yield
-            finally:
-                predictions_log.close()
-
+    shadow = shadow_of(state, serving, predictions_log, metrics) if log is not None else None
+    polled = source is not None or challenger_source is not None
+    closing = [shadow.close] if shadow is not None else []  # the shadow's last records go to the log
     app = FastAPI(
         title="Model server",
         version="1",
-        lifespan=lifespan,
+        lifespan=lifespan_of(reloader, serving, polled, [*closing, predictions_log.close]),
         description="Predictions from the model, checked against the data contract (schema.yaml).",
     )
     app.state.serve = state
@@ -100,13 +101,40 @@ def create_app(
     app.add_middleware(PredictGuard, limit=limit, path="/predict", record=recorder(metrics, state))
     app.add_middleware(BodyDeadline, seconds=read_timeout(serving))  # bounds every route's body
     row_model = request_model(contract, list(served.inputs), list(serving.log.context))
-    add_predict_route(app, state, row_model, serving, metrics, predictions_log, access)
+    add_predict_route(app, state, row_model, serving, metrics, predictions_log, access, shadow)
     add_explain_route(app, state, row_model, access, serving.max_body_bytes)
     add_feedback_route(app, access, log, metrics, serving)
     add_info_routes(app, state, metrics, access)
     add_admin_routes(app, state, reloader, access)
     add_error_handlers(app, refusals(state, predictions_log))
     return app
+
+
+def shadow_of(
+    state: State, serving: ServingSettings, predictions_log: PredictionLog, metrics: ServerMetrics
+) -> Shadow | None:
+    """The challenger's shadow scoring, in shadow mode with a challenger (or a source to load it from)."""
+    if not serving.shadow or (state.challenger is None and state.challenger_source is None):
+        return None
+    limit = serving.log.queue_records
+    return Shadow(lambda: state.challenger, predictions_log.write, limit, metrics.count_shadow)
+
+
+def lifespan_of(
+    reloader: Reloader, serving: ServingSettings, polled: bool, closers: list[Callable[[], None]]
+):
+    """Poll the model sources while the app runs; on shutdown, call `closers` in order."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        async with polling(reloader, serving, enabled=polled):
+            try:
+                yield
+            finally:
+                for close in closers:
+                    close()
+
+    return lifespan
 
 
 def recorder(metrics: ServerMetrics, state: State) -> Callable[[dict, int, float], None]:
@@ -146,29 +174,27 @@ def add_predict_route(
     metrics: ServerMetrics,
     predictions_log: PredictionLog,
     access: Access,
+    shadow: Shadow | None,
 ) -> None:
     from fastapi import Request
-    from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse, Response
 
     served = state.served
     body_type, batch_model = body_model(row_model, serving.max_batch_rows)
     context = frozenset(serving.log.context)
+    split = serving.split if serving.split.alias else None
 
     @app.post("/predict", response_model=response_model(served.classes is not None), responses=PREDICT_ERRORS)
     async def predict(body: body_type, request: Request):  # type: ignore[valid-type]
         """One row (`{"column": value, ...}`) or a batch (`{"rows": [{...}, ...]}`)."""
-        current = state.served
-        request.scope["model_version"] = current.version
         sent = [row.__dict__ for row in body_rows(body, batch_model)]
         rows = [without(row, context) for row in sent] if context else sent  # context never reaches the model
         request_id = checked_request_id(request.headers.get("x-request-id"))
         headers = {"x-request-id": request_id}
+        current, arm = answering(state, split, sent, request_id)
+        request.scope["model_version"] = current.version
         try:
-            if len(rows) <= INLINE_ROWS and current.fast is not None:
-                predictions, probabilities = current.predict(rows)
-            else:
-                predictions, probabilities = await run_in_threadpool(current.predict, rows)
+            predictions, probabilities = await model_answers(current, rows)
         except Exception:
             logger.exception("prediction failed (request %s)", request_id)
             failed = {"error": "prediction failed", "detail": [], "request_id": request_id}
@@ -182,12 +208,34 @@ def add_predict_route(
             request.scope["error_reason"] = NOT_FINITE_REASON
             unanswered = {"request_id": request_id, "model_version": current.version}
             unanswered["error"] = NOT_FINITE_REASON
-            predictions_log.write(log_record(unanswered, model_name(current), sent, started, trusted))
+            predictions_log.write(log_record(unanswered, current.name, sent, started, trusted, arm))
             refused = {"error": NOT_FINITE, "detail": [], "request_id": request_id}
             return JSONResponse(refused, status_code=500, headers=headers)
         metrics.rows.labels(current.version).inc(len(rows))
-        predictions_log.write(log_record(answer, model_name(current), sent, started, trusted))
+        predictions_log.write(log_record(answer, current.name, sent, started, trusted, arm))
+        if shadow is not None:
+            shadow.submit(request_id, sent, trusted)
         return Response(content, media_type="application/json", headers=headers)
+
+
+def answering(
+    state: State, split: SplitSettings | None, rows: list[dict], request_id: str
+) -> tuple[Served, str]:
+    """The model that answers this request, and its arm ("" when no challenger runs)."""
+    if state.challenger is None:
+        return state.served, ""
+    if to_challenger(split, rows, request_id):
+        return state.challenger, CHALLENGER
+    return state.served, CHAMPION
+
+
+async def model_answers(current: Served, rows: list[dict]) -> tuple[list, list | None]:
+    """Small batches on the compiled fast path, in the event loop; the rest in a worker thread."""
+    from fastapi.concurrency import run_in_threadpool
+
+    if len(rows) <= INLINE_ROWS and current.fast is not None:
+        return current.predict(rows)
+    return await run_in_threadpool(current.predict, rows)
 
 
 def body_rows(body: Any, batch_model: Any) -> list:
@@ -211,11 +259,6 @@ def prediction_answer(
 
 def without(row: dict, names: frozenset[str]) -> dict:
     return {name: value for name, value in row.items() if name not in names}
-
-
-def model_name(current: Served) -> str:
-    """The registered model's name, or the folder a local model was loaded from."""
-    return current.info.get("registered_model") or current.info.get("source", "")
 
 
 def add_explain_route(app, state: State, row_model: Any, access: Access, max_body_bytes: int) -> None:
@@ -336,7 +379,7 @@ def add_info_routes(app, state: State, metrics: ServerMetrics, access: Access) -
     async def version(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict:
         """The model version served; for an admin also its source, git commit, data hash and run."""
         current = state.served
-        brief = {"model_version": current.version, "loaded_at": state.loaded_at}
+        brief = {"model_version": current.version, "loaded_at": state.loaded_at} | challenger_version(state)
         admin = access.is_admin(authorization, request.client and request.client.host)
         return {**brief, **current.info} if admin else brief
 
@@ -345,6 +388,10 @@ def add_info_routes(app, state: State, metrics: ServerMetrics, access: Access) -
         """Prometheus text format."""
         content, media_type = metrics.text()
         return Response(content, media_type=media_type)
+
+
+def challenger_version(state: State) -> dict:
+    return {"challenger_version": state.challenger.version} if state.challenger is not None else {}
 
 
 def add_admin_routes(app, state: State, reloader: Reloader, access: Access) -> None:
@@ -364,9 +411,11 @@ def add_admin_routes(app, state: State, reloader: Reloader, access: Access) -> N
         before = state.served.version
         try:
             changed = await reloader.reload()
+            await reloader.reload_challenger()
         except ServeError as err:
             raise HTTPException(409, str(err)) from None
-        return {"changed": changed, "model_version": state.served.version, "previous_version": before}
+        answer = {"changed": changed, "model_version": state.served.version, "previous_version": before}
+        return answer | challenger_version(state)
 
 
 def refusals(state: State, predictions_log: PredictionLog) -> Callable[[Any, list[dict]], None]:
@@ -378,9 +427,7 @@ def refusals(state: State, predictions_log: PredictionLog) -> Callable[[Any, lis
             fields = [str(item["field"]) for item in detail]
             started = request.scope.get("started", time.perf_counter())
             current = state.served
-            predictions_log.write(
-                refused_record(request_id, model_name(current), current.version, fields, started)
-            )
+            predictions_log.write(refused_record(request_id, current.name, current.version, fields, started))
 
     return refused
 

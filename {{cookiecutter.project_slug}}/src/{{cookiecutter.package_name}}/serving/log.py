@@ -139,8 +139,11 @@ def refused_record(request_id: str, model_name: str, version: str, fields: list[
     }
 
 
-def log_record(answer: dict, model_name: str, rows: list[dict], started: float, trusted: bool) -> dict:
-    """The prediction log's record for one answered request (made on the request path: cheap)."""
+def log_record(
+    answer: dict, model_name: str, rows: list[dict], started: float, trusted: bool, arm: str = ""
+) -> dict:
+    """The prediction log's record for one answered request (made on the request path: cheap);
+    `arm` says which of two models answered (champion or challenger), when a second one runs."""
     record = {
         "request_id": answer["request_id"],
         "time": time.time(),
@@ -155,4 +158,6 @@ def log_record(answer: dict, model_name: str, rows: list[dict], started: float, 
         record["probabilities"] = answer["probabilities"]
     if "error" in answer:
         record["error"] = answer["error"]
+    if arm:
+        record["arm"] = arm
     return record

@@ -46,6 +46,12 @@ class ServerMetrics:
             registry=registry,
         )
 
+        self.shadow = Counter(
+            "shadow_requests",
+            "Requests scored by the challenger in shadow: scored, failed, or dropped (queue full)",
+            ["result"],
+            registry=registry,
+        )
         self.labels = Counter(
             "feedback_labels",
             "Labels received: accepted, or the reason each was refused",
@@ -67,6 +73,9 @@ class ServerMetrics:
 
     def count_log_records(self, result: str, records: int) -> None:
         self.log_records.labels(result).inc(records)
+
+    def count_shadow(self, result: str, requests: int) -> None:
+        self.shadow.labels(result).inc(requests)
 
     def count_labels(self, accepted: int, refused_for: list[str]) -> None:
         if accepted:

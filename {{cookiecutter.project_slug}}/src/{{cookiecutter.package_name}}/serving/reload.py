@@ -18,9 +18,18 @@ logger = logging.getLogger(__name__)
 class State:
     """What the app serves now; swapped as a whole by a reload."""
 
-    def __init__(self, served: Served, source: ModelSource | None) -> None:
+    def __init__(
+        self,
+        served: Served,
+        source: ModelSource | None,
+        challenger: Served | None = None,
+        challenger_source: ModelSource | None = None,
+    ) -> None:
         self.served = served
         self.source = source
+        self.challenger = challenger  # scored in shadow, or answering a split's share
+        self.challenger_source = challenger_source
+        self.refused_challenger = ""  # fingerprint of a challenger refused for its inputs
         self.loaded_at = now()
         self.refused = ""  # fingerprint of a model refused for its inputs: not loaded again
         self.reload_lock = asyncio.Lock()
@@ -38,6 +47,32 @@ def fits(new: Served, current: Served) -> bool:
 class Reloader:
     def __init__(self, state: State, contract: Contract, metrics: ServerMetrics) -> None:
         self.state, self.contract, self.metrics = state, contract, metrics
+
+    async def reload_challenger(self) -> bool:
+        """Load the challenger's source again if it changed (its alias moved); keep the current
+        challenger when the new one cannot be scored on the served model's requests."""
+        from .challenger import check_challenger
+
+        state, source = self.state, self.state.challenger_source
+        if source is None:
+            return False
+        async with state.reload_lock:
+            current = state.challenger  # None until the alias exists
+            fingerprint = await asyncio.to_thread(source.fingerprint)
+            if fingerprint in (current.fingerprint if current else "", state.refused_challenger):
+                return False
+            try:
+                new = await asyncio.to_thread(source.load, self.contract)
+            except Exception as err:  # a failed download, a half-written model: tried again next time
+                raise ServeError(f"challenger from {source} not loaded: {err}") from err
+            try:
+                check_challenger(new, state.served)
+            except ServeError:
+                state.refused_challenger = fingerprint  # not loaded again until it changes
+                raise
+            state.challenger = new
+            logger.warning("challenger %s (was %s)", new.version, current.version if current else "none")
+            return True
 
     async def reload(self) -> bool:
         """Load the source again if it changed; swap only a model that takes the same inputs."""
@@ -82,7 +117,8 @@ class Reloader:
     async def poll(self, serving: ServingSettings) -> None:
         while True:
             await asyncio.sleep(serving.reload_seconds)
-            try:
-                await self.reload()
-            except ServeError as err:  # keep serving the current model
-                logger.warning("model reload failed: %s", err)
+            for reload in (self.reload, self.reload_challenger):
+                try:
+                    await reload()
+                except ServeError as err:  # keep serving the current model
+                    logger.warning("model reload failed: %s", err)

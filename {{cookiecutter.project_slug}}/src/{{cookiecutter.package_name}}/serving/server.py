@@ -4,40 +4,90 @@
 # of /predict from the annotation at run time, and that model is built at run time.
 import asyncio
 import contextlib
+import logging
 import signal
 import threading
 
 from ..config.serving import ServingSettings
 from ..config.settings import Settings
 from ..paths import Paths
+from ..schema import Contract
 from ..served_log import local_folder
 from .access import Access, check_access
 from .app import create_app
+from .errors import ServeError
 from .middleware import read_timeout
-from .sources import default_source, parse_source
+from .sources import ModelSource, RegistrySource, Served, default_source, parse_source
+
+logger = logging.getLogger(__name__)
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
 KEEP_ALIVE_SECONDS = 5  # an idle kept-alive connection is closed after this
 MAX_CONCURRENCY = 512  # connections plus requests in progress; beyond, new requests get 503
 
 
-def run(settings: Settings, paths: Paths, model: str | None, host: str, port: int, log: bool) -> None:
+def run(
+    settings: Settings,
+    paths: Paths,
+    model: str | None,
+    host: str,
+    port: int,
+    log: bool,
+    challenger: str | None = None,
+) -> None:
     """Load the model from its source, then serve until SIGTERM or SIGINT (exit 0 after a clean stop).
 
     Refused (before anything loads) on an address that is not loopback without an admin token.
+    `challenger`: the second model's source ("" : none, None: the alias in serving.shadow or split).
     """
     from ..schema import load_contract
 
     access = Access.from_env(host)
     check_access(host, access)
     source = parse_source(model, settings, paths) if model else default_source(settings, paths)
+    second = challenger_source(settings, paths, challenger)
     contract = load_contract(paths.contract)
     served = source.load(contract)
+    loaded = first_load(second, contract)
     log_folder = local_folder(settings.serving.log, paths) if log else None
-    app = create_app(served, contract, settings.serving, log_folder, source, access)
+    app = create_app(served, contract, settings.serving, log_folder, source, access, loaded, second)
     config = server_config(app, host, port, settings.serving)
     print(f"serve: model {served.version} from {source} on http://{host}:{port}", flush=True)
+    if second is not None:
+        how = (
+            "in shadow" if settings.serving.shadow else f"on {settings.serving.split.share:g} of the requests"
+        )
+        what = f"challenger {loaded.version}" if loaded else "no challenger yet"
+        print(f"serve: {what} from {second}, {how}", flush=True)
     uvicorn_server(config).run()
+
+
+def challenger_source(settings: Settings, paths: Paths, given: str | None) -> ModelSource | None:
+    """Where the second model comes from: `--challenger`, else the alias serving.shadow or
+    serving.split.alias names in the registry; None without either (or with `--challenger ""`)."""
+    from ..tracking import absolute_uri
+
+    serving = settings.serving
+    if given:
+        if not serving.challenger:
+            raise ServeError("--challenger: set serving.shadow or serving.split.alias to say how it is used")
+        return parse_source(given, settings, paths)
+    if given == "" or not serving.challenger:
+        return None
+    uri = absolute_uri(settings.mlflow.tracking_uri, paths.root)
+    return RegistrySource(settings.mlflow.registered_model, uri, alias=serving.challenger)
+
+
+def first_load(source: ModelSource | None, contract: Contract) -> Served | None:
+    """The challenger at start; None (loaded by a later poll) while its alias does not exist yet."""
+    if source is None:
+        return None
+    try:
+        source.fingerprint()
+    except ServeError as err:
+        logger.warning("no challenger yet: %s", err)
+        return None
+    return source.load(contract)
 
 
 def server_config(app, host: str, port: int, serving: ServingSettings):

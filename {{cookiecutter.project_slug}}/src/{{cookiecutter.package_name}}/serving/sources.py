@@ -43,6 +43,11 @@ class Served:
     inputs: tuple[str, ...] = ()
     classes: tuple[str, ...] | None = None  # None for a regressor
 
+    @property
+    def name(self) -> str:
+        """The registered model's name, or the folder a local model was loaded from."""
+        return self.info.get("registered_model") or self.info.get("source", "")
+
     def predict(self, rows: list[dict]) -> tuple[list, list | None]:
         """Predictions (JSON-ready) and, for a classifier, class probabilities per row."""
         if self.fast is not None:
