@@ -232,3 +232,13 @@ def test_the_canary_from_the_log_uses_trusted_requests_only(contract, settings, 
     shadowed(contract, settings, served, twin, rows, tmp_path, {})  # anonymous: anyone could send these
     theirs, ours, _ = shadow_pairs(newest_records(tmp_path), twin.version, 10)
     assert theirs == ours == []
+
+
+def test_serve_with_a_challenger_but_no_way_to_use_it_is_one_line(model_dir, capsys):
+    from {{ cookiecutter.package_name }}.cli import main
+
+    code = main(["serve", "--model", str(model_dir), "--challenger", str(model_dir)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.splitlines() == [
+        "error: --challenger: set serving.shadow or serving.split.alias to say how it is used"
+    ], err

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.config.monitor import MonitorSettings
 from {{ cookiecutter.package_name }}.feedback import Label, labels_beside, store_labels
 from {{ cookiecutter.package_name }}.monitoring.drift import column_drift
+from {{ cookiecutter.package_name }}.monitoring.latency import Latency, latency_by_version
+from {{ cookiecutter.package_name }}.monitoring.verdict import latency_check
 from {{ cookiecutter.package_name }}.paths import Paths
 from {{ cookiecutter.package_name }}.served_log import newest_records
 
@@ -279,6 +283,36 @@ def test_a_degraded_challenger_in_shadow_is_judged_on_its_labels_alone(
     metric = "accuracy" if served.classes else "mae"
     assert code == 1 and alerts(verdict) == [f"online {metric}: version test-2"], out
     assert verdict["window"]["rows"] == ROWS and verdict["window"]["shadow_rows"] == ROWS
+
+
+def test_a_version_slower_than_the_one_before_is_a_latency_alert(app_for, served, project, train_set, capsys):
+    def slow(batch):
+        time.sleep(0.02)
+        return served.predict(batch)
+
+    slower = dataclasses.replace(served, version="test-2", fingerprint="test-2", fast=slow)
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("min_latency_requests: 100", "min_latency_requests: 30"))
+    rows = traffic(train_set, served)
+    serve(app_for, served, project, rows)  # 40 requests by each version
+    serve(app_for, slower, project, rows)
+    code, verdict, out = monitored(project, capsys)
+    latency = next(check for check in verdict["checks"] if check["name"] == "latency: version test-2")
+    assert code == 1 and latency["passed"] is False, out
+    assert "of version test-1" in latency["value"]
+
+
+def test_latency_is_compared_only_with_enough_requests_of_both_versions():
+    settings = MonitorSettings(min_latency_requests=100, max_slowdown=1.5)
+    before = Latency("1", 500, 2.0)
+    assert latency_check(Latency("2", 500, 2.9), before, settings).passed is True
+    assert latency_check(Latency("2", 500, 3.1), before, settings).passed is False
+    assert latency_check(Latency("2", 99, 30.0), before, settings).passed is None  # not judged
+    versions = latency_by_version(
+        [{"model_version": v, "latency_ms": float(i)} for i, v in enumerate("aabab")]
+        + [{"model_version": "c", "latency_ms": 9.0, "error": "non_finite_output"}]
+    )
+    assert versions == [Latency("a", 3, 3.0), Latency("b", 2, 4.0)]
 
 
 def test_too_few_rows_cannot_be_judged(app_for, served, project, train_set, capsys):

@@ -24,3 +24,6 @@ class MonitorSettings(Strict):
     # accuracy for a classifier, mean absolute error for a regression.
     min_labels: int = Field(default=50, gt=0)  # labelled rows a version needs to be judged
     max_quality_drop: float = Field(default=0.05, ge=0)  # accuracy lost, or relative MAE gained
+    # Latency: each version's p99 request time against the version served before it (same window).
+    min_latency_requests: int = Field(default=100, gt=0)  # answered requests each needs to be compared
+    max_slowdown: float = Field(default=1.5, gt=1)  # p99 this many times the previous version's: alert

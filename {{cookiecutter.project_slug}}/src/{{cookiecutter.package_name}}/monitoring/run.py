@@ -9,8 +9,9 @@ from ..paths import Paths
 from ..schema import Contract
 from ..served_log import INVALID_INPUT
 from .drift import column_drift
+from .latency import latency_by_version, slowdowns
 from .quality import ONLINE_METRIC, online_quality
-from .verdict import Check, contract_check, drift_check, non_finite_check, quality_check
+from .verdict import Check, contract_check, drift_check, latency_check, non_finite_check, quality_check
 from .window import ServedRow, served_rows, stored_labels, window_records
 
 NUMERIC, CATEGORICAL = ("integer", "number"), ("category", "boolean")  # text and dates are not compared
@@ -48,6 +49,8 @@ def monitor(settings: Settings, paths: Paths, now: float, hours: float) -> tuple
     checks.append(contract_check(refused, len(records), limits))
     checks.append(non_finite_check(len(rows) - len(answered), len(rows), limits))
     offline = offline_metric(paths, ONLINE_METRIC[settings.task])
+    for version, previous in slowdowns(latency_by_version(records)):
+        checks.append(latency_check(version, previous, limits))
     shadowed = served_rows([record for record in logged if record.get("shadow") is True])
     for quality in online_quality(rows + shadowed, labels, settings.task):  # the shadow's too
         checks.append(quality_check(quality, offline, settings.task, limits))

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from ..config.monitor import MonitorSettings
 from ..deploy.model_card import escaped
 from .drift import Drift
+from .latency import Latency
 from .quality import ONLINE_METRIC, Quality, quality_drop
 
 OK, ALERT = 0, 1
@@ -53,6 +54,19 @@ def quality_check(quality: Quality, offline: float | None, task: str, settings: 
     drop = quality_drop(quality.online, offline, task)
     value = f"{quality.online:.4g} on {quality.labelled} labelled rows; offline {offline:.4g}"
     return Check(name, value, f"worse by <= {settings.max_quality_drop:g}", drop <= settings.max_quality_drop)
+
+
+def latency_check(version: Latency, previous: Latency, settings: MonitorSettings) -> Check:
+    """A version's p99 request time against the previous version's, in the same window."""
+    name = f"latency: version {version.model_version}"
+    fewest = min(version.requests, previous.requests)
+    if fewest < settings.min_latency_requests or not previous.p99_ms or version.p99_ms is None:
+        why = f"{fewest} answered requests (monitor.min_latency_requests: {settings.min_latency_requests})"
+        return Check(name, "not judged", why, None)
+    ratio = version.p99_ms / previous.p99_ms
+    against = f"version {previous.model_version} ({previous.p99_ms:.3g} ms)"
+    value = f"p99 {version.p99_ms:.3g} ms, x{ratio:.2f} of {against}"
+    return Check(name, value, f"<= x{settings.max_slowdown:g}", ratio <= settings.max_slowdown)
 
 
 def exit_code(checks: list[Check]) -> int:
