@@ -662,6 +662,12 @@ def add_monitor_command(commands) -> None:
     watched.add_argument("--hours", type=float, help="the window (default: monitor.window_hours)")
     watched.add_argument("--json", type=Path, metavar="FILE", help="also write the verdict as JSON")
     watched.add_argument("--markdown", type=Path, metavar="FILE", help="also write the report (GFM)")
+    watched.add_argument(
+        "--prom",
+        type=Path,
+        metavar="FILE",
+        help="also write the verdict as Prometheus gauges (for node_exporter's textfile collector)",
+    )
     watched.set_defaults(handler=cmd_monitor)
 
 
@@ -686,6 +692,12 @@ def cmd_monitor(settings: Settings, paths: Paths, args: argparse.Namespace) -> i
         args.markdown.write_text(markdown, encoding="utf-8")
     if args.json:
         args.json.write_text(json.dumps(as_json(checks, window), indent=2) + "\n", encoding="utf-8")
+    if args.prom:
+        from .monitoring.gauges import as_prometheus
+
+        written = args.prom.with_name(args.prom.name + ".tmp")  # a collector never reads half a file
+        written.write_text(as_prometheus(checks, time.time()), encoding="utf-8")
+        written.replace(args.prom)
     return exit_code(checks)
 
 

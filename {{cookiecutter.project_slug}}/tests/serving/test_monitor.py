@@ -66,7 +66,17 @@ def serve(app_for, served, project: Path, rows: list[dict]) -> list[str]:
 
 
 def monitored(project: Path, capsys) -> tuple[int, dict, str]:
-    code = main(["--root", str(project), "monitor", "--json", str(project / "monitor.json")])
+    code = main(
+        [
+            "--root",
+            str(project),
+            "monitor",
+            "--json",
+            str(project / "monitor.json"),
+            "--prom",
+            str(project / "monitor.prom"),
+        ]
+    )
     out = capsys.readouterr()
     verdict = json.loads((project / "monitor.json").read_text()) if code in (0, 1) else {}
     return code, verdict, out.out + out.err
@@ -300,6 +310,9 @@ def test_a_version_slower_than_the_one_before_is_a_latency_alert(app_for, served
     latency = next(check for check in verdict["checks"] if check["name"] == "latency: version test-2")
     assert code == 1 and latency["passed"] is False, out
     assert "of version test-1" in latency["value"]
+    gauges = (project / "monitor.prom").read_text()  # what monitoring/alerts.yml reads
+    assert 'monitor_check_alert{check="latency: version test-2",kind="latency"} 1' in gauges
+    assert "monitor_alert 1" in gauges.splitlines()
 
 
 def test_latency_is_compared_only_with_enough_requests_of_both_versions():
