@@ -300,7 +300,7 @@ def cmd_canary(settings: Settings, paths: Paths, args: argparse.Namespace) -> in
     try:
         run = run_from_log(settings, paths) if args.from_log else run_canary(settings, paths)
         # On the version, for `promote`: only what the canary passed is promoted without a reason.
-        record_canary(settings, run.challenger, run.verdict.passed, run.champion)
+        record_canary(settings, run.challenger, run.verdict.passed, run.champion, run.verdict.figures)
     except (CanaryError, ServerError, RegistryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

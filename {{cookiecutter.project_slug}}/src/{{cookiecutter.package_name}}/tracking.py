@@ -45,6 +45,7 @@ HTTP_DEFAULTS = {
 # The MLflow UI opens an experiment of this kind on its runs (model training, not GenAI traces).
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 TRAINED_RUN_TAG = "mlgate.trained_run"  # on an evaluation run: the training run it evaluates
+FIT_SECONDS = "fit_seconds"  # metric of a training run: how long the fit took (the canary compares it)
 # Error codes with which MLflow says "no such thing" (an alias lookup says INVALID_PARAMETER_VALUE).
 ABSENT = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 

@@ -26,7 +26,7 @@ from {{ cookiecutter.package_name }}.pipeline.train import run_name
 from {{ cookiecutter.package_name }}.predictions import parse_rows, row_ids
 from {{ cookiecutter.package_name }}.provenance import git_commit
 from {{ cookiecutter.package_name }}.schema import load_contract
-from {{ cookiecutter.package_name }}.tracking import EXPERIMENT_KIND, TRAINED_RUN_TAG
+from {{ cookiecutter.package_name }}.tracking import EXPERIMENT_KIND, FIT_SECONDS, TRAINED_RUN_TAG
 
 pytestmark = pytest.mark.integration
 
@@ -158,6 +158,7 @@ def test_the_training_run_holds_its_data_params_and_test_metrics(project: Path) 
         if name.startswith("test_")
     }
     assert logged == {**metrics["model"], "rows": metrics["test_rows"]}
+    assert 0 < run.data.metrics[FIT_SECONDS] < 600  # what the canary compares between versions
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags[EXPERIMENT_KIND[0]] == EXPERIMENT_KIND[1]
 

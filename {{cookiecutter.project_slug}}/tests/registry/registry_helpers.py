@@ -67,11 +67,17 @@ class Project:
         return code, out.getvalue(), err.getvalue()
 
     def train(
-        self, pipeline, train_set: pd.DataFrame, metrics: dict | None = None, gate: str | None = "pass"
+        self,
+        pipeline,
+        train_set: pd.DataFrame,
+        metrics: dict | None = None,
+        gate: str | None = "pass",
+        fit_seconds: float | None = None,
     ) -> dict[str, str]:
-        """What the train and evaluate stages leave behind: a logged run, models/model, metrics.json;
-        and the gate's verdict on this commit (`report`), unless `gate` is None."""
-        ids = log_run(pipeline, self.settings, train_set)
+        """What the train and evaluate stages leave behind: a logged run (with the fit's time, when
+        given), models/model, metrics.json; and the gate's verdict on this commit (`report`), unless
+        `gate` is None."""
+        ids = log_run(pipeline, self.settings, train_set, fit_seconds=fit_seconds)
         save_model(pipeline, self.paths.model, metadata=ids)
         self.paths.metrics.write_text(json.dumps(metrics or {"model": {"score": 0.75}}))
         self.judged(gate)
@@ -87,6 +93,12 @@ class Project:
 
     def alias(self, alias: str) -> str | None:
         return alias_version(self.settings, alias)
+
+    def version_tags(self, version: str) -> dict[str, str]:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        return dict(client.get_model_version(self.settings.mlflow.registered_model, version).tags or {})
 
     def canaried(self, version: str) -> None:
         """What a passing canary records on a version (the canary itself: tests/registry/test_deploy.py)."""

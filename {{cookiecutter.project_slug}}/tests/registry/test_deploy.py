@@ -121,11 +121,14 @@ def test_canary_promote_and_rollback_with_a_running_server(
         assert answered_by(server.url, row) == first
 
         # A sound retrain agrees: promoted, and the running server picks it up.
-        project.train(retrained_model, train_set)
+        project.train(retrained_model, train_set, fit_seconds=10.0)
         good = register(project)
         code, out, report = canary(project)
         assert code == 0, out
         assert check(report, "agreement")["value"] >= settings.canary.min_agreement
+        # Its costs, measured beside the champion's: two servers of one size, one fit time unknown.
+        assert 50 < report["figures"]["peak_rss_mb"] < 2000 and report["champion_figures"]["p50_ms"] > 0
+        assert 0.5 < check(report, "memory")["value"] < 1.5 and check(report, "train_time")["value"] is None
         assert project.alias(CHAMPION) == good
         promoted_in = until_served(server.url, row, good, bound)
 
@@ -152,6 +155,16 @@ def test_canary_promote_and_rollback_with_a_running_server(
     assert "champion" in rows[good] and "challenger" in rows[good]
     assert "champion" not in rows[first] + rows[bad]
     assert out.splitlines()[-1].endswith(f"{first} -> {good} -> {bad} -> {good}")
+
+    # The same model again, but its fit took eight times the champion's: refused on train_time
+    # alone, and its figures are on the version for the next comparison.
+    project.train(retrained_model, train_set, fit_seconds=80.0)
+    slow = register(project)
+    code, out, report = canary(project)
+    assert code == 1 and [c["name"] for c in report["checks"] if not c["passed"]] == ["train_time"], out
+    assert check(report, "train_time")["value"] == 8.0
+    tags = project.version_tags(slow)
+    assert tags["canary"] == "refused" and float(tags["canary_peak_rss_mb"]) > 50, tags
 
 
 def test_rollback_with_reload_is_served_when_the_command_returns(

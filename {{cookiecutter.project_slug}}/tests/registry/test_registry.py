@@ -12,6 +12,7 @@ from registry_helpers import DATA_MD5, Project
 
 from {{ cookiecutter.package_name }}.artifacts import load_model, save_model
 from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.deploy.figures import Figures
 from {{ cookiecutter.package_name }}.deploy.registry import (
     CHALLENGER,
     CHAMPION,
@@ -20,6 +21,7 @@ from {{ cookiecutter.package_name }}.deploy.registry import (
     GATE,
     HISTORY,
     PREVIOUS,
+    fit_seconds,
     format_status,
     gate_tag,
     previous_champion,
@@ -124,11 +126,32 @@ def test_register_logs_the_model_directory_when_the_store_does_not_have_its_run(
     assert found.source.startswith("models:/m-") and found.source != f"models:/{foreign['mlflow_model_id']}"
     run = client(project).get_run(found.run_id)
     assert run.data.tags["registered_from"] == str(project.paths.model)
+    assert fit_seconds(project.settings, version) is None  # its fit was timed elsewhere, if at all
     local = mlflow.artifacts.download_artifacts(
         f"models:/{name}/{version}", tracking_uri=project.uri, registry_uri=project.uri
     )
     rows = test_set[list(model.feature_names_in_)].head(50)
     assert (load_model(Path(local)).predict(rows) == model.predict(rows)).all()
+
+
+def test_the_fit_time_and_the_canary_figures_are_recorded_on_the_version(new_project, model, train_set):
+    """What the next version's canary compares with: the train run's fit time, the canary's figures."""
+    project = new_project()
+    project.train(model, train_set, fit_seconds=12.5)
+    version = register(project)
+    assert fit_seconds(project.settings, version) == 12.5
+    measured = Figures(p50_ms=1.25, p99_ms=4.0, requests_per_s=612.3456, peak_rss_mb=210.0, fit_seconds=12.5)
+    record_canary(project.settings, version, passed=True, champion=None, figures=measured)
+    tags = client(project).get_model_version(project.settings.mlflow.registered_model, version).tags
+    recorded = {key: value for key, value in tags.items() if key.startswith("canary_")}
+    assert recorded == {
+        "canary_champion": "none",
+        "canary_p50_ms": "1.25",
+        "canary_p99_ms": "4",
+        "canary_requests_per_s": "612.346",
+        "canary_peak_rss_mb": "210",
+        "canary_fit_seconds": "12.5",
+    }
 
 
 def test_register_without_a_trained_model_is_refused(new_project):

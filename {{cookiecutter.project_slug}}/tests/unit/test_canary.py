@@ -28,11 +28,12 @@ from {{ cookiecutter.package_name }}.deploy.canary import (
     holdout_rows,
     judge,
     only,
-    percentile,
     pick_rows,
     recent_rows,
     reply_from,
+    with_figures,
 )
+from {{ cookiecutter.package_name }}.deploy.figures import Figures
 from {{ cookiecutter.package_name }}.paths import Paths
 from {{ cookiecutter.package_name }}.served_log import file_name
 from {{ cookiecutter.package_name }}.serving.access import Access
@@ -62,16 +63,6 @@ def test_a_server_answer_becomes_a_reply():
     for status, broken in ((422, {"error": "invalid input: age"}), (200, {}), (200, {"predictions": [1, 2]})):
         assert reply_from(status, broken, 1.0) == Reply(False, 1.0)
     assert not reply_from(500, None, 1.0).ok
-
-
-def test_percentile_is_the_nearest_rank():
-    values = list(range(1, 101))
-    assert percentile(values, 99) == 99
-    assert percentile(values, 100) == 100
-    assert percentile(list(range(1, 11)), 99) == 10  # with few rows, p99 is the slowest
-    assert percentile([7.0], 50) == 7.0
-    with pytest.raises(ValueError):
-        percentile([], 99)
 
 
 def test_classifiers_agree_on_label_and_close_probabilities():
@@ -167,6 +158,66 @@ def test_first_deploy_is_judged_on_errors_and_latency_only():
     assert not judge([FAILED] * 5, None, LIMITS, "classification").passed
     with pytest.raises(ValueError):
         judge([], None, LIMITS, "classification")
+
+
+TWIN = Figures(p50_ms=2.0, p99_ms=6.0, requests_per_s=400.0, peak_rss_mb=180.0, fit_seconds=12.0)
+COSTS = CanarySettings(
+    max_slowdown=1.5, max_memory_growth=1.5, max_training_slowdown=3.0, min_training_seconds=5.0
+)
+
+
+def costed(challenger: Figures, champion: Figures | None) -> canary.CanaryVerdict:
+    replies, theirs = good_pair()
+    return with_figures(judge(replies, theirs, COSTS, "classification"), challenger, champion, COSTS)
+
+
+def refused(verdict: canary.CanaryVerdict) -> list[str]:
+    return [check.name for check in verdict.checks if not check.passed]
+
+
+def test_a_challenger_that_costs_what_the_champion_costs_passes():
+    verdict = costed(TWIN, TWIN)
+    assert verdict.passed and verdict.figures == TWIN and verdict.champion_figures == TWIN
+    costs = {check.name: check.value for check in verdict.checks[-3:]}
+    assert costs == {"slowdown": 1.0, "memory": 1.0, "train_time": 1.0}
+
+
+def test_a_challenger_twice_as_slow_per_request_is_refused_on_slowdown():
+    slower = dataclasses.replace(TWIN, p50_ms=4.0)  # still far under max_p99_ms
+    verdict = costed(slower, TWIN)
+    assert refused(verdict) == ["slowdown"] and not verdict.passed
+
+
+def test_a_challenger_whose_server_needs_twice_the_memory_is_refused():
+    assert refused(costed(dataclasses.replace(TWIN, peak_rss_mb=360.0), TWIN)) == ["memory"]
+
+
+def test_a_challenger_that_trains_four_times_as_long_is_refused_and_quick_fits_are_not_judged():
+    assert refused(costed(dataclasses.replace(TWIN, fit_seconds=48.0), TWIN)) == ["train_time"]
+    quick = dataclasses.replace(TWIN, fit_seconds=0.1)
+    assert costed(dataclasses.replace(TWIN, fit_seconds=2.0), quick).passed  # 20x, but both under 5 s
+
+
+def test_cost_checks_are_not_applicable_without_a_champion_or_a_figure():
+    first = costed(TWIN, None)
+    assert first.passed and [check.value for check in first.checks[-3:]] == [None, None, None]
+    assert all("first deploy" in check.limit for check in first.checks[-3:])
+    unmeasured = costed(dataclasses.replace(TWIN, peak_rss_mb=None, fit_seconds=None), TWIN)
+    assert unmeasured.passed
+    assert {c.name: c.limit for c in unmeasured.checks if c.value is None} == {
+        "memory": "n/a: not measured for both",
+        "train_time": "n/a: not measured for both",
+    }
+
+
+def test_the_printed_verdict_shows_each_version_figures():
+    run = canary.CanaryRun(costed(dataclasses.replace(TWIN, peak_rss_mb=360.0), TWIN), "3", "2", "x")
+    printed = canary.format_run(run)
+    assert "  memory" in printed and "2.00" in printed and "FAIL" in printed
+    shown = "challenger figures: p50 2.0 ms, p99 6.0 ms, 400 requests/s, peak RSS 360 MB, fit 12.00 s"
+    assert shown in printed
+    assert "champion figures: p50 2.0 ms" in printed
+    assert run.as_dict()["figures"]["peak_rss_mb"] == 360.0
 
 
 def write_log(folder: Path, records: list[dict], tail: str = "", pid: int = 1, age: float = 0) -> None:

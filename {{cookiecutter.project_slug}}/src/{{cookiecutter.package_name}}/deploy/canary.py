@@ -24,7 +24,17 @@ The verdict (`judge`) is a pure function of the recorded replies:
 - p99 latency: the 99th percentile (nearest rank) of the challenger's request
   times, measured at the client.
 
+Against the champion's figures from the same run (`figures.Figures`), as ratios:
+
+- slowdown: the challenger's median request time over the champion's;
+- memory: the peak resident memory of the challenger's server over the champion's;
+- train_time: the challenger's fit time over the champion's (from each version's train run;
+  fits under `canary.min_training_seconds` count as that long).
+
+A figure that was not measured (a version registered without its train run, or memory
+in `--from-log`, where both models share one process) is shown as n/a, not judged.
 Without a champion (the first deploy) only the error rate and latency are judged.
+The figures are recorded on the challenger's version (`canary_*` tags).
 
 `--from-log` (`run_from_log`) replays nothing: it pairs the trusted rows the challenger
 scored in shadow (`serving.shadow`) with the served model's answers to the same requests,
@@ -38,13 +48,14 @@ import json
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..config.canary import CanarySettings
 from ..config.settings import Settings
 from ..paths import Paths
 from ..tracking import version_uri
+from .figures import Figures, latency_figures, peak_rss_mb, percentile, ratio
 from .servers import REQUEST_TIMEOUT, connect, exchange, running, served_inputs
 
 WARM_UP = 5  # requests per server before measuring
@@ -81,6 +92,8 @@ class CanaryVerdict:
     checks: tuple[Check, ...]
     champion_error_rate: float | None = None
     champion_p99_ms: float | None = None
+    figures: Figures | None = None  # the challenger's
+    champion_figures: Figures | None = None
 
 
 def reply_from(status: int, body: object, latency_ms: float) -> Reply:
@@ -93,14 +106,6 @@ def reply_from(status: int, body: object, latency_ms: float) -> Reply:
     probabilities = body.get("probabilities")
     first = probabilities[0] if isinstance(probabilities, list) and probabilities else None
     return Reply(True, latency_ms, predictions[0], first if isinstance(first, dict) else None)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least q% of the values at or below it."""
-    if not values:
-        raise ValueError("no values")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def error_rate(replies: Sequence[Reply]) -> float:
@@ -164,6 +169,43 @@ def judge(
         champion_error_rate=None if champion is None else error_rate(champion),
         champion_p99_ms=None if champion is None else percentile([r.latency_ms for r in champion], 99),
     )
+
+
+def with_figures(
+    verdict: CanaryVerdict, challenger: Figures, champion: Figures | None, limits: CanarySettings
+) -> CanaryVerdict:
+    """The verdict with the cost checks against the champion's figures (n/a where one is missing)."""
+    theirs = champion or Figures()
+    checks = (
+        _cost("slowdown", ratio(challenger.p50_ms, theirs.p50_ms), limits.max_slowdown, champion),
+        _cost(
+            "memory", ratio(challenger.peak_rss_mb, theirs.peak_rss_mb), limits.max_memory_growth, champion
+        ),
+        _cost(
+            "train_time",
+            ratio(challenger.fit_seconds, theirs.fit_seconds, floor=limits.min_training_seconds),
+            limits.max_training_slowdown,
+            champion,
+        ),
+    )
+    every = (*verdict.checks, *checks)
+    passed = all(check.passed for check in every)
+    return replace(verdict, checks=every, passed=passed, figures=challenger, champion_figures=champion)
+
+
+def _cost(name: str, value: float | None, most: float, champion: Figures | None) -> Check:
+    if champion is None:
+        return Check(name, None, "n/a: first deploy, no champion", True)
+    if value is None:
+        return Check(name, None, "n/a: not measured for both", True)
+    return Check(name, value, f"<= {most:g} x champion", value <= most)
+
+
+def server_figures(replies: Sequence[Reply], pid: int | None, fit_seconds: float | None) -> Figures:
+    """A server's figures from its measured replies, its process (while it runs) and its train run."""
+    measured = latency_figures([reply.latency_ms for reply in replies if reply.ok])
+    memory = None if pid is None else peak_rss_mb(pid)
+    return replace(measured, peak_rss_mb=memory, fit_seconds=fit_seconds)
 
 
 def recent_rows(log: Path, size: int) -> list[dict]:
@@ -321,7 +363,7 @@ class CanaryRun:
 
 def run_canary(settings: Settings, paths: Paths) -> CanaryRun:
     """Serve challenger and champion (pinned to their versions), replay the sample, judge."""
-    from .registry import CHALLENGER, CHAMPION, alias_version, check_servable
+    from .registry import CHALLENGER, CHAMPION, alias_version, check_servable, fit_seconds
 
     name = settings.mlflow.registered_model
     challenger = alias_version(settings, CHALLENGER)
@@ -335,7 +377,11 @@ def run_canary(settings: Settings, paths: Paths) -> CanaryRun:
     servers = {"challenger": ["--model", version_uri(name, challenger), *ONE_MODEL]}
     if champion is not None:
         servers["champion"] = ["--model", version_uri(name, champion), *ONE_MODEL]
-    with running(paths.root, settings.mlflow.tracking_uri, servers) as urls:
+    fits = {"challenger": fit_seconds(settings, challenger)}
+    if champion is not None:
+        fits["champion"] = fit_seconds(settings, champion)
+    with running(paths.root, settings.mlflow.tracking_uri, servers) as started:
+        urls = {server: process.url for server, process in started.items()}
         per_server = {}
         for server, url in urls.items():
             inputs = served_inputs(url)
@@ -345,7 +391,13 @@ def run_canary(settings: Settings, paths: Paths) -> CanaryRun:
                 inputs = model_inputs(list(rows[0]), settings.data.target, settings.data.banned_features)
             per_server[server] = only(rows, inputs)
         replies = replay(urls, per_server)
+        # Read while the servers still run: their peak memory dies with them.
+        figures = {
+            server: server_figures(replies[server], process.process.pid, fits[server])
+            for server, process in started.items()
+        }
     verdict = judge(replies["challenger"], replies.get("champion"), settings.canary, settings.task)
+    verdict = with_figures(verdict, figures["challenger"], figures.get("champion"), settings.canary)
     return CanaryRun(verdict, challenger, champion, origin)
 
 
@@ -353,7 +405,7 @@ def run_from_log(settings: Settings, paths: Paths) -> CanaryRun:
     """Judge the challenger on the rows it scored in shadow (`serving.shadow`), against the answers
     the served model gave to the same requests: real traffic, no replay. Trusted requests only."""
     from ..served_log import local_folder, newest_records, shown
-    from .registry import CHALLENGER, alias_version
+    from .registry import CHALLENGER, alias_version, fit_seconds
 
     challenger = alias_version(settings, CHALLENGER)
     if challenger is None:
@@ -370,7 +422,27 @@ def run_from_log(settings: Settings, paths: Paths) -> CanaryRun:
             "or run the canary without --from-log"
         )
     verdict = judge(theirs, ours, settings.canary, settings.task)
+    # Both models ran in one process: no memory of their own; request times are the server's.
+    figures = server_figures(theirs, None, fit_seconds(settings, challenger))
+    served = server_figures(ours, None, None if champion is None else fit_seconds(settings, champion))
+    verdict = with_figures(verdict, figures, served, settings.canary)
     return CanaryRun(verdict, challenger, champion, f"the shadow log in {shown(log, paths.root)}")
+
+
+DIGITS = {"p99_ms": 1, "slowdown": 2, "memory": 2, "train_time": 2}  # shown per check
+
+
+def format_figures(figures: Figures) -> str:
+    """`p50 1.2 ms, p99 3.4 ms, 812 requests/s, peak RSS 180 MB, fit 0.4 s` (n/a where unknown)."""
+    parts = (
+        ("p50", figures.p50_ms, "{:.1f} ms"),
+        ("p99", figures.p99_ms, "{:.1f} ms"),
+        ("", figures.requests_per_s, "{:.0f} requests/s"),
+        ("peak RSS", figures.peak_rss_mb, "{:.0f} MB"),
+        ("fit", figures.fit_seconds, "{:.2f} s"),
+    )
+    shown = (f"{label} {'n/a' if value is None else unit.format(value)}" for label, value, unit in parts)
+    return ", ".join(text.strip() for text in shown)
 
 
 def format_run(run: CanaryRun) -> str:
@@ -381,11 +453,14 @@ def format_run(run: CanaryRun) -> str:
         f"  {'check':11}  {'value':>9}  {'limit':30}  result",
     ]
     for check in run.verdict.checks:
-        value = "-" if check.value is None else f"{check.value:.{1 if check.name == 'p99_ms' else 3}f}"
+        value = "-" if check.value is None else f"{check.value:.{DIGITS.get(check.name, 3)}f}"
         lines.append(f"  {check.name:11}  {value:>9}  {check.limit:30}  {'pass' if check.passed else 'FAIL'}")
     if run.verdict.champion_p99_ms is not None:
         champion_errors, champion_p99 = run.verdict.champion_error_rate, run.verdict.champion_p99_ms
         lines.append(f"  champion: error_rate {champion_errors:.3f}, p99_ms {champion_p99:.1f}")
+    for who, figures in (("challenger", run.verdict.figures), ("champion", run.verdict.champion_figures)):
+        if figures is not None:
+            lines.append(f"  {who} figures: {format_figures(figures)}")
     if run.verdict.passed:
         first = " (first deploy: judged on error rate and latency only)" if run.verdict.first_deploy else ""
         lines.append(f"canary: pass{first}: version {run.challenger} may be promoted")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..config.serving import ADMIN_TOKEN_ENV
@@ -33,6 +33,7 @@ from ..paths import Paths
 from ..provenance import LockError, data_hash, evaluated_other_model, git_commit, read_lock, uncommitted
 from ..tracking import (
     ABSENT,
+    FIT_SECONDS,
     RegistryError,  # defined with the store's errors; importable from here as before
     absolute_uri,
     check_version_files,
@@ -45,7 +46,16 @@ from ..tracking import (
     remember,
     store_errors,
 )
-from .tags import CANARY, CANARY_CHAMPION, FORCED, FORCED_BY, GATE, PREVIOUS  # importable from here as before
+from .figures import Figures
+from .tags import (  # importable from here as before
+    CANARY,
+    CANARY_CHAMPION,
+    CANARY_FIGURE,
+    FORCED,
+    FORCED_BY,
+    GATE,
+    PREVIOUS,
+)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -297,14 +307,45 @@ def _point_champion(client, name: str, version: str) -> None:
     client.set_registered_model_tag(name, HISTORY, " ".join([*history, version][-HISTORY_LENGTH:]))
 
 
-def record_canary(settings: Settings, version: str, passed: bool, champion: str | None) -> None:
-    """Tag the version with the canary's verdict: what promotion asks for."""
+def record_canary(
+    settings: Settings, version: str, passed: bool, champion: str | None, figures: Figures | None = None
+) -> None:
+    """Tag the version with the canary's verdict (what promotion asks for) and the figures it measured
+    (`canary_p50_ms`, ..., the record the next version's canary and the monitor compare with)."""
     client = _open(settings)
     name = settings.mlflow.registered_model
     with store_errors(settings.mlflow.tracking_uri):
         client.set_model_version_tag(name, version, CANARY, "passed" if passed else "refused")
         client.set_model_version_tag(name, version, CANARY_CHAMPION, champion or "none")
+        for figure, value in figure_tags(figures).items():
+            client.set_model_version_tag(name, version, figure, value)
         _refresh_card(client, name, version)
+
+
+def figure_tags(figures: Figures | None) -> dict[str, str]:
+    """`canary_<figure>` -> its value, for the figures that were measured."""
+    if figures is None:
+        return {}
+    measured = {key: value for key, value in asdict(figures).items() if value is not None}
+    return {f"{CANARY_FIGURE}{key}": f"{value:.6g}" for key, value in measured.items()}
+
+
+def fit_seconds(settings: Settings, version: str) -> float | None:
+    """How long fitting `version` took, from its train run's metric; None if it has no such run."""
+    from mlflow.exceptions import MlflowException
+
+    client = _open(settings)
+    with store_errors(settings.mlflow.tracking_uri):
+        run_id = _version(client, settings.mlflow.registered_model, version).run_id
+        if not run_id:
+            return None
+        try:
+            value = client.get_run(run_id).data.metrics.get(FIT_SECONDS)
+        except MlflowException as err:
+            if err.error_code in ABSENT:
+                return None
+            raise
+    return float(value) if isinstance(value, int | float) else None
 
 
 def check_promotable(tags: dict[str, str], version: str) -> None:

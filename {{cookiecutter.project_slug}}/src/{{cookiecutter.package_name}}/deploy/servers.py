@@ -57,8 +57,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(root: Path, tracking_uri: str, servers: dict[str, list[str]]) -> Iterator[dict[str, str]]:
-    """`serve ARGS...` per name, all started at once, each on a free loopback port; name -> URL once ready."""
+def running(root: Path, tracking_uri: str, servers: dict[str, list[str]]) -> Iterator[dict[str, Server]]:
+    """`serve ARGS...` per name, all started at once, each on a free loopback port; name -> Server once
+    ready (its URL, and its process, whose memory the canary reads)."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     running: dict[str, Server] = {}
     with tempfile.TemporaryDirectory(prefix="canary-") as scratch:
@@ -68,7 +69,7 @@ def running(root: Path, tracking_uri: str, servers: dict[str, list[str]]) -> Ite
             deadline = time.monotonic() + READY_WITHIN
             for name, server in running.items():
                 wait_ready(name, " ".join(servers[name]) or "default model", server, deadline)
-            yield {name: server.url for name, server in running.items()}
+            yield dict(running)
         finally:
             for server in running.values():
                 server.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..deploy.canary import percentile
+from ..deploy.figures import percentile
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -110,9 +111,13 @@ def model_params(settings: StageSettings) -> dict[str, object]:
 
 
 def log_run(
-    pipeline: Pipeline, settings: StageSettings, train: pd.DataFrame, root: Path | None = None
+    pipeline: Pipeline,
+    settings: StageSettings,
+    train: pd.DataFrame,
+    root: Path | None = None,
+    fit_seconds: float | None = None,
 ) -> dict[str, str]:
-    """Log params, the training data, training-set metrics and the model to MLflow.
+    """Log params, the training data, training-set metrics, the fit time and the model to MLflow.
 
     Returns the ids that link the saved model directory to this run. A relative
     sqlite store is relative to `root` (default: the working directory, as for
@@ -123,7 +128,7 @@ def log_run(
 
     from ..artifacts import log_model, quiet_mlflow
     from ..provenance import git_commit
-    from ..tracking import absolute_uri, experiment_for_runs, open_store, store_errors
+    from ..tracking import FIT_SECONDS, absolute_uri, experiment_for_runs, open_store, store_errors
     from .scoring import score
 
     quiet_mlflow()
@@ -143,6 +148,8 @@ def log_run(
             log_training_data(train, settings.data.target, relative(Paths(root).train, Paths(root)))
             mlflow.log_metrics({f"train_{name}": value for name, value in train_metrics.items()})
             mlflow.log_metric("train_rows", len(train))
+            if fit_seconds is not None:
+                mlflow.log_metric(FIT_SECONDS, fit_seconds)
             info = log_model(pipeline)
     return {"mlflow_run_id": run.info.run_id, "mlflow_model_id": str(info.model_id)}
 
@@ -176,8 +183,9 @@ def with_tuning(settings: StageSettings, paths: Paths) -> StageSettings:
 def run(settings: StageSettings, paths: Paths) -> None:
     settings = with_tuning(settings, paths)
     train = read_frame(paths.train)
+    started = time.perf_counter()
     pipeline = fit(train, settings)
-    ids = log_run(pipeline, settings, train, root=paths.root)
+    ids = log_run(pipeline, settings, train, root=paths.root, fit_seconds=time.perf_counter() - started)
     save_model(pipeline, paths.model, metadata=ids)
     where = relative(paths.model, paths)
     tuned = " (tuned: reports/tuning.json)" if settings.train.use_tuned else ""
