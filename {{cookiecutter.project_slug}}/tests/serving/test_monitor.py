@@ -20,7 +20,7 @@ from {{ cookiecutter.package_name }}.config.monitor import MonitorSettings
 from {{ cookiecutter.package_name }}.feedback import Label, labels_beside, store_labels
 from {{ cookiecutter.package_name }}.monitoring.drift import column_drift
 from {{ cookiecutter.package_name }}.monitoring.latency import Latency, latency_by_version
-from {{ cookiecutter.package_name }}.monitoring.verdict import latency_check
+from {{ cookiecutter.package_name }}.monitoring.verdict import CORRELATION, correlation_check, latency_check
 from {{ cookiecutter.package_name }}.paths import Paths
 from {{ cookiecutter.package_name }}.served_log import newest_records
 
@@ -326,6 +326,88 @@ def test_latency_is_compared_only_with_enough_requests_of_both_versions():
         + [{"model_version": "c", "latency_ms": 9.0, "error": "non_finite_output"}]
     )
     assert versions == [Latency("a", 3, 3.0), Latency("b", 2, 4.0)]
+
+
+def quality_at(level: int, classifier: bool) -> float:
+    """A version's metric at a level of goodness 0, 1, 2: accuracy 0.7, 0.8, 0.9 or MAE 3, 2, 1."""
+    return round(0.7 + 0.1 * level, 2) if classifier else 3.0 - level
+
+
+def labelled_at(level: int, served, answers: dict, ids: list[str]) -> list[Label]:
+    """Labels that put a version's online metric at `level` (see quality_at) exactly."""
+    classes = served.classes
+    if classes is None:
+        offset = quality_at(level, classifier=False)
+        return [Label(i, row, answers[(i, row)] + offset) for i in ids for row in range(10)]
+    other = {label: classes[(n + 1) % len(classes)] for n, label in enumerate(classes)}
+    right = round(len(ids) * quality_at(level, classifier=True))
+    return [
+        Label(i, row, answers[(i, row)] if k < right else other[str(answers[(i, row)])])
+        for k, i in enumerate(ids)
+        for row in range(10)
+    ]
+
+
+def registered(project: Path, offline: dict[str, float], metric: str) -> None:
+    """The project's registry (a real sqlite store) with versions 1..n whose recorded offline metric
+    is `offline`'s, as `register` tags them from metrics.json."""
+    from mlflow import MlflowClient
+
+    from {{ cookiecutter.package_name }}.config.settings import load_settings
+
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name = load_settings(project / "params.yaml").mlflow.registered_model
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    for version, value in offline.items():
+        if not client.search_model_versions(f"name = '{name}' and version_number = {version}"):
+            client.create_model_version(name, source=str(project / "models" / "model"))
+        client.set_model_version_tag(name, version, f"metric.{metric}", str(value))
+
+
+def test_versions_the_offline_test_ranks_the_other_way_online_are_a_correlation_alert(
+    app_for, served, project, train_set, capsys
+):
+    """M2: three versions, each with labels; their registered offline metrics first in the order
+    of their online ones (no alert), then in the reverse order (an alert, and the version that
+    serves worst is judged against its own, better, record)."""
+    classifier, metric = served.classes is not None, "accuracy" if served.classes is not None else "mae"
+    rows, labels = traffic(train_set, served), []
+    for level, version in enumerate("123"):
+        ids = serve(app_for, dataclasses.replace(served, version=version, fingerprint=version), project, rows)
+        labels += labelled_at(level, served, served_answers(project), ids)
+    store_labels(labels_beside(project / "logs" / "predictions"), labels, "test")
+
+    registered(project, {v: quality_at(level, classifier) for level, v in enumerate("123")}, metric)
+    code, verdict, out = monitored(project, capsys)
+    assert (code, alerts(verdict)) == (0, []), out
+    correlation = next(check for check in verdict["checks"] if check["name"] == CORRELATION)
+    assert correlation["passed"] is True and correlation["value"].startswith("Spearman 1.00"), correlation
+    own = {check["name"]: check["value"] for check in verdict["checks"] if check["name"].startswith("online")}
+    assert len(own) == 3 and all(value.endswith("(registry)") for value in own.values()), own
+
+    registered(project, {v: quality_at(2 - level, classifier) for level, v in enumerate("123")}, metric)
+    code, verdict, out = monitored(project, capsys)
+    assert code == 1 and sorted(alerts(verdict)) == [CORRELATION, f"online {metric}: version 1"], out
+    correlation = next(check for check in verdict["checks"] if check["name"] == CORRELATION)
+    assert correlation["value"].startswith("Spearman -1.00"), correlation
+    gauges = (project / "monitor.prom").read_text()
+    assert 'monitor_check_alert{check="offline/online correlation",kind="quality"} 1' in gauges
+
+
+def test_the_correlation_is_judged_only_over_enough_versions_that_vary():
+    settings = MonitorSettings(min_correlated_versions=3, min_correlation=0.0)
+    concordant = [("1", 0.70, 0.71), ("2", 0.80, 0.78), ("3", 0.90, 0.84)]
+    assert correlation_check(concordant, settings, None).passed is True
+    one_swap = [("1", 0.70, 0.78), ("2", 0.80, 0.71), ("3", 0.90, 0.84)]  # rho 0.5: mostly alike
+    assert correlation_check(one_swap, settings, None).passed is True
+    reversed_order = [("1", 0.70, 0.84), ("2", 0.80, 0.78), ("3", 0.90, 0.71)]
+    assert correlation_check(reversed_order, settings, None).passed is False
+    too_few = correlation_check(concordant[:2], settings, "no tracking store here")
+    assert too_few.passed is None and "need 3" in too_few.limit and "no tracking store here" in too_few.limit
+    flat = [("1", 0.8, 0.71), ("2", 0.8, 0.78), ("3", 0.8, 0.84)]
+    assert correlation_check(flat, settings, None).passed is None
 
 
 def test_too_few_rows_cannot_be_judged(app_for, served, project, train_set, capsys):

@@ -27,3 +27,8 @@ class MonitorSettings(Strict):
     # Latency: each version's p99 request time against the version served before it (same window).
     min_latency_requests: int = Field(default=100, gt=0)  # answered requests each needs to be compared
     max_slowdown: float = Field(default=1.5, gt=1)  # p99 this many times the previous version's: alert
+    # Offline against online (M2): the rank correlation, over the versions with min_labels labels, of
+    # each one's registered offline metric and its online one. Below min_correlation: the offline
+    # test no longer tells which model serves better.
+    min_correlated_versions: int = Field(default=3, ge=2)
+    min_correlation: float = Field(default=0.0, ge=-1, le=1)

@@ -322,6 +322,25 @@ def record_canary(
         _refresh_card(client, name, version)
 
 
+def tag_values(settings: Settings, versions: list[str], key: str) -> dict[str, str]:
+    """`key`'s value on each of `versions` that has it (versions the registry lacks are left out)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _open(settings)
+    name, found = settings.mlflow.registered_model, {}
+    with store_errors(settings.mlflow.tracking_uri):
+        for version in versions:
+            try:
+                tags = client.get_model_version(name, version).tags or {}
+            except MlflowException as err:
+                if err.error_code in ABSENT:
+                    continue
+                raise
+            if key in tags:
+                found[version] = tags[key]
+    return found
+
+
 def figure_tags(figures: Figures | None) -> dict[str, str]:
     """`canary_<figure>` -> its value, for the figures that were measured."""
     if figures is None:

@@ -14,6 +14,7 @@ KINDS = (
     ("contract violations", "contract"),
     ("non-finite answers", "non_finite"),
     ("online ", "quality"),
+    ("offline/online correlation", "quality"),
     ("latency: ", "latency"),
 )
 

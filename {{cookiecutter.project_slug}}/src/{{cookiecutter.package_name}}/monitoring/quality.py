@@ -38,6 +38,15 @@ def metric(pairs: list[tuple[object, object]], task: str) -> float | None:
     return sum(errors) / len(errors) if all(map(math.isfinite, errors)) else None
 
 
+def rank_correlation(offline: list[float], online: list[float]) -> float | None:
+    """Spearman's rho of the two series; None when either is constant (there is no order to compare)."""
+    from scipy.stats import spearmanr
+
+    if len(set(offline)) < 2 or len(set(online)) < 2:
+        return None
+    return float(spearmanr(offline, online).statistic)
+
+
 def quality_drop(online: float, offline: float, task: str) -> float:
     """How much worse online is: accuracy points lost, or the MAE's relative growth."""
     if task == "classification":

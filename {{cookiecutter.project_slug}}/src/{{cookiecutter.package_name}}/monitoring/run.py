@@ -10,8 +10,16 @@ from ..schema import Contract
 from ..served_log import INVALID_INPUT
 from .drift import column_drift
 from .latency import latency_by_version, slowdowns
-from .quality import ONLINE_METRIC, online_quality
-from .verdict import Check, contract_check, drift_check, latency_check, non_finite_check, quality_check
+from .quality import ONLINE_METRIC, Quality, online_quality
+from .verdict import (
+    Check,
+    contract_check,
+    correlation_check,
+    drift_check,
+    latency_check,
+    non_finite_check,
+    quality_check,
+)
 from .window import ServedRow, served_rows, stored_labels, window_records
 
 NUMERIC, CATEGORICAL = ("integer", "number"), ("category", "boolean")  # text and dates are not compared
@@ -48,12 +56,10 @@ def monitor(settings: Settings, paths: Paths, now: float, hours: float) -> tuple
     refused = sum(record.get("error") == INVALID_INPUT for record in records)
     checks.append(contract_check(refused, len(records), limits))
     checks.append(non_finite_check(len(rows) - len(answered), len(rows), limits))
-    offline = offline_metric(paths, ONLINE_METRIC[settings.task])
     for version, previous in slowdowns(latency_by_version(records)):
         checks.append(latency_check(version, previous, limits))
     shadowed = served_rows([record for record in logged if record.get("shadow") is True])
-    for quality in online_quality(rows + shadowed, labels, settings.task):  # the shadow's too
-        checks.append(quality_check(quality, offline, settings.task, limits))
+    checks += quality_checks(settings, paths, online_quality(rows + shadowed, labels, settings.task))
     window = {
         "hours": hours,
         "requests": len(records),
@@ -63,6 +69,29 @@ def monitor(settings: Settings, paths: Paths, now: float, hours: float) -> tuple
         "labelled": sum((row.request_id, row.row) in labels for row in rows),
     }
     return checks, window
+
+
+def quality_checks(settings: Settings, paths: Paths, qualities: list[Quality]) -> list[Check]:
+    """Each version's online quality against its own registered offline metric (else metrics.json's),
+    and whether the two rank the versions alike (M2). The shadow's versions count too."""
+    from .offline import registered_offline
+
+    name, limits = ONLINE_METRIC[settings.task], settings.monitor
+    workspace = offline_metric(paths, name)
+    labelled = [q for q in qualities if q.online is not None and q.labelled >= limits.min_labels]
+    own, unread = registered_offline(settings, paths, [q.model_version for q in labelled], name)
+    checks = [
+        quality_check(q, own[q.model_version], settings.task, limits, "registry")
+        if q.model_version in own
+        else quality_check(q, workspace, settings.task, limits)
+        for q in qualities
+    ]
+    pairs = [
+        (q.model_version, own[q.model_version], q.online)
+        for q in labelled
+        if q.model_version in own and q.online is not None
+    ]
+    return [*checks, correlation_check(pairs, limits, unread)]
 
 
 def reference_frame(paths: Paths):

@@ -8,7 +8,7 @@ from ..config.monitor import MonitorSettings
 from ..deploy.model_card import escaped
 from .drift import Drift
 from .latency import Latency
-from .quality import ONLINE_METRIC, Quality, quality_drop
+from .quality import ONLINE_METRIC, Quality, quality_drop, rank_correlation
 
 OK, ALERT = 0, 1
 
@@ -46,14 +46,43 @@ def non_finite_check(unanswered: int, rows: int, settings: MonitorSettings) -> C
     )
 
 
-def quality_check(quality: Quality, offline: float | None, task: str, settings: MonitorSettings) -> Check:
+def quality_check(
+    quality: Quality,
+    offline: float | None,
+    task: str,
+    settings: MonitorSettings,
+    source: str = "metrics.json",
+) -> Check:
+    """A version's online metric against its offline one (`source`: the registry's, or metrics.json)."""
     name = f"online {ONLINE_METRIC[task]}: version {quality.model_version}"
     if quality.online is None or offline is None or quality.labelled < settings.min_labels:
         why = f"{quality.labelled} labelled rows (monitor.min_labels: {settings.min_labels})"
         return Check(name, "not judged", why if offline is not None else "no offline metric", None)
     drop = quality_drop(quality.online, offline, task)
-    value = f"{quality.online:.4g} on {quality.labelled} labelled rows; offline {offline:.4g}"
+    value = f"{quality.online:.4g} on {quality.labelled} labelled rows; offline {offline:.4g} ({source})"
     return Check(name, value, f"worse by <= {settings.max_quality_drop:g}", drop <= settings.max_quality_drop)
+
+
+CORRELATION = "offline/online correlation"
+
+
+def correlation_check(
+    pairs: list[tuple[str, float, float]], settings: MonitorSettings, unread: str | None
+) -> Check:
+    """Whether the versions that serve better online are the ones the offline test rated better:
+    Spearman's rho over (version, registered offline metric, online metric)."""
+    fewest = settings.min_correlated_versions
+    if len(pairs) < fewest:
+        why = f"{len(pairs)} versions with min_labels labels and a registered offline metric (need {fewest})"
+        return Check(CORRELATION, "not judged", why + (f"; registry: {unread}" if unread else ""), None)
+    rho = rank_correlation([offline for _, offline, _ in pairs], [online for _, _, online in pairs])
+    if rho is None:
+        return Check(CORRELATION, "not judged", "the metrics do not vary across versions", None)
+    each = "; ".join(
+        f"{version}: {offline:.4g} offline, {online:.4g} online" for version, offline, online in pairs
+    )
+    value = f"Spearman {rho:.2f} over versions ({each})"
+    return Check(CORRELATION, value, f">= {settings.min_correlation:g}", rho >= settings.min_correlation)
 
 
 def latency_check(version: Latency, previous: Latency, settings: MonitorSettings) -> Check:
