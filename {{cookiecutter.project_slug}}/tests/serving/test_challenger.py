@@ -100,6 +100,25 @@ def test_the_shadow_is_logged_beside_every_answer_and_answers_nobody(
         assert by_id[answer["request_id"]]["outputs"] == expected
 
 
+def test_a_shadow_share_scores_exactly_the_requests_whose_id_falls_in_it(
+    contract, settings, served, twin, rows, tmp_path
+):
+    from {{ cookiecutter.package_name }}.serving.challenger import in_challenger_arm
+
+    ids = [f"req-{number}" for number in range(120)]
+    expected = {request_id for request_id in ids if in_challenger_arm(request_id, 0.25)}
+    assert 10 < len(expected) < 50  # about a quarter
+    app = app_with(contract, settings, served, twin, tmp_path, shadow="challenger", shadow_share=0.25)
+    with TestClient(app, client=LOOPBACK_CLIENT) as client:
+        for request_id in ids:
+            answer = client.post("/predict", json=rows[0], headers={"X-Request-ID": request_id})
+            assert answer.status_code == 200, answer.text
+        assert shadow_count(client, "scored", len(expected))
+    logged = records(tmp_path)
+    assert {r["request_id"] for r in logged if r.get("shadow")} == expected
+    assert sum(not r.get("shadow") for r in logged) == len(ids)  # every request is logged as answered
+
+
 def test_a_failing_or_nan_shadow_never_changes_an_answer(contract, settings, served, rows, tmp_path):
     def broken(batch):
         raise RuntimeError("the challenger broke")

@@ -77,6 +77,9 @@ class ServingSettings(Strict):
     # A registry alias (e.g. challenger) scored beside every answered request, off the request
     # path, and logged as a shadow record; it answers nobody. "": no shadow.
     shadow: str = Field(default="", pattern=ALIAS)
+    # The share of answered requests scored in shadow, chosen by request id (the log grows by
+    # this much of a second record per request, and the challenger's scoring by this much CPU).
+    shadow_share: float = Field(default=1.0, gt=0, le=1)
     split: SplitSettings = SplitSettings()
 
     @model_validator(mode="after")

@@ -117,7 +117,9 @@ def shadow_of(
     if not serving.shadow or (state.challenger is None and state.challenger_source is None):
         return None
     limit = serving.log.queue_records
-    return Shadow(lambda: state.challenger, predictions_log.write, limit, metrics.count_shadow)
+    return Shadow(
+        lambda: state.challenger, predictions_log.write, limit, metrics.count_shadow, serving.shadow_share
+    )
 
 
 def lifespan_of(

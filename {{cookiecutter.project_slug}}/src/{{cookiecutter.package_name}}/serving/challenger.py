@@ -93,21 +93,30 @@ class Shadow:
     """A bounded queue of answered requests, and a thread scoring the challenger on each.
 
     The request path only queues (when the queue is full the request is not shadowed, and that
-    is counted): the challenger never slows or fails an answer.
+    is counted): the challenger never slows or fails an answer. With `share` under 1, only the
+    requests whose id falls in that share are scored (always the same ones for the same ids).
     """
 
     _STOP = object()
 
     def __init__(
-        self, challenger: Callable[[], Served | None], write: Callable[[dict], None], limit: int, count: Count
+        self,
+        challenger: Callable[[], Served | None],
+        write: Callable[[dict], None],
+        limit: int,
+        count: Count,
+        share: float = 1.0,
     ) -> None:
         self._challenger, self._write, self._limit, self._count = challenger, write, limit, count
+        self._share = share
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._score, name="shadow", daemon=True)
         self._thread.start()
 
     def submit(self, request_id: str, rows: list[dict], trusted: bool) -> None:
         """Score `rows` (as sent: context fields are logged by the log's rules) with the challenger."""
+        if self._share < 1 and not in_challenger_arm(request_id, self._share):
+            return
         if self._queue.qsize() >= self._limit:
             self._count("dropped", 1)
             return
