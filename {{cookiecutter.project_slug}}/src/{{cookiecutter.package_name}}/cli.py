@@ -638,6 +638,10 @@ def add_feedback_command(commands) -> None:
     )
     imported.add_argument("file", type=Path, metavar="FILE")
     imported.set_defaults(handler=cmd_feedback_import)
+    exported = actions.add_parser(
+        "export", help="append the labelled rows of trusted requests to data/feedback/labelled.csv"
+    )
+    exported.set_defaults(handler=cmd_feedback_export)
 
 
 def cmd_feedback_import(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
@@ -653,6 +657,30 @@ def cmd_feedback_import(settings: Settings, paths: Paths, args: argparse.Namespa
     if problems:
         raise FeedbackError(f"{args.file}: {summary(problems)}")
     print(f"feedback: {len(labels)} label(s) stored in {shown(store, paths.root)}")
+
+
+def cmd_feedback_export(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    """Append each labelled row not exported before; all of them pass the contract, or none is written."""
+    from .feedback import label_folder
+    from .feedback_rows import append, as_training_frame, checked, exported_ids, labelled_rows, new_rows
+    from .monitoring.window import stored_labels
+    from .schema import load_contract
+    from .served_log import local_folder, newest_records, shown
+
+    log = local_folder(settings.serving.log, paths)
+    kept = [name for name, rule in settings.serving.log.context.items() if rule == "keep"]
+    labels = stored_labels(label_folder(settings.serving.log, paths))
+    records = reversed(list(newest_records(log)))  # oldest first
+    rows = labelled_rows(records, labels, settings.data.target, kept)
+    rows = new_rows(rows, exported_ids(paths.feedback))
+    where = shown(paths.feedback, paths.root)
+    if rows:
+        contract = load_contract(paths.contract)
+        frame = as_training_frame(rows, contract)
+        checked(frame, contract, where)
+        append(paths.feedback, frame)
+    used = "`dvc repro` trains on them" if settings.data.include_feedback else "data.include_feedback is off"
+    print(f"feedback: {len(rows)} new labelled row(s) -> {where}; {used}")
 
 
 def add_monitor_command(commands) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 MAX_LISTED = 12  # columns or values named in one error line
+ROW_ID = ("request_id", "row")  # columns of the feedback partition that say which served row it was
 
 
 class DataError(ValueError):
@@ -31,6 +32,13 @@ def require_columns(frame: pd.DataFrame, columns: list[str], key: str) -> None:
             raise DataError(
                 f"{key}: {column!r} is not a column of the data; columns: {listed(frame.columns)}"
             )
+
+
+def feedback_part(path: Path) -> pd.DataFrame | None:
+    """The feedback partition (`feedback export`) as training rows, ids left out; None without one."""
+    if not path.exists():
+        return None
+    return read_frame(path).drop(columns=list(ROW_ID), errors="ignore")
 
 
 def read_frame(path: Path) -> pd.DataFrame:

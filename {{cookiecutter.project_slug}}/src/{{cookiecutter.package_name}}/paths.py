@@ -35,6 +35,11 @@ class Paths:
         return self.root / "data" / "raw" / "data.csv"
 
     @property
+    def feedback(self) -> Path:
+        """Served rows with their delayed labels (`feedback export`), kept in git: an input of ingest."""
+        return self.root / "data" / "feedback" / "labelled.csv"
+
+    @property
     def train(self) -> Path:
         return self.root / "data" / "prepared" / "train.csv"
 

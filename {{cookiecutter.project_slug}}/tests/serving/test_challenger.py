@@ -103,8 +103,6 @@ def test_the_shadow_is_logged_beside_every_answer_and_answers_nobody(
 def test_a_shadow_share_scores_exactly_the_requests_whose_id_falls_in_it(
     contract, settings, served, twin, rows, tmp_path
 ):
-    from {{ cookiecutter.package_name }}.serving.challenger import in_challenger_arm
-
     ids = [f"req-{number}" for number in range(120)]
     expected = {request_id for request_id in ids if in_challenger_arm(request_id, 0.25)}
     assert 10 < len(expected) < 50  # about a quarter

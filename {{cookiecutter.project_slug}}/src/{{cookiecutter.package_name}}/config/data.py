@@ -17,6 +17,9 @@ class DataSettings(Strict):
     sensitive_features: list[str] = Field(default_factory=list)
     use_sensitive_features: bool = False
     time_column: str | None = None
+    # Add the feedback partition (data/feedback/labelled.csv, `feedback export`: served rows with
+    # their delayed labels) to the raw data.
+    include_feedback: bool = False
 
     @field_validator("positive_class", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..config.data import DataSettings
 from ..config.reading import Sections
-from ..data import DataError, read_frame, require_rows, write_frame
+from ..data import DataError, feedback_part, read_frame, require_rows, write_frame
 from ..paths import Paths
 from .stage import relative, run_stage
 
@@ -43,10 +43,20 @@ def ingest(settings: DataSettings, root: Path) -> pd.DataFrame:
     return require_rows(load_demo(settings.source), f"the {settings.source} data")
 
 
+def with_feedback(frame: pd.DataFrame, feedback: pd.DataFrame | None) -> pd.DataFrame:
+    """The source rows, then the labelled served rows in the source's columns."""
+    if feedback is None or feedback.empty:
+        return frame
+    return pd.concat([frame, feedback.reindex(columns=frame.columns)], ignore_index=True)
+
+
 def run(settings: StageSettings, paths: Paths) -> None:
     frame = ingest(settings.data, paths.root)
+    added = feedback_part(paths.feedback) if settings.data.include_feedback else None
+    frame = with_feedback(frame, added)
     write_frame(frame, paths.raw)
-    print(f"ingest: {len(frame)} rows, {len(frame.columns)} columns -> {relative(paths.raw, paths)}")
+    extra = f" ({len(added)} from {relative(paths.feedback, paths)})" if added is not None else ""
+    print(f"ingest: {len(frame)} rows{extra}, {len(frame.columns)} columns -> {relative(paths.raw, paths)}")
 
 
 def main(root: Path | None = None) -> int:
