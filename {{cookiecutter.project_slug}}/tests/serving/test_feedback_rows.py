@@ -56,6 +56,9 @@ def project(tmp_path: Path, settings) -> Path:
     for name in ("params.yaml", "schema.yaml"):
         shutil.copy(here / name, tmp_path / name)
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    if settings.data.csv_path:  # ingest reads the project's own data
+        (tmp_path / settings.data.csv_path).parent.mkdir(parents=True)
+        shutil.copy(here / settings.data.csv_path, tmp_path / settings.data.csv_path)
     params["data"]["include_feedback"] = True
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return tmp_path
@@ -123,15 +126,29 @@ def test_labelled_rows_are_exported_once_and_ingest_adds_them(
     assert raw.tail(ROWS)[target].astype(str).tolist() == expected[target].astype(str).tolist()
 
 
-def test_rows_missing_what_the_contract_requires_are_refused_in_one_line_and_nothing_is_written(
+def broken_by_the_rows(project: Path, contract, settings, served, test_set) -> list[str]:
+    """Columns the served rows will break: the sensitive features the contract requires (never
+    logged in clear), else an input whose maximum is set to the smallest value sent."""
+    required = [name for name in settings.data.sensitive_features if not contract.columns[name].nullable]
+    if required:
+        return required
+    name = next(n for n in served.inputs if contract.columns[n].type in ("integer", "number"))
+    sent = test_set[name].head(ROWS).dropna()
+    assert sent.max() > sent.min(), name
+    schema = yaml.safe_load((project / "schema.yaml").read_text())
+    schema["columns"][name] |= {"min": None, "max": float(sent.min())}
+    (project / "schema.yaml").write_text(yaml.safe_dump(schema, sort_keys=False))
+    return [name]
+
+
+def test_rows_that_break_the_contract_are_refused_in_one_line_and_nothing_is_written(
     project, served, contract, settings, test_set, capsys
 ):
-    required = [name for name in settings.data.sensitive_features if not contract.columns[name].nullable]
-    assert required, "the shipped contract requires the sensitive features"
+    broken = broken_by_the_rows(project, contract, settings, served, test_set)
     served_and_labelled(project, served, contract, settings, test_set)
     code, out = exported(project, capsys)
     assert code != 0 and out.startswith(
         "error: data/feedback/labelled.csv: labelled rows break the data contract"
     )
-    assert out.count("\n") == 1 and all(f"{name}: " in out for name in required), out
+    assert out.count("\n") == 1 and all(f"{name}: " in out for name in broken), out
     assert not Paths(project).feedback.exists()

@@ -297,7 +297,7 @@ def test_a_degraded_challenger_in_shadow_is_judged_on_its_labels_alone(
 
 def test_a_version_slower_than_the_one_before_is_a_latency_alert(app_for, served, project, train_set, capsys):
     def slow(batch):
-        time.sleep(0.02)
+        time.sleep(0.1)  # well over a busy machine's request times, so the two p99s stay apart
         return served.predict(batch)
 
     slower = dataclasses.replace(served, version="test-2", fingerprint="test-2", fast=slow)
@@ -367,12 +367,14 @@ def registered(project: Path, offline: dict[str, float], metric: str) -> None:
 
 
 def test_versions_the_offline_test_ranks_the_other_way_online_are_a_correlation_alert(
-    app_for, served, project, train_set, capsys
+    app_for, served, project, train_set, capsys, monkeypatch
 ):
     """M2: three versions, each with labels; their registered offline metrics first in the order
     of their online ones (no alert), then in the reverse order (an alert, and the version that
     serves worst is judged against its own, better, record)."""
     classifier, metric = served.classes is not None, "accuracy" if served.classes is not None else "mae"
+    # The store `registered` fills (an earlier test's MLflow call may have left another in the environment).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
     rows, labels = traffic(train_set, served), []
     for level, version in enumerate("123"):
         ids = serve(app_for, dataclasses.replace(served, version=version, fingerprint=version), project, rows)
