@@ -187,9 +187,11 @@ def every_complete_id_scores_in_the_full_suite(project: Path, junit: Path) -> No
     ]
     assert complete, score
     assert {rid: score["tests"][rid] for rid in complete if score["tests"][rid]["points"] != 1} == {}
-    # Every section complete on these bakes (classifiers): the final score, the lowest section's, is 7.
-    assert score["sections"] == dict.fromkeys(("data", "model", "infrastructure", "monitoring"), 7)
-    assert score["final"] == 7, score["sections"]
+    # Every id is complete on these bakes (classifiers); I4 also needs the gate's verdict, which a
+    # pull request's run has (`report`) and this bare run does not: infrastructure 6, final 6.
+    expected = {"data": 7, "model": 7, "infrastructure": 6, "monitoring": 7}
+    assert score["sections"] == expected and score["final"] == 6, score["sections"]
+    assert "not run: gate:judged" in score["tests"]["I4"]["evidence"]
 
 
 def a_deleted_check_lowers_the_score(project: Path, where: Path) -> None:
