@@ -31,8 +31,9 @@ Against the champion's figures from the same run (`figures.Figures`), as ratios:
 - train_time: the challenger's fit time over the champion's (from each version's train run;
   fits under `canary.min_training_seconds` count as that long).
 
-A figure that was not measured (a version registered without its train run, or memory
-in `--from-log`, where both models share one process) is shown as n/a, not judged.
+A figure that was not measured (a version registered without its train run; in `--from-log`,
+memory and request time: both models share one process, and the shadow is scored off the
+request path) is shown as n/a, not judged.
 Without a champion (the first deploy) only the error rate and latency are judged.
 The figures are recorded on the challenger's version (`canary_*` tags).
 
@@ -422,9 +423,10 @@ def run_from_log(settings: Settings, paths: Paths) -> CanaryRun:
             "or run the canary without --from-log"
         )
     verdict = judge(theirs, ours, settings.canary, settings.task)
-    # Both models ran in one process: no memory of their own; request times are the server's.
-    figures = server_figures(theirs, None, fit_seconds(settings, challenger))
-    served = server_figures(ours, None, None if champion is None else fit_seconds(settings, champion))
+    # Fit times only: both models ran in one process (no memory of their own), and the shadow's
+    # scoring time off the request path is not measured like a served request's time.
+    figures = Figures(fit_seconds=fit_seconds(settings, challenger))
+    served = Figures(fit_seconds=None if champion is None else fit_seconds(settings, champion))
     verdict = with_figures(verdict, figures, served, settings.canary)
     return CanaryRun(verdict, challenger, champion, f"the shadow log in {shown(log, paths.root)}")
 
