@@ -71,7 +71,9 @@ def act_command(
     event_name: str = "pull_request",
     secrets: dict[str, str] | None = None,
     origin: str = "",
+    runner_env: dict[str, object] | None = None,
 ) -> list[str]:
+    """act's command line; `runner_env` adds to (or replaces) the variables every step sees."""
     command = [str(Path(sys.executable).parent / "act"), event_name, "-W", str(workflow)]
     command += ["-e", str(event), "-P", "ubuntu-latest=-self-hosted", "-s", "GITHUB_TOKEN=fake-token"]
     for name, value in (secrets or {}).items():
@@ -79,14 +81,14 @@ def act_command(
     for uses in sorted(third_party_actions()):
         command += ["--local-repository", f"{uses}={stand_in(uses)}"]
     command += ["--local-repository", f"OWNER/mlgate@v1={ROOT}"]
-    runner_env: dict[str, object] = {
+    variables: dict[str, object] = {
         "GITHUB_REPOSITORY": REPOSITORY,
         "STANDIN_UV": host_uv(),
         "STANDIN_ORIGIN": origin,  # where the checkout stand-in fetches a `ref` from
         "CML_RECORD_DIR": record / "cml",
         "ARTIFACT_DIR": record / "artifacts",
-    }
-    for name, setting in runner_env.items():
+    } | (runner_env or {})
+    for name, setting in variables.items():
         command += ["--env", f"{name}={setting}"]
     return command
 
@@ -124,7 +126,7 @@ class Outcome:
 def run_act(clone: Path, event: Path, workflow: Path, record: Path, **act_options) -> Outcome:
     """Run act in the clone; notes when the recording cml received the comment.
 
-    `act_options`: `event_name` (default pull_request) and `secrets` for `act_command`.
+    `act_options`: `event_name` (default pull_request), `secrets` and `runner_env` for `act_command`.
     """
     record.mkdir(parents=True, exist_ok=True)
     comment = record / "cml" / "report.md"

@@ -98,7 +98,9 @@ def test_callers_match_the_called_inputs(baked_workflows):
         for path in all_workflows(baked_workflows)
         if any("uses" in job for job in load(path)["jobs"].values())
     ]
-    assert [path.name for path in callers] == ["ci.yml", "deploy.yml"], "the baked callers are checked"
+    assert [path.name for path in callers] == ["ci.yml", "deploy.yml", "monitor.yml"], (
+        "the baked callers are checked"
+    )
     assert [problem for path in callers for problem in caller_mismatches(path)] == []
 
 
@@ -211,6 +213,16 @@ def test_zizmor_catches_an_injection(tmp_path):
 MAKE_ASSIGNMENT = re.compile(r"\bmake\b[^\n;|&]*\s[A-Za-z_][A-Za-z0-9_]*=")
 
 
+# What a job that can write may write. Such a job runs none of the project's code (no make, uv,
+# Python or DVC): what it checks out is only applied, committed or pushed.
+WRITABLE = {"pull-requests", "issues", "contents"}
+PROJECT_CODE = re.compile(r"(^|[\s;&|(])(make|uv|uvx|python3?|pip|dvc|pytest)(\s|$)", re.MULTILINE)
+
+
+def runs_project_code(step: dict) -> bool:
+    return bool(PROJECT_CODE.search(step.get("run", "")))
+
+
 def security_problems(path: Path) -> list[str]:
     """Breaches of the workflow security rules in one workflow file."""
     workflow, name, problems = load(path), path.name, []
@@ -232,21 +244,21 @@ def security_problems(path: Path) -> list[str]:
             problems.append(f"{where}: no permissions of its own")
         if job.get("secrets") == "inherit":
             problems.append(f"{where}: secrets: inherit")
-        writes = isinstance(permissions, dict) and "write" in permissions.values()
-        beyond_comments = writes and set(permissions) != {"pull-requests"}
-        if permissions == "write-all" or (beyond_comments and "uses" not in job):
-            problems.append(f"{where}: writes more than pull requests")
+        written = {scope for scope, level in (permissions or {}).items() if level == "write"}
+        writes = permissions == "write-all" or bool(written)
+        if permissions == "write-all" or (written - WRITABLE and "uses" not in job):
+            problems.append(f"{where}: writes more than pull requests, issues and contents")
+        if writes and "uses" not in job and any(runs_project_code(step) for step in job.get("steps", [])):
+            problems.append(f"{where}: runs the project's code with a token that can write")
         for step in job.get("steps", []):
             uses = step.get("uses", "")
             if "${{" in step.get("run", ""):
                 problems.append(f"{where}: expression inside run:")
             if MAKE_ASSIGNMENT.search(step.get("run", "")):
                 problems.append(f"{where}: a value on make's command line (make expands it: use env:)")
-            if uses.startswith("actions/checkout@"):
-                if (step.get("with") or {}).get("persist-credentials") is not False:
-                    problems.append(f"{where}: checkout keeps the credentials")
-                if writes:
-                    problems.append(f"{where}: checks out the PR's code with a token that can write")
+            keeps = (step.get("with") or {}).get("persist-credentials") is not False
+            if uses.startswith("actions/checkout@") and keeps:
+                problems.append(f"{where}: checkout keeps the credentials")
     return problems
 
 
@@ -254,18 +266,28 @@ def test_security_rules(baked_workflows):
     assert [problem for path in all_workflows(baked_workflows) for problem in security_problems(path)] == []
 
 
-def test_only_the_comment_jobs_may_write():
-    """The report's comment and the score's update of it; nothing that runs a project's code."""
+def test_only_the_comment_issue_and_pull_request_jobs_may_write():
+    """The report's comment and the score's update of it, the monitor's issue and its retraining
+    pull request; none of them runs a project's code."""
     writers = {
         (path.name, job_name)
         for path in WORKFLOWS.glob("*.yml")
         for job_name, job in load(path)["jobs"].items()
         if "write" in (job.get("permissions") or {}).values()
     }
-    assert writers == {("pr-report.yml", "comment"), ("test-score.yml", "comment")}
-    for name in ("pr-report.yml", "test-score.yml"):
-        steps = load(WORKFLOWS / name)["jobs"]["comment"]["steps"]
-        assert not any("make " in step.get("run", "") or "checkout" in step.get("uses", "") for step in steps)
+    assert writers == {
+        ("pr-report.yml", "comment"),
+        ("test-score.yml", "comment"),
+        ("monitor.yml", "issue"),
+        ("monitor.yml", "pull-request"),
+    }
+    for name, job in writers:
+        steps = load(WORKFLOWS / name)["jobs"][job]["steps"]
+        assert not any(runs_project_code(step) for step in steps), (name, job)
+        checkouts = [step for step in steps if "checkout" in step.get("uses", "")]
+        assert (name, len(checkouts)) in {(name, 0), ("monitor.yml", 1)}, (
+            "only the retraining branch is checked out"
+        )
 
 
 def test_security_check_catches_each_breach(tmp_path):
@@ -287,10 +309,12 @@ jobs:
     permissions:
       contents: write
       pull-requests: write
+      actions: write
     steps:
       - uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1
         with:
           persist-credentials: false
+      - run: git apply change.patch && make repro
 """
     )
     assert security_problems(bad) == [
@@ -303,8 +327,8 @@ jobs:
         "bad.yml: job a: checkout keeps the credentials",
         "bad.yml: job a: expression inside run:",
         "bad.yml: job a: a value on make's command line (make expands it: use env:)",
-        "bad.yml: job b: writes more than pull requests",
-        "bad.yml: job b: checks out the PR's code with a token that can write",
+        "bad.yml: job b: writes more than pull requests, issues and contents",
+        "bad.yml: job b: runs the project's code with a token that can write",
     ]
 
 

@@ -697,6 +697,11 @@ def add_monitor_command(commands) -> None:
         help="also write the verdict as Prometheus gauges (for node_exporter's textfile collector)",
     )
     watched.set_defaults(handler=cmd_monitor)
+    fetched = commands.add_parser(
+        "fetch-log", help="copy the window of the log and its labels from monitor.log_uri into logs/"
+    )
+    fetched.add_argument("--hours", type=float, help="the window (default: monitor.window_hours)")
+    fetched.set_defaults(handler=cmd_fetch_log)
 
 
 def cmd_monitor(settings: Settings, paths: Paths, args: argparse.Namespace) -> int:
@@ -706,9 +711,7 @@ def cmd_monitor(settings: Settings, paths: Paths, args: argparse.Namespace) -> i
     from .monitoring.run import MonitorError, monitor
     from .monitoring.verdict import as_json, as_markdown, exit_code
 
-    hours = args.hours if args.hours is not None else settings.monitor.window_hours
-    if not hours > 0:
-        raise StageFailed(f"--hours {hours:g}: expected a number of hours above 0")
+    hours = window_hours(settings, args.hours)
     try:
         checks, window = monitor(settings, paths, time.time(), hours)
     except MonitorError as err:
@@ -719,7 +722,9 @@ def cmd_monitor(settings: Settings, paths: Paths, args: argparse.Namespace) -> i
     if args.markdown:
         args.markdown.write_text(markdown, encoding="utf-8")
     if args.json:
-        args.json.write_text(json.dumps(as_json(checks, window), indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(
+            json.dumps(as_json(checks, window, settings.monitor.retrain), indent=2) + "\n", encoding="utf-8"
+        )
     if args.prom:
         from .monitoring.gauges import as_prometheus
 
@@ -727,6 +732,38 @@ def cmd_monitor(settings: Settings, paths: Paths, args: argparse.Namespace) -> i
         written.write_text(as_prometheus(checks, time.time()), encoding="utf-8")
         written.replace(args.prom)
     return exit_code(checks)
+
+
+def window_hours(settings: Settings, hours: float | None) -> float:
+    """--hours, else monitor.window_hours; a window of no time is refused."""
+    chosen = hours if hours is not None else settings.monitor.window_hours
+    if not chosen > 0:
+        raise StageFailed(f"--hours {chosen:g}: expected a number of hours above 0")
+    return chosen
+
+
+def cmd_fetch_log(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
+    """Copy the files of monitor.log_uri that can hold the window's records; exit 1 when it cannot be read."""
+    import time
+
+    from .feedback import label_folder
+    from .monitoring.fetch import FetchError, fetch
+    from .served_log import local_folder, shown
+
+    url, log = settings.monitor.log_uri, settings.serving.log
+    hours = window_hours(settings, args.hours)
+    if not url:
+        print("fetch-log: monitor.log_uri is empty: the monitor reads this machine's log only")
+        return
+    folders = {"predictions": local_folder(log, paths), "labels": label_folder(log, paths)}
+    try:
+        done = fetch(url, folders, time.time() - hours * 3600, log.max_file_seconds)
+    except FetchError as err:
+        raise StageFailed(f"fetch-log: {err}") from None
+    print(
+        f"fetch-log: {done.copied} file(s) of the last {hours:g} h copied from {url} "
+        f"({done.present} already here) -> {shown(folders['predictions'].parent, paths.root)}"
+    )
 
 
 def cmd_test_score(settings: None, paths: Paths, args: argparse.Namespace) -> int:

@@ -86,10 +86,19 @@ def alerts(verdict: dict) -> list[str]:
     return [check["name"] for check in verdict["checks"] if check["passed"] is False]
 
 
+def retrain_on_alerts(project: Path) -> None:
+    params = project / "params.yaml"
+    text = params.read_text()
+    assert text.count("  retrain: false") == 1
+    params.write_text(text.replace("  retrain: false", "  retrain: true"))
+
+
 def test_traffic_like_the_training_data_raises_no_alert(app_for, served, project, train_set, capsys):
     serve(app_for, served, project, traffic(train_set, served))
+    retrain_on_alerts(project)
     code, verdict, out = monitored(project, capsys)
     assert (code, alerts(verdict)) == (0, []), out
+    assert verdict["retrain"] is False, "no alert: nothing to retrain on"
     assert verdict["window"]["rows"] == ROWS and verdict["window"]["versions"] == ["test-1"]
     names = [check["name"] for check in verdict["checks"]]
     assert "prediction drift: predictions" in names and "non-finite answers" in names
@@ -116,6 +125,9 @@ def test_a_shifted_input_is_an_alert_naming_it(app_for, served, project, train_s
     assert code == 1, out
     assert f"drift: {name}" in alerts(verdict)
     assert out.startswith("## Monitor: ALERT")
+    assert verdict["retrain"] is False, "monitor.retrain is off"
+    retrain_on_alerts(project)
+    assert monitored(project, capsys)[1]["retrain"] is True, "the monitor workflow retrains on this alert"
 
 
 def test_nan_answers_are_an_alert(app_for, served, project, train_set, capsys):

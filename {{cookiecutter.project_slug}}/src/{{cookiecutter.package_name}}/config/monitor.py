@@ -32,3 +32,9 @@ class MonitorSettings(Strict):
     # test no longer tells which model serves better.
     min_correlated_versions: int = Field(default=3, ge=2)
     min_correlation: float = Field(default=0.0, ge=-1, le=1)
+    # Where the monitor workflow fetches the log from (`fetch-log`): a folder or fsspec URL laid out
+    # as logs/ is (predictions/, where the servers ship: serving.log.uri = <log_uri>/predictions,
+    # and labels/). "": the monitor reads the log on this machine only.
+    log_uri: str = Field(default="", max_length=1024)
+    # On an alert, the monitor workflow retrains (`make retrain`) and opens a pull request.
+    retrain: bool = False

@@ -102,9 +102,15 @@ def exit_code(checks: list[Check]) -> int:
     return ALERT if any(check.passed is False for check in checks) else OK
 
 
-def as_json(checks: list[Check], window: dict) -> dict:
+def as_json(checks: list[Check], window: dict, retrain_on_alert: bool = False) -> dict:
+    """The verdict; `retrain`: an alert, with monitor.retrain on (the monitor workflow then retrains)."""
     code = exit_code(checks)
-    return {"verdict": "alert" if code else "ok", "window": window, "checks": [asdict(c) for c in checks]}
+    return {
+        "verdict": "alert" if code else "ok",
+        "retrain": bool(code) and retrain_on_alert,
+        "window": window,
+        "checks": [asdict(c) for c in checks],
+    }
 
 
 def as_markdown(checks: list[Check], window: dict) -> str:
