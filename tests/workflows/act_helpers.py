@@ -12,9 +12,11 @@ from __future__ import annotations
 import fcntl
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +93,26 @@ def act_command(
     for name, setting in variables.items():
         command += ["--env", f"{name}={setting}"]
     return command
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answers_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def write_event(where: Path, event: dict) -> Path:
+    path = where / "event.json"
+    path.write_text(json.dumps(event))
+    return path
 
 
 def origin_of(clone: Path) -> str:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,10 +24,13 @@ from act_helpers import (
     REPOSITORY,
     RETUNED,
     Outcome,
+    answers_200,
+    free_port,
     prepare_origins,
     reference_project,
     run_act,
     set_model,
+    write_event,
 )
 from conftest import run, subprocess_env
 
@@ -37,20 +38,6 @@ from conftest import run, subprocess_env
 pytestmark = [pytest.mark.act, pytest.mark.slow, pytest.mark.xdist_group("act-deploy")]
 
 SERVER_READY_WITHIN = 120  # seconds: the first start migrates the sqlite store
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def answers_200(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -141,12 +128,6 @@ def dispatch(origin: Path, where: Path, inputs: dict[str, str]) -> tuple[Path, P
     run(["git", "clone", "-q", str(origin), str(clone)], cwd=where)
     event = {"ref": "refs/heads/main", "inputs": inputs, "repository": {"full_name": REPOSITORY}}
     return clone, write_event(where, event)
-
-
-def write_event(where: Path, event: dict) -> Path:
-    path = where / "event.json"
-    path.write_text(json.dumps(event))
-    return path
 
 
 def deploy_caller(clone: Path, target: Path, jobs: tuple[str, ...], **test_inputs) -> Path:

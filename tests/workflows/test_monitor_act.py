@@ -19,9 +19,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from act_helpers import REPOSITORY, WATERMARK_TITLE, ci_caller, prepare_origins, reference_project, run_act
+from act_helpers import (
+    REPOSITORY,
+    WATERMARK_TITLE,
+    answers_200,
+    ci_caller,
+    free_port,
+    prepare_origins,
+    reference_project,
+    run_act,
+    write_event,
+)
 from conftest import ROOT, run, subprocess_env
-from test_deploy_act import answers_200, free_port, write_event
 
 pytestmark = [pytest.mark.act, pytest.mark.slow, pytest.mark.xdist_group("act-monitor")]
 
@@ -113,8 +122,8 @@ def nullable_sensitive_features(project: Path) -> None:
 
 def serve_and_label(origin: Path, reference: Path, where: Path, store: Path) -> str:
     """Serve the reference model from a clone whose log ships to `store`/predictions; send the shifted
-    traffic, import the true labels of the first LABELLED rows, stop the server (its file ships), and
-    put the labels where the monitor workflow looks (`store`/labels). The shifted input's name."""
+    traffic, import the true labels of the first LABELLED rows (they ship to `store`/labels), and
+    stop the server (its file ships). The shifted input's name."""
     clone = where / "server"
     run(["git", "clone", "-q", str(origin), str(clone)], cwd=where)
     params = clone / "params.yaml"
@@ -161,9 +170,7 @@ def serve_and_label(origin: Path, reference: Path, where: Path, store: Path) -> 
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
     assert len(list((store / "predictions").glob("predictions-*.jsonl"))) == 1, "the closed file shipped"
-    (store / "labels").mkdir()
-    for path in (clone / "logs" / "labels").iterdir():
-        (store / "labels" / path.name).write_bytes(path.read_bytes())
+    assert len(list((store / "labels").glob("labels-*.jsonl"))) == 1, "the labels shipped beside it"
     return shifted
 
 

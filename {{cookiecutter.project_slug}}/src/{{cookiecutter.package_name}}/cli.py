@@ -646,23 +646,38 @@ def add_feedback_command(commands) -> None:
 
 def cmd_feedback_import(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
     """Check every label against the prediction log and the store; store them all, or none (exit 1)."""
-    from .feedback import FeedbackError, accept, label_folder, parse_items, read_items, summary
-    from .served_log import local_folder, shown
+    from .feedback import FeedbackError, accept, label_folder, parse_items, read_items, ship_labels, summary
+    from .served_log import local_folder, remote, shipped_labels, shown
 
+    log = settings.serving.log
     labels, problems = parse_items(read_items(args.file))
-    store = label_folder(settings.serving.log, paths)
+    store, ship_to = label_folder(log, paths), shipped_labels(log)
     problems = accept(
-        labels, local_folder(settings.serving.log, paths), store, f"import:{args.file.name}", problems
+        labels, local_folder(log, paths), store, f"import:{args.file.name}", problems, remote(log.uri)
     )
     if problems:
         raise FeedbackError(f"{args.file}: {summary(problems)}")
-    print(f"feedback: {len(labels)} label(s) stored in {shown(store, paths.root)}")
+    shipped = ""
+    if ship_to is not None:
+        shipped = f", shipped to {ship_to}" if ship_labels(store, ship_to) else f", NOT shipped to {ship_to}"
+    print(f"feedback: {len(labels)} label(s) stored in {shown(store, paths.root)}{shipped}")
 
 
 def cmd_feedback_export(settings: Settings, paths: Paths, args: argparse.Namespace) -> None:
     """Append each labelled row not exported before; all of them pass the contract, or none is written."""
     from .feedback import label_folder
-    from .feedback_rows import append, as_training_frame, checked, exported_ids, labelled_rows, new_rows
+    from .feedback_rows import (
+        GIT_MAX_BYTES,
+        append,
+        as_training_frame,
+        checked,
+        default_remote_url,
+        exported_ids,
+        kept_on_remote,
+        labelled_rows,
+        new_rows,
+        track_with_dvc,
+    )
     from .monitoring.window import stored_labels
     from .schema import load_contract
     from .served_log import local_folder, newest_records, shown
@@ -674,13 +689,20 @@ def cmd_feedback_export(settings: Settings, paths: Paths, args: argparse.Namespa
     rows = labelled_rows(records, labels, settings.data.target, kept)
     rows = new_rows(rows, exported_ids(paths.feedback))
     where = shown(paths.feedback, paths.root)
+    storage = ""
     if rows:
         contract = load_contract(paths.contract)
         frame = as_training_frame(rows, contract)
         checked(frame, contract, where)
         append(paths.feedback, frame)
+        remote = default_remote_url(paths.root)
+        if kept_on_remote(remote):
+            tracked = track_with_dvc(paths.feedback, paths.root)
+            storage = f" (DVC-tracked: {shown(tracked, paths.root)}; `dvc push` sends it to {remote})"
+        elif paths.feedback.stat().st_size > GIT_MAX_BYTES:
+            storage = f" (over {GIT_MAX_BYTES // 1_000_000} MB for git: add a DVC remote CI can reach)"
     used = "`dvc repro` trains on them" if settings.data.include_feedback else "data.include_feedback is off"
-    print(f"feedback: {len(rows)} new labelled row(s) -> {where}; {used}")
+    print(f"feedback: {len(rows)} new labelled row(s) -> {where}{storage}; {used}")
 
 
 def add_monitor_command(commands) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
 import socket
@@ -20,15 +21,17 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .served_log import file_name, local_folder, log_files, newest_records, writer
+from .served_log import file_name, local_folder, log_files, newest_records, records_backwards, writer
 
 if TYPE_CHECKING:
     from .config.serving import LogSettings
     from .paths import Paths
 
+logger = logging.getLogger(__name__)
 LABELS_PREFIX = "labels-"
 MAX_ID = 128  # as the server accepts an X-Request-ID
 REASONS = ("malformed", "unknown_request", "unknown_row", "duplicate", "wrong_label")
@@ -136,12 +139,14 @@ def check_labels(
     return problems
 
 
-def served_requests(log: Path, wanted: Iterable[str]) -> dict[str, Served]:
-    """The wanted request ids as the log has them, read from the newest record back until all are found."""
+def served_requests(log: Path, wanted: Iterable[str], shipped: Iterable[Path] = ()) -> dict[str, Served]:
+    """The wanted request ids as the log has them, read from the newest record back until all are
+    found: this machine's files first, then the `shipped` ones (newest first, fetched as needed)."""
     missing, found = set(wanted), dict[str, Served]()
     if not missing:
         return found
-    for record in newest_records(log):
+    records = chain(newest_records(log), (record for path in shipped for record in records_backwards(path)))
+    for record in records:
         request_id = record.get("request_id")
         if request_id in missing and isinstance(record.get("inputs"), list):
             found[request_id] = Served(len(record["inputs"]), logged_classes(record))
@@ -193,17 +198,43 @@ def store_labels(folder: Path, labels: list[Label], source: str) -> Path:
 
 
 def accept(
-    labels: list[Label], log: Path, store: Path, source: str, problems: list[Problem] | None = None
+    labels: list[Label],
+    log: Path,
+    store: Path,
+    source: str,
+    problems: list[Problem] | None = None,
+    shipped_to: str | None = None,
 ) -> list[Problem]:
-    """Check the batch against the log and the store; store it only when nothing is wrong."""
-    problems = sorted([*(problems or []), *check(labels, log, store)], key=lambda problem: problem.index)
+    """Check the batch against the log (and its store, when shipped) and the labels store; store it
+    only when nothing is wrong."""
+    found = check(labels, log, store, shipped_to)
+    problems = sorted([*(problems or []), *found], key=lambda problem: problem.index)
     if not problems:
         store_labels(store, labels, source)
     return problems
 
 
-def check(labels: list[Label], log: Path, store: Path) -> list[Problem]:
-    served = served_requests(log, {label.request_id for label in labels})
+def ship_labels(store: Path, url: str) -> bool:
+    """Copy this process's labels file of the store to `url`, whole: it only grows, so a copy after a
+    failed one catches up. False, with a warning, when the URL cannot be written (kept here)."""
+    from .log_store import put
+
+    me = writer(socket.gethostname(), os.getpid())
+    try:
+        put([path for path in log_files(store, LABELS_PREFIX) if me in path.name], url)
+    except Exception as err:  # any store's error: kept here, shipped with the next batch
+        logger.warning("labels: not shipped to %s (%s); kept in %s", url, err, store)
+        return False
+    return True
+
+
+def check(labels: list[Label], log: Path, store: Path, shipped_to: str | None = None) -> list[Problem]:
+    """The batch's problems; with a shipped log (`shipped_to`), requests whose file has left this
+    machine are looked up at the store, each file copied once into logs/shipped/ beside the log."""
+    from .log_store import shipped_files
+
+    shipped = shipped_files(shipped_to, log.parent / "shipped") if shipped_to is not None else ()
+    served = served_requests(log, {label.request_id for label in labels}, shipped)
     return check_labels(labels, served, labelled_rows(store))
 
 

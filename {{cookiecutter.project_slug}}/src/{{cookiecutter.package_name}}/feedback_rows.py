@@ -8,6 +8,10 @@ token count: anyone who can reach the server could otherwise choose rows the nex
 from. The rows must pass the data contract (schema.yaml), as the source data must; if any
 fails, nothing is written. `ingest` adds the partition to the raw data when
 `data.include_feedback` is true.
+
+Where the partition is kept follows the rule for the project's data: in git while the project
+has no DVC remote that CI can reach (none, or a folder of this machine), DVC-tracked when it has
+one (`make retrain` then pushes it there, for the pull request's checks to pull).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
 
 
 TEXT = ("category", "date", "text")  # contract types held as text
+GIT_MAX_BYTES = 50_000_000  # a data file beyond this belongs on a DVC remote, not in git
 
 
 class FeedbackDataError(ValueError):
@@ -105,3 +110,43 @@ def append(path: Path, frame: pd.DataFrame) -> None:
     partial = path.with_name(f".{path.name}.partial")
     frame.to_csv(partial, index=False)
     partial.replace(path)
+
+
+def kept_on_remote(remote_url: str | None) -> bool:
+    """True when the DVC remote is storage CI can reach (s3://, gs://, ssh://, ...): data goes
+    there. A folder of this machine (a path, or file://), or none: data stays in git."""
+    return bool(remote_url) and "://" in str(remote_url) and not str(remote_url).startswith("file://")
+
+
+def default_remote_url(root: Path) -> str | None:
+    """The URL of the project's default DVC remote; None without one (or without DVC)."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            name = repo.config["core"].get("remote")
+            return repo.config["remote"].get(name, {}).get("url") if name else None
+    except NotDvcRepoError:
+        return None
+
+
+def track_with_dvc(path: Path, root: Path) -> Path:
+    """`dvc add` the partition (its .dvc file goes to git, the data to the cache); its .dvc file.
+    FeedbackDataError when DVC refuses (e.g. git still tracks the file: `git rm --cached` it)."""
+    import logging
+
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    dvc_log = logging.getLogger("dvc")
+    level = dvc_log.level
+    dvc_log.setLevel(logging.WARNING)  # its "run git add" hint: the command's own line says what to commit
+    try:
+        with Repo(str(root)) as repo:
+            repo.add(str(path))
+    except DvcException as err:
+        raise FeedbackDataError(f"{path.name}: not DVC-tracked ({err}); the rows are appended") from None
+    finally:
+        dvc_log.setLevel(level)
+    return path.with_name(path.name + ".dvc")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import json
 import os
+import posixpath
 import re
 import time
 from collections.abc import Iterator
@@ -29,6 +30,21 @@ UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9.-]+")
 def remote(uri: str) -> str | None:
     """The fsspec URL that closed files are shipped to (s3://, gs://, file://, ...), or None for a folder."""
     return uri.rstrip("/") if "://" in uri else None
+
+
+def labels_url(log_url: str) -> str:
+    """Where labels are shipped beside a shipped log: <store>/labels for <store>/predictions, as
+    logs/labels/ sits beside logs/predictions/ (inside the log's URL when it names no folder)."""
+    scheme, _, path = log_url.rstrip("/").partition("://")
+    if "/" not in path.lstrip("/"):  # s3://bucket: the bucket itself
+        return f"{scheme}://{path}/labels"
+    return f"{scheme}://{posixpath.dirname(path)}/labels"
+
+
+def shipped_labels(log: LogSettings) -> str | None:
+    """The URL labels are shipped to, when the log is shipped; else None."""
+    url = remote(log.uri)
+    return labels_url(url) if url is not None else None
 
 
 def local_folder(log: LogSettings, paths: Paths) -> Path:
@@ -77,7 +93,7 @@ def newest_records(folder: Path, prefix: str = PREFIX) -> Iterator[dict]:
     Each file is read backwards from its end, so asking for the last few costs only their tail.
     """
     for path in log_files(folder, prefix):
-        yield from _records_backwards(path)
+        yield from records_backwards(path)
 
 
 def file_records(path: Path) -> Iterator[dict]:
@@ -92,7 +108,8 @@ def file_records(path: Path) -> Iterator[dict]:
             yield record
 
 
-def _records_backwards(path: Path) -> Iterator[dict]:
+def records_backwards(path: Path) -> Iterator[dict]:
+    """A file's complete records, newest first, read from its end."""
     try:
         handle = path.open("rb")
     except FileNotFoundError:  # deleted by retention since it was listed

@@ -14,10 +14,15 @@ LOOPBACK_CLIENT = ("127.0.0.1", 50000)  # a TestClient's address as a client on 
 __all__ = ["LOOPBACK_CLIENT", "PACKAGE", "STOP_WITHIN", "start_server", "stop"]
 
 
-def start_server(root: Path, model: Path, output: Path, *args: str) -> Server:
-    """`<package> serve --model MODEL` on a free loopback port, once /ready answers; its output to OUTPUT."""
+def start_server(
+    root: Path, model: Path, output: Path, *args: str, env: dict[str, str] | None = None
+) -> Server:
+    """`<package> serve --model MODEL` on a free loopback port, once /ready answers; its output to OUTPUT.
+    `env` adds to the environment."""
     try:
-        return started(root, ["--model", str(model), "--no-log", *args], os.environ, output)
+        return started(
+            root, ["--model", str(model), "--no-log", *args], {**os.environ, **(env or {})}, output
+        )
     except ServerError as err:
         pytest.fail(str(err))
 

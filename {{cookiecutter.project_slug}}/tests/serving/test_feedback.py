@@ -5,6 +5,7 @@ unknown ids, rows a request did not have, duplicates and labels of the wrong kin
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from serving_helpers import LOOPBACK_CLIENT
 
 from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.config.serving import LogSettings
 from {{ cookiecutter.package_name }}.feedback import (
     LABELS_PREFIX,
     Served,
@@ -20,7 +22,7 @@ from {{ cookiecutter.package_name }}.feedback import (
     parse_items,
     read_items,
 )
-from {{ cookiecutter.package_name }}.served_log import log_files, newest_records
+from {{ cookiecutter.package_name }}.served_log import file_name, labels_url, log_files, newest_records
 from {{ cookiecutter.package_name }}.serving.access import Access
 
 pytestmark = pytest.mark.serving
@@ -183,3 +185,83 @@ def test_label_kinds_and_file_formats(served, tmp_path):
         with pytest.raises(ValueError, match=message):
             read_items(tmp_path / name)
     assert "row: expected" in parse_items([{"request_id": "r", "label": 1, "row": -1}])[1][0].message
+
+
+# --- a shipped log: labels go to <store>/labels beside <store>/predictions ------------------------
+
+
+def test_labels_are_shipped_beside_a_shipped_log():
+    assert labels_url("s3://bucket/ml/predictions") == "s3://bucket/ml/labels"
+    assert labels_url("file:///srv/store/predictions/") == "file:///srv/store/labels"
+    assert labels_url("s3://bucket") == "s3://bucket/labels"  # never another bucket
+
+
+def test_imported_labels_ship_and_wait_when_the_store_fails(logged, served, tmp_path, capsys):
+    client, log, store = logged
+    wait_for(client, "three", log)
+    project, shipped = log.parent.parent, tmp_path / "store"
+    params = (Path.cwd() / "params.yaml").read_text()
+    assert params.count("    uri: logs/predictions") == 1
+    params = params.replace("    uri: logs/predictions", f"    uri: file://{shipped}/predictions")
+    (project / "params.yaml").write_text(params)
+    shipped.mkdir()
+    (shipped / "labels").write_text("a file where the folder should be: shipping fails")
+    batches = [[{"request_id": "three", "row": row, "label": a_label(served)}] for row in (0, 1)]
+    files = [tmp_path / f"batch{n}.jsonl" for n in (0, 1)]
+    for path, batch in zip(files, batches, strict=True):
+        path.write_text("".join(json.dumps(line) + "\n" for line in batch))
+
+    assert main(["--root", str(project), "feedback", "import", str(files[0])]) == 0
+    out = capsys.readouterr().out
+    assert f"1 label(s) stored in logs/labels, NOT shipped to file://{shipped}/labels" in out, out
+    assert len(stored(store)) == 1, "kept here"
+
+    (shipped / "labels").unlink()
+    assert main(["--root", str(project), "feedback", "import", str(files[1])]) == 0
+    assert f"shipped to file://{shipped}/labels" in capsys.readouterr().out
+    assert [r["row"] for r in stored(shipped / "labels")] == [0, 1], "the first batch caught up"
+
+
+def test_posted_labels_ship_beside_a_shipped_log(app_for, served, rows, tmp_path):
+    log, shipped = tmp_path / "logs" / "predictions", tmp_path / "store"
+    access = Access(admin_token=ADMIN["Authorization"].split()[1], loopback=True)
+    serving = {"log": LogSettings(uri=f"file://{shipped}/predictions")}
+    with TestClient(app_for(served, log, access=access, **serving), client=LOOPBACK_CLIENT) as client:
+        client.post("/predict", json=rows[0], headers={"X-Request-ID": "one"})
+        wait_for(client, "one", log)
+        answer = post(client, [{"request_id": "one", "label": a_label(served)}])
+        assert answer.status_code == 200, answer.text
+    assert [r["request_id"] for r in stored(shipped / "labels")] == ["one"]
+
+
+def test_a_label_for_a_request_whose_file_has_shipped_is_checked_at_the_store(served, tmp_path, capsys):
+    """Labels come days later: the request's file left this machine long ago."""
+    project, shipped = tmp_path / "project", tmp_path / "store"
+    project.mkdir()
+    params = (Path.cwd() / "params.yaml").read_text()
+    (project / "params.yaml").write_text(
+        params.replace("    uri: logs/predictions", f"    uri: file://{shipped}/predictions")
+    )
+    classes = served.classes or ()
+    record = {
+        "request_id": "last-week",
+        "inputs": [{}],
+        "probabilities": [dict.fromkeys(classes, 0.5)] if classes else None,
+    }
+    old = shipped / "predictions" / file_name(time.time() - 7 * 86400, "elsewhere", 7, 1)
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps(record) + "\n")
+    labels = tmp_path / "labels.jsonl"
+    expired = project / "logs" / "shipped" / file_name(time.time() - 40 * 86400, "elsewhere", 8, 1)
+    expired.parent.mkdir(parents=True)
+    expired.write_text("{}\n")  # a copy of a file the store no longer holds
+
+    labels.write_text(json.dumps({"request_id": "never-served", "label": a_label(served)}) + "\n")
+    assert main(["--root", str(project), "feedback", "import", str(labels)]) == 1
+    assert "request_id 'never-served'" in capsys.readouterr().err, "an unknown id is still refused"
+
+    labels.write_text(json.dumps({"request_id": "last-week", "label": a_label(served)}) + "\n")
+    assert main(["--root", str(project), "feedback", "import", str(labels)]) == 0, capsys.readouterr().err
+    assert [r["request_id"] for r in stored(shipped / "labels")] == ["last-week"]
+    assert (project / "logs" / "shipped" / old.name).read_bytes() == old.read_bytes(), "copied once, kept"
+    assert not expired.exists(), "gone from the store: gone here"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +17,7 @@ from serving_helpers import LOOPBACK_CLIENT
 
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.feedback import Label, labels_beside, store_labels
-from {{ cookiecutter.package_name }}.feedback_rows import labelled_rows
+from {{ cookiecutter.package_name }}.feedback_rows import kept_on_remote, labelled_rows
 from {{ cookiecutter.package_name }}.paths import Paths
 from {{ cookiecutter.package_name }}.pipeline import ingest
 from {{ cookiecutter.package_name }}.serving.access import Access
@@ -152,3 +154,35 @@ def test_rows_that_break_the_contract_are_refused_in_one_line_and_nothing_is_wri
     )
     assert out.count("\n") == 1 and all(f"{name}: " in out for name in broken), out
     assert not Paths(project).feedback.exists()
+
+
+def test_the_partition_follows_the_data_rule_git_or_the_dvc_remote(
+    project, served, contract, settings, test_set, capsys
+):
+    """In git while the DVC remote is a folder of this machine; DVC-tracked (for `make retrain` to
+    push) once the remote is storage that CI can reach."""
+    assert not kept_on_remote(None) and not kept_on_remote("/srv/dvc") and not kept_on_remote("file:///srv")
+    assert kept_on_remote("s3://bucket/dvc") and kept_on_remote("ssh://host/dvc")
+    sensitive_may_be_empty(project, settings)
+    served_and_labelled(project, served, contract, settings, test_set)
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run([*dvc, "init", "-q"], cwd=project, check=True)
+    subprocess.run(
+        [*dvc, "remote", "add", "-d", "mine", str(project.parent / "dvc-store")], cwd=project, check=True
+    )
+    code, out = exported(project, capsys)
+    assert code == 0 and "-> data/feedback/labelled.csv; " in out, out
+    assert not (project / "data" / "feedback" / "labelled.csv.dvc").exists(), "a local remote: kept in git"
+
+    (project / "data" / "feedback" / "labelled.csv").unlink()
+    subprocess.run(
+        [*dvc, "remote", "add", "-f", "-d", "team", "s3://team-bucket/dvc"], cwd=project, check=True
+    )
+    code, out = exported(project, capsys)
+    tracked = "(DVC-tracked: data/feedback/labelled.csv.dvc; `dvc push` sends it to s3://team-bucket/dvc)"
+    assert code == 0 and tracked in out, out
+    assert yaml.safe_load((project / "data" / "feedback" / "labelled.csv.dvc").read_text())["outs"][0][
+        "path"
+    ] == ("labelled.csv")
+    assert "/labelled.csv" in (project / "data" / "feedback" / ".gitignore").read_text().split()

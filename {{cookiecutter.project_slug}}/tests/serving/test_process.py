@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 from serving_helpers import PACKAGE, STOP_WITHIN, start_server, stop
@@ -62,3 +63,41 @@ def test_a_missing_model_is_a_clear_error_not_a_traceback(root, tmp_path):
     assert result.returncode == 1
     assert "no model.skops" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def request_text(url: str, path: str) -> str:
+    with urllib.request.urlopen(url + path, timeout=10) as answer:
+        return answer.read().decode()
+
+
+def requests_counted(metrics: str) -> float:
+    """predict_requests_total with status 200, over every model version, from /metrics' text."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("predict_requests_total{") and 'status="200"' in line
+    )
+
+
+def test_worker_processes_share_their_counts_in_multiprocess_mode(root, model_dir, rows, tmp_path):
+    """Several server processes behind one address: each one's /metrics must count them all, or a
+    scrape sees one worker's share. Without the shared folder (the fault), each counts its own."""
+    for shared in (True, False):
+        folder = tmp_path / f"metrics-{shared}"
+        folder.mkdir()
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(folder)} if shared else {}
+        servers = [
+            start_server(root, model_dir, tmp_path / f"server-{shared}-{n}.log", env=env) for n in (1, 2)
+        ]
+        try:
+            for server, sent in zip(servers, (3, 2), strict=True):
+                for _ in range(sent):
+                    assert request(server.url, "POST", "/predict", rows[0])[0] == 200
+            texts = [request_text(server.url, "/metrics") for server in servers]
+        finally:
+            for server in servers:
+                stop(server)
+        counted = [requests_counted(text) for text in texts]
+        assert counted == ([5.0, 5.0] if shared else [3.0, 2.0]), counted
+        if shared:
+            assert 'model_info{fast_path="yes",model_version="run-abc"' in texts[0]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..feedback import LABELS_PREFIX
+from ..log_store import bring, connect, listed
 from ..served_log import PREFIX, opened_at
 
 PARTS = (("predictions", PREFIX), ("labels", LABELS_PREFIX))  # folder at the URL, file name prefix
@@ -37,39 +38,25 @@ def in_window(names: list[str], prefix: str, since: float, max_file_seconds: flo
 
 
 def fetch(url: str, folders: dict[str, Path], since: float, max_file_seconds: float) -> Fetched:
-    """Copy the window's files of `url`/predictions and `url`/labels into `folders` (by part name).
-
-    A file is written under a temporary name and renamed, so the monitor never reads half of one.
-    """
-    import fsspec
-
+    """Copy the window's files of `url`/predictions and `url`/labels into `folders` (by part name)."""
     try:
-        fs, base = fsspec.core.url_to_fs(url)
+        fs, base = connect(url)
     except (ValueError, ImportError) as err:
         raise FetchError(f"monitor.log_uri {url!r}: {err}") from err
     copied = present = 0
     for part, prefix in PARTS:
-        remote = posixpath.join(base.rstrip("/"), part)
+        folder = posixpath.join(base, part)
         try:
-            sizes = {
-                posixpath.basename(str(e["name"]).rstrip("/")): e.get("size")
-                for e in fs.ls(remote, detail=True)
-            }
+            sizes = listed(fs, folder)
         except FileNotFoundError:
             if part == "predictions":
                 raise FetchError(f"no prediction log at {url.rstrip('/')}/{part}") from None
             continue  # no labels yet
         except OSError as err:
             raise FetchError(f"{url.rstrip('/')}/{part}: {err}") from err
-        folder = folders[part]
-        folder.mkdir(parents=True, exist_ok=True)
         for name in in_window(list(sizes), prefix, since, max_file_seconds):
-            target = folder / name
-            if target.exists() and target.stat().st_size == sizes[name]:
+            if bring(fs, folder, name, sizes[name], folders[part]):
+                copied += 1
+            else:
                 present += 1
-                continue
-            partial = folder / f".{name}.part"
-            fs.get_file(posixpath.join(remote, name), str(partial))
-            partial.replace(target)
-            copied += 1
     return Fetched(copied, present)

@@ -92,7 +92,7 @@ def create_app(
     app = FastAPI(
         title="Model server",
         version="1",
-        lifespan=lifespan_of(reloader, serving, polled, [*closing, predictions_log.close]),
+        lifespan=lifespan_of(reloader, serving, polled, [*closing, predictions_log.close, metrics.close]),
         description="Predictions from the model, checked against the data contract (schema.yaml).",
     )
     app.state.serve = state
@@ -306,7 +306,8 @@ def add_feedback_route(
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse
 
-    from ..feedback import accept, labels_beside, parse_items, summary
+    from ..feedback import accept, labels_beside, parse_items, ship_labels, summary
+    from ..served_log import remote, shipped_labels
 
     app.add_middleware(PredictGuard, limit=serving.max_body_bytes, path="/feedback", record=not_counted)
     one_at_a_time = threading.Lock()  # check, then append: two batches must not both pass as new
@@ -329,8 +330,12 @@ def add_feedback_route(
         labels, problems = parse_items(items)
 
         def checked_and_stored() -> list:
-            with one_at_a_time:
-                return accept(labels, log, labels_beside(log), "api", problems)
+            with one_at_a_time:  # shipping too: a copy never overtakes a later, longer one
+                found = accept(labels, log, labels_beside(log), "api", problems, remote(serving.log.uri))
+                ship_to = shipped_labels(serving.log)
+                if ship_to is not None and not found:
+                    ship_labels(labels_beside(log), ship_to)  # a failure is logged; the next batch ships it
+                return found
 
         problems = await run_in_threadpool(checked_and_stored)
         metrics.count_labels(0 if problems else len(labels), [problem.reason for problem in problems])

@@ -1,12 +1,19 @@
-"""The server's Prometheus metrics: requests, errors, latency, rows, the model served, reloads."""
+"""The server's Prometheus metrics: requests, errors, latency, rows, the model served, reloads.
+
+Several server processes (workers) share their counts when PROMETHEUS_MULTIPROC_DIR names a
+folder, empty when the first of them starts: each process writes its values there, and /metrics
+of any of them sums all (prometheus_client's multiprocess mode, chosen when it is imported).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .sources import Served
 
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 REASONS = {413: "body_too_large", 422: "invalid_input", 500: "prediction_failed"}
 
@@ -34,8 +41,13 @@ class ServerMetrics:
         )
         self.rows = Counter("predict_rows", "Rows predicted", by_version, registry=registry)
         self.model = Gauge(
-            "model_info", "The model served (1)", [*by_version, "source", "fast_path"], registry=registry
+            "model_info",
+            "The model served (1)",
+            [*by_version, "source", "fast_path"],
+            registry=registry,
+            multiprocess_mode="livemax",  # 1 while a live process serves it
         )
+        self.shown: tuple[str, str, str] | None = None
         self.reloads = Counter(
             "model_reloads", "Model reload attempts by result", ["result"], registry=registry
         )
@@ -60,9 +72,13 @@ class ServerMetrics:
         )
 
     def show(self, served: Served) -> None:
-        """model_info names the model served now, and only that one."""
+        """model_info names the model served now (1); the one served before shows 0 in multiprocess
+        mode (its value stays in the shared files), and is gone otherwise."""
+        if self.shown is not None:
+            self.model.labels(*self.shown).set(0)
         self.model.clear()
-        self.model.labels(served.version, served.info.get("source", ""), served.info["fast_path"]).set(1)
+        self.shown = (served.version, served.info.get("source", ""), served.info["fast_path"])
+        self.model.labels(*self.shown).set(1)
 
     def record(self, version: str, status: int, elapsed: float, reason: str | None = None) -> None:
         """One request; an error's reason is its status's unless the route named it."""
@@ -84,7 +100,20 @@ class ServerMetrics:
             self.labels.labels(reason).inc()
 
     def text(self) -> tuple[bytes, str]:
-        """The Prometheus text format, and its content type."""
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        """The Prometheus text format (of every process, in multiprocess mode), and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if not os.environ.get(MULTIPROCESS_ENV):
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        everyone = CollectorRegistry()
+        MultiProcessCollector(everyone)
+        return generate_latest(everyone), CONTENT_TYPE_LATEST
+
+    def close(self) -> None:
+        """At shutdown: in multiprocess mode, this process's live gauges stop counting."""
+        if os.environ.get(MULTIPROCESS_ENV):
+            from prometheus_client.multiprocess import mark_process_dead
+
+            mark_process_dead(os.getpid())
