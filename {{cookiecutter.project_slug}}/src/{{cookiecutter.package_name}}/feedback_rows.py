@@ -16,6 +16,8 @@ one (`make retrain` then pushes it there, for the pull request's checks to pull)
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,33 +122,23 @@ def kept_on_remote(remote_url: str | None) -> bool:
 
 def default_remote_url(root: Path) -> str | None:
     """The URL of the project's default DVC remote; None without one (or without DVC)."""
-    from dvc.exceptions import NotDvcRepoError
-    from dvc.repo import Repo
-
-    try:
-        with Repo(str(root)) as repo:
-            name = repo.config["core"].get("remote")
-            return repo.config["remote"].get(name, {}).get("url") if name else None
-    except NotDvcRepoError:
+    name = _dvc(root, "remote", "default")
+    if name.returncode != 0 or not name.stdout.strip():
         return None
+    url = _dvc(root, "config", f"remote.{name.stdout.strip()}.url")
+    return url.stdout.strip() or None if url.returncode == 0 else None
 
 
 def track_with_dvc(path: Path, root: Path) -> Path:
     """`dvc add` the partition (its .dvc file goes to git, the data to the cache); its .dvc file.
     FeedbackDataError when DVC refuses (e.g. git still tracks the file: `git rm --cached` it)."""
-    import logging
-
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    dvc_log = logging.getLogger("dvc")
-    level = dvc_log.level
-    dvc_log.setLevel(logging.WARNING)  # its "run git add" hint: the command's own line says what to commit
-    try:
-        with Repo(str(root)) as repo:
-            repo.add(str(path))
-    except DvcException as err:
-        raise FeedbackDataError(f"{path.name}: not DVC-tracked ({err}); the rows are appended") from None
-    finally:
-        dvc_log.setLevel(level)
+    added = _dvc(root, "add", "--quiet", str(path))
+    if added.returncode != 0:
+        reason = (added.stderr.strip().splitlines() or ["dvc add failed"])[-1]
+        raise FeedbackDataError(f"{path.name}: not DVC-tracked ({reason}); the rows are appended")
     return path.with_name(path.name + ".dvc")
+
+
+def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """DVC in a process of its own: importing it sets up its logging on this process's streams."""
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
