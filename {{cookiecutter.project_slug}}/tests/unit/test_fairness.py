@@ -96,6 +96,23 @@ def test_fairness_without_two_groups_large_enough_is_said_so() -> None:
     assert unjudged_fairness(slice_changes(result)) == ["colour.fairness"]
 
 
+def test_rows_without_the_feature_are_no_group_of_the_fairness_differences() -> None:
+    """Served rows come back labelled without their sensitive feature: were they a group, a fair
+    model would be judged on how its known groups differ from rows of every group mixed."""
+    rng = np.random.default_rng(4)
+    truth = pd.Series(rng.choice(["No", "Yes"], 400))
+    predicted = truth.to_numpy().copy()
+    predicted[:200] = "Yes"  # the rows whose feature is missing: all predicted positive
+    colour = pd.Series(rng.choice(["a", "b"], 400), dtype=object)
+    colour[:200] = None
+    result = fairness_slices(
+        truth, predicted, pd.DataFrame({"colour": colour}), ["No", "Yes"], "Yes", 30, rounds=20, seed=0
+    )
+    fairness = result["colour"]["fairness"]
+    assert fairness["groups_judged"] == 2
+    assert fairness["demographic_parity_difference"]["value"] < 0.2  # a and b are predicted alike
+
+
 # Groups too small to judge --------------------------------------------------------------
 
 

@@ -173,14 +173,16 @@ def fairness_slices(
 ) -> dict:
     """Per sensitive feature, the fairness differences between its judged groups (pipeline/
     fairness.py): of the positive class (two classes), or of each class one-vs-rest under
-    "classes" (more). Always the number of groups judged: with fewer than two, no differences."""
+    "classes" (more). Always the number of groups judged: with fewer than two, no differences.
+    Rows whose feature is missing are no group to be fair to (served rows often lack it): they
+    stay in the slices and out of the fairness differences."""
     from .fairness import fairness_differences
 
     result: dict[str, dict] = {}
     labels = [positive] if positive is not None else list(classes)
     for feature in sensitive.columns:
         groups = slice_groups(sensitive[feature]).to_numpy()
-        judged = _judged(groups, min_group_size)
+        judged = _judged(groups, min_group_size) & (groups != MISSING_GROUP)
         kept = groups[judged]
         entry: dict = {"fairness": {"groups_judged": len(np.unique(kept))}}
         per_class = {}

@@ -22,16 +22,20 @@ class PredictGuard:
             return
         started = scope["started"] = time.perf_counter()
         status = [500]
+        recorded = [False]
 
         async def reply(message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Counted before the last byte leaves: a client that has its answer finds it in /metrics.
+                self.record(scope, status[0], time.perf_counter() - started)
+                recorded[0] = True
             await send(message)
 
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._too_large(reply)
-            self.record(scope, 413, time.perf_counter() - started)
+            await self._too_large(reply)  # counted by reply
             return
         seen = 0
 
@@ -46,7 +50,8 @@ class PredictGuard:
             return message
 
         await self.app(scope, limited, reply)
-        self.record(scope, status[0], time.perf_counter() - started)
+        if not recorded[0]:
+            self.record(scope, status[0], time.perf_counter() - started)
 
     async def _too_large(self, send) -> None:
         body = json.dumps({"error": f"request body over {self.limit} bytes", "detail": []}).encode()
