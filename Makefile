@@ -50,12 +50,13 @@ lint: tools  ## ruff and mypy on the template's own Python (a baked project lint
 	uv run ruff format --check .
 	uv run mypy
 
-bench: tools  ## timings of bake, install, repro, tests, the PR loop, serving and the gate's noise check (see benchmarks/)
+bench: tools  ## timings of bake, install, repro, tests, the PR loop, serving, the gate's noise check and batch scoring (see benchmarks/)
 	uv run python benchmarks/bench_skeleton.py
 	uv run python benchmarks/bench_pr_loop.py
 	uv run python benchmarks/bench_serving.py
 	uv run python benchmarks/bench_cli.py
 	uv run python benchmarks/bench_gate_noise.py
+	uv run python benchmarks/bench_batch.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache .mypy_cache

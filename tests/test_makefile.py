@@ -41,12 +41,19 @@ VARIABLES = {
     "PORT": ("serve", "--port"),
     "REPRO_ARGS": ("repro", None),
     "CANARY_ARGS": ("canary", None),
+    "HOURS": ("monitor", "--hours"),
+    "INPUT": ("predict", "--input"),
+    "OUTPUT": ("predict", "--output"),
 }
+# Variable -> the target whose command reads it from its environment (a secret stays out of argv).
+READ_FROM_ENVIRONMENT = {"PUSHGATEWAY_URL": "push-gauges"}
 RECORDER = """#!/usr/bin/env python3
 import json, os, sys
 with open(os.environ["UV_RECORD"], "a") as record:
     record.write(json.dumps(sys.argv[1:]) + "\\n")
-"""
+with open(os.environ["UV_RECORD"] + ".env", "a") as record:
+    record.write(json.dumps({name: os.environ.get(name) for name in NAMES}) + "\\n")
+""".replace("NAMES", repr(sorted(READ_FROM_ENVIRONMENT)))
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +74,7 @@ def make(project: Path, recorder: Path, target: str, variable: str, value: str, 
     what `uv` was called with."""
     record = project / "uv-calls.jsonl"
     record.unlink(missing_ok=True)
+    Path(f"{record}.env").unlink(missing_ok=True)
     env = subprocess_env() | {"PATH": f"{recorder}{os.pathsep}{os.environ['PATH']}", "UV_RECORD": str(record)}
     command = ["make", "-s", target]
     if via == "command line":
@@ -77,12 +85,21 @@ def make(project: Path, recorder: Path, target: str, variable: str, value: str, 
     return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
 
 
+def environments(project: Path) -> list[dict[str, str | None]]:
+    """What each `uv` call of the last `make` found in its environment, of READ_FROM_ENVIRONMENT."""
+    record = project / "uv-calls.jsonl.env"
+    return [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+
+
 def markers(project: Path) -> list[Path]:
     return [path for path in project.rglob("MARKER*")]
 
 
 # A variable that more than one target takes: each of the others as well.
-ALSO_USED: list[tuple[str, str, str | None]] = [("BASE", "plots", "--base")]
+ALSO_USED: list[tuple[str, str, str | None]] = [
+    ("BASE", "plots", "--base"),
+    ("HOURS", "fetch-log", "--hours"),
+]
 
 
 @pytest.mark.parametrize("via", ["command line", "environment"])
@@ -100,6 +117,18 @@ def test_no_value_reaches_a_shell(project, recorder, variable, target, option, v
             assert arguments[3:] == payload.split(), arguments
         else:
             assert arguments[arguments.index(option) + 1] == payload, arguments
+
+
+@pytest.mark.parametrize("via", ["command line", "environment"])
+@pytest.mark.parametrize(("variable", "target"), sorted(READ_FROM_ENVIRONMENT.items()))
+def test_a_value_the_command_reads_from_its_environment_arrives_literally(
+    project, recorder, variable, target, via
+):
+    for payload in PAYLOADS:
+        calls = make(project, recorder, target, variable, payload, via)
+        assert markers(project) == [], f"{variable}={payload!r} via the {via} ran a command"
+        assert len(calls) == 1 and payload not in calls[0], calls
+        assert environments(project) == [{variable: payload}]
 
 
 def test_the_recorder_sees_what_make_passes(project, recorder):

@@ -9,6 +9,7 @@ changes what another module's scenarios clone.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,10 +76,14 @@ def act_command(
     secrets: dict[str, str] | None = None,
     origin: str = "",
     runner_env: dict[str, object] | None = None,
+    runners: tuple[str, ...] = ("ubuntu-latest",),
 ) -> list[str]:
-    """act's command line; `runner_env` adds to (or replaces) the variables every step sees."""
-    command = [str(Path(sys.executable).parent / "act"), event_name, "-W", str(workflow)]
-    command += ["-e", str(event), "-P", "ubuntu-latest=-self-hosted", "-s", "GITHUB_TOKEN=fake-token"]
+    """act's command line; `runner_env` adds to (or replaces) the variables every step sees; a job
+    whose `runs-on` has no label of `runners` is skipped, as GitHub leaves it waiting."""
+    command = [str(Path(sys.executable).parent / "act"), event_name, "-W", str(workflow), "-e", str(event)]
+    for label in runners:
+        command += ["-P", f"{label}=-self-hosted"]
+    command += ["-s", "GITHUB_TOKEN=fake-token"]
     for name, value in (secrets or {}).items():
         command += ["-s", f"{name}={value}"]
     for uses in sorted(third_party_actions()):
@@ -107,6 +113,35 @@ def answers_200(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def pushgateway(folder: Path) -> Iterator[str]:
+    """A real Pushgateway (Debian's prometheus-pushgateway) on 127.0.0.1 while in the block: its address."""
+    binary = shutil.which("prometheus-pushgateway")
+    assert binary, (
+        "prometheus-pushgateway is not installed (apt-get install prometheus-pushgateway; .ci/run does)"
+    )
+    port = free_port()
+    command = [
+        binary,
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--persistence.file={folder / 'gateway.data'}",
+    ]
+    with (folder / "pushgateway.log").open("w") as sink:
+        gateway = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not answers_200(f"{url}/-/ready"):
+            assert gateway.poll() is None and time.monotonic() < deadline, (
+                folder / "pushgateway.log"
+            ).read_text()
+            time.sleep(0.2)
+        yield url
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=20)
 
 
 def write_event(where: Path, event: dict) -> Path:
@@ -148,7 +183,8 @@ class Outcome:
 def run_act(clone: Path, event: Path, workflow: Path, record: Path, **act_options) -> Outcome:
     """Run act in the clone; notes when the recording cml received the comment.
 
-    `act_options`: `event_name` (default pull_request), `secrets` and `runner_env` for `act_command`.
+    `act_options`: `event_name` (default pull_request), `secrets`, `runner_env` and `runners` for
+    `act_command`.
     """
     record.mkdir(parents=True, exist_ok=True)
     comment = record / "cml" / "report.md"

@@ -253,14 +253,23 @@ def test_push_without_a_tracking_server_stops_before_promotion(origins, tracking
     assert aliases(project, uri) == before, "the shared registry is untouched"
 
 
-def test_rollback_without_a_tracking_server_is_a_clear_error(origins, tmp_path):
+def test_rollback_without_a_tracking_server_is_a_clear_error_on_the_runner_asked_for(origins, tmp_path):
+    """Also the `runs-on` input: a JSON list of labels picks the runner (here, one act maps to this
+    machine); with no runner of those labels the job never runs."""
     clone, event = dispatch(origins.with_metrics, tmp_path, {"action": "rollback", "version": "previous"})
     workflow = deploy_caller(clone, tmp_path / "caller.yml", jobs=("rollback",))
-    outcome = run_act(clone, event, workflow, tmp_path / "record", event_name="workflow_dispatch")
+    caller = yaml.safe_load(workflow.read_text())
+    caller["jobs"]["rollback"]["with"] |= {"runs-on": '["self-hosted", "mlgate-large"]', "timeout-minutes": 5}
+    workflow.write_text(yaml.safe_dump(caller, sort_keys=False))
+    outcome = run_act(
+        clone, event, workflow, tmp_path / "record", event_name="workflow_dispatch", runners=("self-hosted",)
+    )
     assert outcome.returncode != 0
     # The summary file is read by act after the step; a step's own output can be cut when it exits at once.
     assert "there is no shared registry to roll back" in outcome.summary, outcome.tail()
     assert "make rollback" not in outcome.output
+    elsewhere = run_act(clone, event, workflow, tmp_path / "elsewhere", event_name="workflow_dispatch")
+    assert "there is no shared registry" not in elsewhere.output + elsewhere.summary, elsewhere.tail()
 
 
 def test_a_rollback_version_never_reaches_a_shell(origins, tracking_server, tmp_path):

@@ -1,9 +1,10 @@
 """The production loop closing in GitHub, run for real: a real server of the reference project
 ships its prediction log to a store (a file:// URL, read through fsspec as s3:// would be),
 labels come back, one input has shifted; the baked monitor.yml (mlgate's reusable monitor.yml)
-runs under act on a dispatch, opens the issue and, with monitor.retrain on, pushes the retrained
-project to a branch and opens the pull request. Then the baked ci.yml's PR gate runs on that
-branch and must judge it. GitHub's API is the recording `gh` of tests/stand-ins/.
+runs under act on a dispatch, pushes its gauges to a real Pushgateway, opens the issue and,
+with monitor.retrain on, pushes the retrained project to a branch and opens the pull request.
+Then the baked ci.yml's PR gate runs on that branch and must judge it. GitHub's API is the
+recording `gh` of tests/stand-ins/.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from act_helpers import (
     ci_caller,
     free_port,
     prepare_origins,
+    pushgateway,
     reference_project,
     run_act,
     write_event,
@@ -178,6 +180,17 @@ def gh_calls(record: Path) -> list[dict]:
     return [json.loads(line) for line in (record / "gh" / "calls.jsonl").read_text().splitlines()]
 
 
+def pushed_alert(gateway: str) -> dict[str, float]:
+    """The monitor_alert series the gateway holds: series -> value."""
+    with urllib.request.urlopen(f"{gateway}/metrics", timeout=5) as answer:
+        lines = answer.read().decode().splitlines()
+    return {
+        series: float(value)
+        for series, _, value in (line.rpartition(" ") for line in lines)
+        if series.startswith("monitor_alert{")
+    }
+
+
 def test_an_alert_opens_the_issue_and_a_retraining_pull_request_that_the_gate_judges(origins, tmp_path):
     store = tmp_path / "log-store"
     shifted = serve_and_label(origins.with_metrics, origins.project, tmp_path, store)
@@ -199,18 +212,23 @@ def test_an_alert_opens_the_issue_and_a_retraining_pull_request_that_the_gate_ju
 
     record = tmp_path / "record"
     runner_env = {"PATH": f"{STAND_IN_BIN}:{os.environ['PATH']}", "GH_RECORD_DIR": record / "gh"}
-    outcome = run_act(
-        main,
-        event,
-        main / ".github" / "workflows" / "monitor.yml",
-        record,
-        event_name="workflow_dispatch",
-        secrets={"MONITOR_PR_TOKEN": "app-token-for-pull-requests"},
-        runner_env=runner_env,
-    )
+    with pushgateway(tmp_path) as gateway:
+        outcome = run_act(
+            main,
+            event,
+            main / ".github" / "workflows" / "monitor.yml",
+            record,
+            event_name="workflow_dispatch",
+            secrets={"MONITOR_PR_TOKEN": "app-token-for-pull-requests", "PUSHGATEWAY_URL": gateway},
+            runner_env=runner_env,
+        )
+        gauges = pushed_alert(gateway)
     print(f"act monitor: {outcome.seconds:.1f} s")
     assert outcome.returncode == 0, outcome.tail()
     assert "## Monitor: ALERT" in outcome.summary, outcome.tail()
+    assert gauges == {'monitor_alert{instance="",job="model_monitor",model="ml-project"}': 1.0}, (
+        outcome.tail()
+    )
 
     calls = gh_calls(record)
     assert all(call["token"] for call in calls)

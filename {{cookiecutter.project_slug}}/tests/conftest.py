@@ -11,10 +11,11 @@ import io
 import os
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
+import database
 import numpy as np
 import pandas as pd
 import pytest
@@ -39,14 +40,8 @@ QUICK = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 hypothesis_settings.register_profile("repeatable", max_examples=50, derandomize=True, **QUICK)
 hypothesis_settings.register_profile("explore", max_examples=1000, **QUICK)
 hypothesis_settings.load_profile("repeatable")
-
-
-{%- if cookiecutter.dvc_remote in ["none", "local"] %}
 # No DVC remote reaches CI: the CSV is committed to git.
 HOW_TO_GET_DATA = "it is committed to git; restore it with `git checkout -- data/external/source.csv`"
-{%- else %}
-HOW_TO_GET_DATA = "run `dvc pull` first (CI gets it from the DVC remote)"
-{%- endif %}
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -68,6 +63,19 @@ def no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
 def unavailable_fixture() -> Callable[[str], NoReturn]:
     """`unavailable` for test modules, which do not import conftest."""
     return unavailable
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[database.Postgres]:
+    """A real PostgreSQL on 127.0.0.1 for the session (tests/database.py); each test that needs
+    a database makes its own with database.create_database."""
+    if database.binaries() is None:
+        unavailable("PostgreSQL is not installed (Debian/Ubuntu: apt-get install postgresql)")
+    server = database.start()
+    try:
+        yield server
+    finally:
+        database.stop(server)
 
 
 @pytest.fixture(scope="session")

@@ -114,6 +114,19 @@ def append(path: Path, frame: pd.DataFrame) -> None:
     partial.replace(path)
 
 
+def stored(path: Path, root: Path) -> str:
+    """Keep the partition by the data rule: DVC-tracked when the default remote is storage CI can
+    reach, else in git. What was done, as a note for the command's line ("" when plain git)."""
+    remote = default_remote_url(root)
+    if kept_on_remote(remote):
+        tracked = track_with_dvc(path, root)
+        shown = tracked.relative_to(root) if tracked.is_relative_to(root) else tracked
+        return f" (DVC-tracked: {shown}; `dvc push` sends it to {remote})"
+    if path.stat().st_size > GIT_MAX_BYTES:
+        return f" (over {GIT_MAX_BYTES // 1_000_000} MB for git: add a DVC remote CI can reach)"
+    return ""
+
+
 def kept_on_remote(remote_url: str | None) -> bool:
     """True when the DVC remote is storage CI can reach (s3://, gs://, ssh://, ...): data goes
     there. A folder of this machine (a path, or file://), or none: data stays in git."""

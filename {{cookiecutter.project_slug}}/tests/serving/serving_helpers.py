@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 
 from {{ cookiecutter.package_name }}.deploy.servers import STOP_WITHIN, Server, ServerError, started
+from {{ cookiecutter.package_name }}.serving.sources import Served
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 LOOPBACK_CLIENT = ("127.0.0.1", 50000)  # a TestClient's address as a client on this machine
-__all__ = ["LOOPBACK_CLIENT", "PACKAGE", "STOP_WITHIN", "start_server", "stop"]
+__all__ = ["LOOPBACK_CLIENT", "PACKAGE", "STOP_WITHIN", "answering_nan", "start_server", "stop"]
 
 
 def start_server(
@@ -32,3 +34,15 @@ def stop(server: Server) -> int:
     if not server.stop():
         pytest.fail(f"the server did not stop within {STOP_WITHIN:.0f} s of SIGTERM")
     return server.process.returncode
+
+
+def answering_nan(served: Served) -> Served:
+    """The model, but every answer NaN: a classifier's probabilities, a regressor's predictions."""
+
+    def nan(batch: list[dict]) -> tuple[list, list | None]:
+        predictions, probabilities = served.predict(batch)
+        if probabilities is not None:
+            return predictions, [[float("nan")] * len(p) for p in probabilities]
+        return [float("nan")] * len(predictions), None
+
+    return dataclasses.replace(served, fast=nan)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from serving_helpers import LOOPBACK_CLIENT
+from serving_helpers import LOOPBACK_CLIENT, answering_nan
 
 from {{ cookiecutter.package_name }}.artifacts import save_model
 from {{ cookiecutter.package_name }}.pipeline.train import fit
@@ -86,13 +86,7 @@ def test_a_failing_model_is_a_500_and_the_server_keeps_answering(app_for, served
 
 
 def test_a_model_answering_nan_is_a_500_of_its_own_not_a_client_error(app_for, served, rows, tmp_path):
-    def nan(batch):
-        predictions, probabilities = served.predict(batch)
-        if probabilities is not None:
-            return predictions, [[float("nan")] * len(p) for p in probabilities]
-        return [float("nan")] * len(predictions), None
-
-    broken = dataclasses.replace(served, fast=nan)
+    broken = answering_nan(served)
     log = tmp_path / "logs" / "predictions"
     with TestClient(app_for(broken, log)) as client:
         answer = client.post("/predict", json=rows[0], headers={"X-Request-ID": "nan-1"})

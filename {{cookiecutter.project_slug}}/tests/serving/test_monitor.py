@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from serving_helpers import answering_nan
 
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config.monitor import MonitorSettings
@@ -131,15 +132,9 @@ def test_a_shifted_input_is_an_alert_naming_it(app_for, served, project, train_s
 
 
 def test_nan_answers_are_an_alert(app_for, served, project, train_set, capsys):
-    def nan(batch):
-        predictions, probabilities = served.predict(batch)
-        if probabilities is not None:
-            return predictions, [[float("nan")] * len(p) for p in probabilities]
-        return [float("nan")] * len(predictions), None
-
     rows = traffic(train_set, served)
     serve(app_for, served, project, rows[: ROWS // 2])
-    serve(app_for, dataclasses.replace(served, fast=nan), project, rows[ROWS // 2 :])
+    serve(app_for, answering_nan(served), project, rows[ROWS // 2 :])
     code, verdict, out = monitored(project, capsys)
     assert code == 1 and "non-finite answers" in alerts(verdict), out
 

@@ -1,10 +1,13 @@
 """Prometheus for real: the shipped alerting rules pass their promtool unit tests (and a broken
 rule fails them), every query of the rules and the Grafana dashboard names a metric the server or
-the monitor exports (a misspelt one is named), and a real Prometheus scraping a real server fires
-the alert for injected errors."""
+the monitor exports (a misspelt one is named), a real Prometheus scraping a real server fires
+the alert for injected errors, and one scraping a real Pushgateway fires the drift alert the
+monitor's pushed gauges call for."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import re
 import shutil
@@ -12,14 +15,19 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from serving_helpers import start_server, stop
 
+from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.config.settings import load_settings
 from {{ cookiecutter.package_name }}.deploy.servers import free_port, request
 from {{ cookiecutter.package_name }}.monitoring.gauges import as_prometheus
+from {{ cookiecutter.package_name }}.monitoring.push import JOB, PushError
+from {{ cookiecutter.package_name }}.monitoring.push import target as gateway_target
 from {{ cookiecutter.package_name }}.monitoring.verdict import Check
 from {{ cookiecutter.package_name }}.serving.metrics import ServerMetrics
 
@@ -185,6 +193,30 @@ def prometheus_config(folder: Path, target: str) -> Path:
     return folder / "prometheus.yml"
 
 
+@contextlib.contextmanager
+def running_prometheus(binary: str, config: Path, folder: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real Prometheus on 127.0.0.1 with `config` while in the block: its address and process."""
+    port = free_port()
+    command = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={folder / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+    with (folder / "prometheus.log").open("w") as sink:
+        prometheus = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        yield f"http://127.0.0.1:{port}", prometheus
+    finally:
+        prometheus.terminate()
+        try:
+            prometheus.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            prometheus.kill()
+            prometheus.wait()
+
+
 def alerts(url: str) -> dict[str, str]:
     """Alert name -> state (pending, firing), as Prometheus reports them now."""
     try:
@@ -214,38 +246,164 @@ def until(condition, within: float, what: str) -> None:
 
 def test_prometheus_fires_the_alert_for_injected_errors(binaries, model_dir, rows, tmp_path):
     server = start_server(Path.cwd(), model_dir, tmp_path / "server.log")
+    config = prometheus_config(tmp_path, server.url.removeprefix("http://"))
+    try:
+        with running_prometheus(binaries["prometheus"], config, tmp_path) as (url, prometheus):
+            for row in rows:
+                assert request(server.url, "POST", "/predict", row)[0] == 200
+            until(lambda: scraped(url), FIRING_WITHIN, "Prometheus scraped the server")
+            time.sleep(3)  # a few evaluations of healthy traffic
+            assert "ModelInvalidInputs" not in alerts(url), "it fired on healthy traffic"
+            deadline = time.monotonic() + FIRING_WITHIN
+            while alerts(url).get("ModelInvalidInputs") != "firing":  # inject: rows the contract refuses
+                if time.monotonic() > deadline or prometheus.poll() is not None:
+                    said = (tmp_path / "prometheus.log").read_text()[-2000:]
+                    pytest.fail(f"ModelInvalidInputs did not fire:\n{said}")
+                for row in rows:
+                    assert request(server.url, "POST", "/predict", {**row, "unheard_of": 1})[0] == 422
+                time.sleep(0.5)
+            assert "ModelServerErrors" not in alerts(url)  # refused requests are the client's errors
+    finally:
+        stop(server)
+
+
+# --- the monitor's gauges through a real Pushgateway ----------------------------------------------
+
+
+def test_the_gateway_address_is_checked_and_its_password_never_shown():
+    to = gateway_target("https://ops:p%40ss@gw.example:9091/base/", "churn/v2")
+    encoded = base64.urlsafe_b64encode(b"churn/v2").decode()
+    assert to.url == f"https://gw.example:9091/base/metrics/job/{JOB}/model@base64/{encoded}"
+    assert to.headers["Authorization"] == "Basic " + base64.b64encode(b"ops:p@ss").decode()
+    assert to.shown == "https://gw.example:9091/base"
+    assert "Authorization" not in gateway_target("http://127.0.0.1:9091", "m").headers
+    for wrong in (
+        "ftp://ops:secret@gw:21",
+        "http://",
+        "http://ops:secret@gw:99999",
+        "http://gw:9091/?x=1",
+        "gw:9091",
+    ):
+        with pytest.raises(PushError) as refused:
+            gateway_target(wrong, "m")
+        assert "secret" not in str(refused.value) and "expected" in str(refused.value), wrong
+
+
+@pytest.fixture
+def pushgateway(unavailable, tmp_path) -> Iterator[str]:
+    """A real Pushgateway on 127.0.0.1, stopped after the test: its address."""
+    binary = shutil.which("prometheus-pushgateway")
+    if binary is None:
+        unavailable(
+            "prometheus-pushgateway not installed (Debian/Ubuntu: apt-get install prometheus-pushgateway)"
+        )
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     command = [
-        binaries["prometheus"],
-        f"--config.file={prometheus_config(tmp_path, server.url.removeprefix('http://'))}",
-        f"--storage.tsdb.path={tmp_path / 'data'}",
+        str(binary),
         f"--web.listen-address=127.0.0.1:{port}",
+        f"--persistence.file={tmp_path / 'pushgateway.data'}",
         "--log.level=warn",
     ]
-    with (tmp_path / "prometheus.log").open("w") as sink:
-        prometheus = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    with (tmp_path / "pushgateway.log").open("w") as sink:
+        gateway = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
     try:
-        for row in rows:
-            assert request(server.url, "POST", "/predict", row)[0] == 200
-        until(lambda: scraped(url), FIRING_WITHIN, "Prometheus scraped the server")
-        time.sleep(3)  # a few evaluations of healthy traffic
-        assert "ModelInvalidInputs" not in alerts(url), "it fired on healthy traffic"
-        deadline = time.monotonic() + FIRING_WITHIN
-        while alerts(url).get("ModelInvalidInputs") != "firing":  # inject: rows the contract refuses
-            if time.monotonic() > deadline or prometheus.poll() is not None:
-                pytest.fail(
-                    f"ModelInvalidInputs did not fire:\n{(tmp_path / 'prometheus.log').read_text()[-2000:]}"
-                )
-            for row in rows:
-                assert request(server.url, "POST", "/predict", {**row, "unheard_of": 1})[0] == 422
-            time.sleep(0.5)
-        assert "ModelServerErrors" not in alerts(url)  # refused requests are the client's errors
+        until(lambda: answers(f"{url}/-/ready") or gateway.poll() is not None, 30, "the Pushgateway started")
+        assert gateway.poll() is None, (tmp_path / "pushgateway.log").read_text()
+        yield url
     finally:
-        prometheus.terminate()
-        try:
-            prometheus.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            prometheus.kill()
-            prometheus.wait()
-        stop(server)
+        gateway.terminate()
+        gateway.wait(timeout=20)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+def pushed(gateway: str) -> list[tuple[dict, float]]:
+    """The monitor_check_alert samples the gateway holds: (labels, value)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{gateway}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        if family.name == "monitor_check_alert"
+        for sample in family.samples
+    ]
+
+
+def push_gauges(checks: list[Check], folder: Path, url: str) -> int:
+    gauges = folder / "monitor.prom"
+    gauges.write_text(as_prometheus(checks, time.time()))
+    return main(["--root", str(Path.cwd()), "push-gauges", str(gauges), "--url", url])
+
+
+def test_prometheus_fires_the_drift_alert_from_the_gauges_pushed_to_a_gateway(
+    binaries, pushgateway, tmp_path, capsys
+):
+    model = load_settings(Path.cwd() / "params.yaml").mlflow.registered_model
+    drifted = [Check("drift: plan", "", "", False), Check("model age", "", "", True)]
+    assert push_gauges(drifted, tmp_path, pushgateway) == 0, capsys.readouterr().err
+    group = {"job": JOB, "model": model, "instance": ""}  # the gateway adds an empty instance
+    assert pushed(pushgateway) == [
+        (group | {"check": "drift: plan", "kind": "drift"}, 1.0),
+        (group | {"check": "model age", "kind": "age"}, 0.0),
+    ]
+    config = prometheus_config(tmp_path, pushgateway.removeprefix("http://"))
+    settings = yaml.safe_load(config.read_text())
+    settings["scrape_configs"][0]["honor_labels"] = True  # the pushed job and model labels, as documented
+    config.write_text(yaml.safe_dump(settings))
+    with running_prometheus(binaries["prometheus"], config, tmp_path) as (url, _):
+        until(lambda: alerts(url).get("ModelDrift") == "firing", FIRING_WITHIN, "ModelDrift fired")
+        assert "ModelStale" not in alerts(url)
+    # The next verdict replaces the group: a check judged no more leaves no stale gauge.
+    assert push_gauges([Check("drift: plan", "", "", True)], tmp_path, pushgateway) == 0
+    assert pushed(pushgateway) == [(group | {"check": "drift: plan", "kind": "drift"}, 0.0)]
+
+
+def test_a_push_that_fails_is_one_line_and_exit_1(pushgateway, tmp_path, capsys, monkeypatch):
+    checks = [Check("drift: plan", "", "", False)]
+    nobody = f"http://ops:secret@127.0.0.1:{free_port()}"
+    refusals = {
+        "nothing listens": (lambda: push_gauges(checks, tmp_path, nobody), "no Pushgateway answered"),
+        "bad gauges": (
+            lambda: main(
+                ["--root", str(Path.cwd()), "push-gauges", str(spoilt(tmp_path)), "--url", pushgateway]
+            ),
+            "refused the gauges (HTTP 400",
+        ),
+        "no file": (
+            lambda: main(
+                [
+                    "--root",
+                    str(Path.cwd()),
+                    "push-gauges",
+                    str(tmp_path / "absent.prom"),
+                    "--url",
+                    pushgateway,
+                ]
+            ),
+            "not found: `make monitor` writes it",
+        ),
+    }
+    for fault, (run, said) in refusals.items():
+        assert run() == 1, fault
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and said in err and "Traceback" not in err, (fault, err)
+        assert "secret" not in err, fault
+    assert pushed(pushgateway) == []  # nothing reached the gateway
+    monkeypatch.delenv("PUSHGATEWAY_URL", raising=False)
+    assert main(["--root", str(Path.cwd()), "push-gauges", str(tmp_path / "absent.prom")]) == 0
+    assert "nothing sent" in capsys.readouterr().out
+
+
+def spoilt(folder: Path) -> Path:
+    gauges = folder / "spoilt.prom"
+    gauges.write_text("# TYPE monitor_alert gauge\nmonitor_alert one\n")
+    return gauges

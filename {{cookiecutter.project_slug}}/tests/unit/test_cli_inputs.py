@@ -30,7 +30,7 @@ def test_a_reload_address_is_http_host_and_port(payload, capsys):
 
 
 def test_the_checks_let_good_values_through():
-    from {{ cookiecutter.package_name }}.cli import checked_ref, checked_urls, checked_version
+    from {{ cookiecutter.package_name }}.commands.values import checked_ref, checked_urls, checked_version
 
     assert checked_version("12") == "12" and checked_version("previous", allow_previous=True) is None
     assert checked_version(None) is None

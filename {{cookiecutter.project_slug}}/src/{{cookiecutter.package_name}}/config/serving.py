@@ -69,6 +69,9 @@ class ServingSettings(Strict):
     max_batch_rows: int = Field(gt=0)  # rows in one /predict request
     alias: str = "champion"  # `serve` without --model serves models:/<registered_model>@<alias> if it exists
     reload_seconds: float = Field(default=30, ge=0)  # how often to look for a new model (0: never)
+    # Server processes on the one address (the kernel spreads connections among them); each
+    # follows the model source on its own, within reload_seconds.
+    workers: int = Field(default=1, ge=1, le=64)
     p99_ms: float = Field(default=50, gt=0)  # the load test's bound on single-row latency (99th percentile)
     min_rps: float = Field(default=200, gt=0)  # the load test's floor on single-row requests per second
     # A request's head, then its body, must arrive within this (408, or the connection is closed).

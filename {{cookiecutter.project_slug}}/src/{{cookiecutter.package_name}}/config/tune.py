@@ -83,5 +83,9 @@ class TuneSettings(Strict):
     timeout_seconds: float = Field(default=1800, gt=0)
     # Optuna's RDB storage (SQLAlchemy URL): sqlite by default; PostgreSQL for parallel workers.
     storage: str = "sqlite:///.optuna/tune.db"
+    # Processes that search the one study side by side (each trial cross-validates on one core):
+    # 1 keeps the search reproducible to the trial; more share tune.storage, whose best value
+    # stays within noise of one worker's.
+    workers: int = Field(default=1, ge=1, le=64)
     study: str = Field(default="tune", min_length=1)  # replaced by a fresh study on every run
     search: SearchSpaces = SearchSpaces()

@@ -10,9 +10,11 @@ run starts a fresh study (a previous one of the same name is deleted) in tune.st
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -108,15 +110,50 @@ def open_study(name: str, storage: str | None, direction: Literal["maximize", "m
     """A fresh study: any previous one of this name in the storage is deleted first."""
     import optuna
 
-    if storage is not None:
-        with contextlib.suppress(KeyError):  # no such study yet
-            optuna.delete_study(study_name=name, storage=storage)
-    return optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction=direction,
-        sampler=optuna.samplers.TPESampler(seed=seed),
-    )
+    with storage_errors(storage):
+        rdb = rdb_storage(storage) if storage is not None else None
+        if rdb is not None:
+            with contextlib.suppress(KeyError):  # no such study yet
+                optuna.delete_study(study_name=name, storage=rdb)
+        return optuna.create_study(
+            study_name=name, storage=rdb, direction=direction, sampler=optuna.samplers.TPESampler(seed=seed)
+        )
+
+
+CONNECT_SECONDS = 10  # a database that does not answer fails the stage after this, not never
+
+
+def rdb_storage(url: str):
+    """Optuna's storage for the SQLAlchemy URL, bounded in the time it waits to connect."""
+    import optuna
+
+    waits = {"connect_args": {"connect_timeout": CONNECT_SECONDS}} if url.startswith("postgresql") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=waits)
+
+
+@contextlib.contextmanager
+def storage_errors(url: str | None) -> Iterator[None]:
+    """A storage that cannot be used (no driver, no database, a bad URL): one line naming
+    tune.storage, its password hidden."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (ImportError, SQLAlchemyError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if isinstance(err, ImportError):
+            reason = f"its driver is not installed ({reason}): add it, e.g. `uv add 'psycopg[binary]'`"
+        raise StageFailed(f"tune.storage {hidden(url or '')}: {reason}") from None
+
+
+def hidden(url: str) -> str:
+    """A database URL with its password masked."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def worker_shares(n_trials: int, workers: int) -> list[int]:
+    """How many trials each worker runs: n_trials in all, as even as whole numbers allow."""
+    return [n_trials // workers + (1 if index < n_trials % workers else 0) for index in range(workers)]
 
 
 def tune(
@@ -126,14 +163,39 @@ def tune(
     progress: bool = False,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict:
-    """The pure search: the training set and settings in, the report out (storage None: in memory)."""
+    """The pure search: the training set and settings in, the report out (storage None: in memory).
+    With tune.workers above 1, that many processes (this one too) search the one study in storage."""
     import optuna
-    from threadpoolctl import threadpool_limits
 
     features_and_target(train, settings.data.target)  # a missing target: one line, before any trial
     metric = objective_metric(settings.task, settings.tune)
     space = search_space(settings)
     direction: Literal["maximize", "minimize"] = "maximize" if BETTER[metric] == "higher" else "minimize"
+    workers = settings.tune.workers
+    if workers > 1 and storage is None:
+        raise ValueError("tune.workers: more than 1 worker needs tune.storage, the study they share")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the progress bar and one line say enough
+    study = open_study(settings.tune.study, storage, direction, settings.tune.seed)
+    given = settings.train.model.model_dump()
+    study.enqueue_trial({name: given[name] for name in space if given.get(name) is not None})
+    shares = worker_shares(settings.tune.n_trials, workers)
+    helpers = Helpers(train, settings, storage, shares[1:]) if workers > 1 else None
+    try:
+        search(study, train, settings, shares[0], clock, progress)
+    except BaseException:
+        if helpers is not None:
+            helpers.stop()
+        raise
+    if helpers is not None:
+        helpers.wait()
+    return report(study, settings, metric, direction)
+
+
+def search(study, train: pd.DataFrame, settings: StageSettings, trials: int, clock, progress: bool) -> None:
+    """Run `trials` trials of the study here (one worker's share)."""
+    from threadpoolctl import threadpool_limits
+
+    metric, space = objective_metric(settings.task, settings.tune), search_space(settings)
     limit, started = settings.tune.timeout_seconds, clock()
 
     def check_time() -> None:
@@ -146,19 +208,64 @@ def tune(
             )
 
     def objective(trial) -> float:
+        trial.set_user_attr("worker", os.getpid())
         params = {name: suggest(trial, name, bounds) for name, bounds in space.items()}
         return cross_validated(train, with_params(settings, params), metric, check_time)
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the progress bar and one line say enough
-    study = open_study(settings.tune.study, storage, direction, settings.tune.seed)
-    given = settings.train.model.model_dump()
-    study.enqueue_trial({name: given[name] for name in space if given.get(name) is not None})
     # One thread per fit: gradient boosting's OpenMP threads on a busy machine made a trial 20
     # times slower, and the results are the same either way.
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")  # Optuna's notes on an enqueued value outside a range
-        study.optimize(objective, n_trials=settings.tune.n_trials, show_progress_bar=progress, catch=())
-    return report(study, settings, metric, direction)
+        study.optimize(objective, n_trials=trials, show_progress_bar=progress, catch=())
+
+
+class Helpers:
+    """The other workers: processes that each load the study and run their share of trials."""
+
+    def __init__(self, train: pd.DataFrame, settings: StageSettings, storage: str | None, shares: list[int]):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # no forked copy of this process's threads
+        self.errors = context.Queue()
+        self.processes = [
+            context.Process(
+                target=work, args=(train, settings, storage, share, index, self.errors), daemon=True
+            )
+            for index, share in enumerate(shares, start=1)
+        ]
+        for process in self.processes:
+            process.start()
+
+    def wait(self) -> None:
+        """Until every helper is done; StageFailed with the first one's reason when one failed."""
+        for process in self.processes:
+            process.join()
+        failed = [process.exitcode for process in self.processes if process.exitcode != 0]
+        if failed:
+            said = self.errors.get(timeout=5) if not self.errors.empty() else f"exit code {failed[0]}"
+            raise StageFailed(f"tune: a worker failed: {said}")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+            process.join()
+
+
+def work(train: pd.DataFrame, settings: StageSettings, storage: str, trials: int, index: int, errors) -> None:
+    """A helper process: its share of the study's trials, with a sampler seeded of its own."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with storage_errors(storage):
+            sampler = optuna.samplers.TPESampler(seed=settings.tune.seed + index)
+            study = optuna.load_study(
+                study_name=settings.tune.study, storage=rdb_storage(storage), sampler=sampler
+            )
+        search(study, train, settings, trials, time.monotonic, progress=False)
+    except Exception as err:  # the reason goes to the stage's one line
+        errors.put((str(err).strip().splitlines() or [type(err).__name__])[0])
+        raise SystemExit(1) from None
 
 
 def report(study, settings: StageSettings, metric: str, direction: str) -> dict:

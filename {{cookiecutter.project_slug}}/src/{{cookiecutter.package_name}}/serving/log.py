@@ -103,20 +103,44 @@ class PredictionLog:
             logger.exception("could not close the prediction log's file")
 
     def line(self, record: dict, dumps: Callable[..., bytes]) -> bytes:
-        """A record as its JSON line (`dumps`: orjson's, NaN as null): the time as ISO 8601 (UTC),
-        the context split from the inputs."""
-        record = {**record, "time": datetime.fromtimestamp(record["time"], UTC).isoformat()}
-        if self._rules:
-            rows = record["inputs"]
-            record["inputs"] = [{k: v for k, v in row.items() if k not in self._rules} for row in rows]
-            record["context"] = [logged_context(row, self._rules, self._key) for row in rows]
-        return dumps(record, default=str) + b"\n"
+        return record_line(record, self._rules, self._key, dumps)
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, close the file (and ship it), then stop."""
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(self._STOP)
             self._thread.join(timeout)
+
+
+def record_line(
+    record: dict, rules: Mapping[str, ContextRule], key: bytes, dumps: Callable[..., bytes]
+) -> bytes:
+    """A record as its JSON line (`dumps`: orjson's, NaN as null): the time as ISO 8601 (UTC),
+    the context split from the inputs, kept, hashed or dropped by `rules`."""
+    record = {**record, "time": datetime.fromtimestamp(record["time"], UTC).isoformat()}
+    if rules:
+        rows = record["inputs"]
+        record["inputs"] = [{k: v for k, v in row.items() if k not in rules} for row in rows]
+        record["context"] = [logged_context(row, rules, key) for row in rows]
+    return dumps(record, default=str) + b"\n"
+
+
+class DirectLog:
+    """The prediction log for a tool that has no request path to keep fast (`predict`): each
+    write goes to the file at once, none is dropped; `close` closes the file (and ships it)."""
+
+    def __init__(self, folder: Path, settings: LogSettings, key: str = "") -> None:
+        self._files, self._rules, self._key = LogFiles(folder, settings), settings.context, key.encode()
+
+    def write(self, records: list[dict]) -> None:
+        import orjson
+
+        self._files.write(
+            b"".join(record_line(record, self._rules, self._key, orjson.dumps) for record in records)
+        )
+
+    def close(self) -> None:
+        self._files.close()
 
 
 MAX_FIELDS, MAX_FIELD = 20, 64  # a refused request's field names, as logged (a client may send any)

@@ -90,17 +90,18 @@ class LogFiles:
         return closed
 
     def _ship(self) -> None:
-        import fsspec
+        from ..log_store import put
 
         assert self.url is not None
-        try:
-            fs, base = fsspec.core.url_to_fs(self.url)
-            fs.makedirs(base, exist_ok=True)
-            for path in self._closed_here():
-                fs.put_file(str(path), f"{base}/{path.name}")
-                path.unlink(missing_ok=True)
-        except Exception as err:  # any store's error: the file waits here for the next close
-            logger.warning("prediction log: not shipped to %s (%s); kept in %s", self.url, err, self.folder)
+        for path in self._closed_here():
+            try:
+                put([path], self.url)
+            except Exception as err:  # any store's error: the files wait here for the next close
+                logger.warning(
+                    "prediction log: not shipped to %s (%s); kept in %s", self.url, err, self.folder
+                )
+                return
+            path.unlink(missing_ok=True)
 
     def _expire(self) -> None:
         oldest = self.clock() - self.settings.retention_days * 86400
@@ -111,14 +112,13 @@ class LogFiles:
             self._expire_remote(oldest)
 
     def _expire_remote(self, oldest: float) -> None:
-        import fsspec
+        from ..log_store import connect, listed
 
         assert self.url is not None
         try:
-            fs, base = fsspec.core.url_to_fs(self.url)
-            for entry in fs.ls(base, detail=False):
-                name = str(entry).rstrip("/").rsplit("/", 1)[-1]
+            fs, folder = connect(self.url)
+            for name in listed(fs, folder):
                 if (opened_at(name) or oldest) < oldest:
-                    fs.rm_file(entry)
+                    fs.rm_file(f"{folder}/{name}")
         except Exception as err:  # any store's error: expired files are deleted at a later close
             logger.warning("prediction log: could not expire old files at %s (%s)", self.url, err)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import threading
 
 from ..config.serving import ServingSettings
@@ -34,11 +35,13 @@ def run(
     port: int,
     log: bool,
     challenger: str | None = None,
+    shared_port: bool = False,
 ) -> None:
     """Load the model from its source, then serve until SIGTERM or SIGINT (exit 0 after a clean stop).
 
     Refused (before anything loads) on an address that is not loopback without an admin token.
     `challenger`: the second model's source ("" : none, None: the alias in serving.shadow or split).
+    `shared_port`: one of several worker processes on the address (serving/workers.py).
     """
     from ..schema import load_contract
 
@@ -59,7 +62,22 @@ def run(
         )
         what = f"challenger {loaded.version}" if loaded else "no challenger yet"
         print(f"serve: {what} from {second}, {how}", flush=True)
-    uvicorn_server(config).run()
+    uvicorn_server(config).run(sockets=[shared_socket(host, port)] if shared_port else None)
+
+
+def shared_socket(host: str, port: int) -> socket.socket:
+    """A listening address that several processes bind at once (SO_REUSEPORT): the kernel spreads
+    new connections among them. Only processes of the same user may share it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise ServeError(f"{host}:{port}: cannot listen there ({err.strerror})") from None
+    return sock
 
 
 def challenger_source(settings: Settings, paths: Paths, given: str | None) -> ModelSource | None:
