@@ -334,6 +334,7 @@ class Writer:
             self.append(header)
         if self._parquet is not None:
             self._parquet.close()
+            self._parquet = None
         import fsspec
 
         fs, path = fsspec.core.url_to_fs(self.url)
@@ -346,4 +347,5 @@ class Writer:
     def discard(self) -> None:
         if self._parquet is not None:
             self._parquet.close()
+            self._parquet = None
         self.staging.unlink(missing_ok=True)

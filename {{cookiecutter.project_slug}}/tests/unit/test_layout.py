@@ -128,9 +128,10 @@ def test_only_check_runs_the_settings_that_no_stage_reads(stages: dict) -> None:
 
 
 def test_imports_inside_functions_and_of_submodules_count() -> None:
-    # pipeline.train imports scoring and tracking inside log_run; cli imports `from .pipeline import check`.
+    # pipeline.train imports scoring and tracking inside log_run; commands.pipeline imports
+    # `from ..pipeline import check` inside cmd_check.
     assert {f"{PACKAGE}.pipeline.scoring", f"{PACKAGE}.tracking"} <= imported(f"{PACKAGE}.pipeline.train")
-    assert f"{PACKAGE}.pipeline.check" in imported(f"{PACKAGE}.cli")
+    assert f"{PACKAGE}.pipeline.check" in imported(f"{PACKAGE}.commands.pipeline")
 
 
 def outputs(stages: dict) -> set[str]:

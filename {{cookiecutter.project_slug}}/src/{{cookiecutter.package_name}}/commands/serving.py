@@ -151,27 +151,14 @@ def cmd_predict(settings: Settings, paths: Paths, args: argparse.Namespace) -> N
     import fsspec
     from tqdm import tqdm
 
-    from ..batch import (
-        BatchError,
-        Writer,
-        file_format,
-        rejected_frame,
-        rejects_url,
-        score_file,
-        scored_frame,
-        staging_path,
-    )
+    from ..batch import BatchError, file_format, rejected_frame, score_file, scored_frame
     from ..schema import load_contract
     from ..serving.sources import default_source, parse_source
 
-    kind, rejects = file_format(args.input), args.rejects or rejects_url(args.output)
-    if file_format(rejects) != "csv":
-        raise StageFailed(f"--rejects {rejects}: expected a .csv file")
+    kind, (output, refused) = file_format(args.input), batch_writers(args)
     contract = load_contract(paths.contract)
     source = parse_source(args.model, settings, paths) if args.model else default_source(settings, paths)
     served = source.load(contract)
-    output = Writer(args.output, file_format(args.output), staging_path(args.output))
-    refused = Writer(rejects, "csv", staging_path(rejects))
     log, written = batch_log(settings, paths, served, args)
     started = time.perf_counter()
     try:
@@ -180,6 +167,9 @@ def cmd_predict(settings: Settings, paths: Paths, args: argparse.Namespace) -> N
             tqdm(unit=" rows", disable=None, file=sys.stderr) as progress,
         ):
             done = score_file(rows, kind, served, contract, args.chunk_rows, output, refused, progress, log)
+        empty: list | None = [] if served.classes is not None else None
+        output.commit(scored_frame([], 1, [], empty, served.classes or ()))
+        refused.commit(rejected_frame([], {}, 1))
     except (BatchError, OSError, ValueError) as err:  # pandas' and pyarrow's parse errors are ValueErrors
         output.discard()
         refused.discard()
@@ -188,15 +178,23 @@ def cmd_predict(settings: Settings, paths: Paths, args: argparse.Namespace) -> N
     finally:
         if written is not None:
             written.close()
-    empty: list | None = [] if served.classes is not None else None
-    output.commit(scored_frame([], 1, [], empty, served.classes or ()))
-    refused.commit(rejected_frame([], {}, 1))
     seconds = time.perf_counter() - started
     print(
         f"predict: {done.rows} row(s) in {seconds:.1f} s ({done.rows / max(seconds, 1e-9):,.0f} rows/s) with "
         f"{served.name} version {served.version}: {done.scored} scored -> {args.output}, "
-        f"{done.rejected} refused -> {rejects}" + (f"; logged as requests {log.run_id}-*" if log else "")
+        f"{done.rejected} refused -> {refused.url}" + (f"; logged as requests {log.run_id}-*" if log else "")
     )
+
+
+def batch_writers(args: argparse.Namespace) -> tuple:
+    """The output's writer and the rejects' (`--rejects`, else beside the output; always CSV)."""
+    from ..batch import Writer, file_format, rejects_url, staging_path
+
+    rejects = args.rejects or rejects_url(args.output)
+    if file_format(rejects) != "csv":
+        raise StageFailed(f"--rejects {rejects}: expected a .csv file")
+    output = Writer(args.output, file_format(args.output), staging_path(args.output))
+    return output, Writer(rejects, "csv", staging_path(rejects))
 
 
 def batch_log(settings: Settings, paths: Paths, served, args: argparse.Namespace) -> tuple:
