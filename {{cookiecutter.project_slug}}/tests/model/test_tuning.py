@@ -108,8 +108,9 @@ def test_each_run_starts_a_fresh_study(params: dict, rows: pd.DataFrame, tmp_pat
 
 def test_two_workers_search_one_study_on_postgresql(params: dict, rows: pd.DataFrame, postgresql) -> None:
     """tune.workers: two processes share the study in a real PostgreSQL. Every trial is recorded,
-    both workers ran some, and the best is within 0.01 (relative above 1) of one worker's best
-    with as many trials."""
+    both workers ran some, and the best is no worse than one worker's best with as many trials,
+    by more than 0.01 (relative above 1). (Better is fine: at a test's budget the two searches
+    draw different points, and on the demo a better draw was seen to gain 0.019 in roc_auc.)"""
     import optuna
 
     url = database.create_database(postgresql, "tune_workers")
@@ -121,7 +122,8 @@ def test_two_workers_search_one_study_on_postgresql(params: dict, rows: pd.DataF
     assert len({trial.user_attrs["worker"] for trial in trials}) == 2, "one process ran every trial"
     assert [trial["trial"] for trial in parallel["trials"]] == list(range(6))
     best, alone = parallel["best"]["value"], single["best"]["value"]
-    assert abs(best - alone) <= 0.01 * max(1.0, abs(alone)), (best, alone)
+    gain = best - alone if BETTER[parallel["metric"]] == "higher" else alone - best
+    assert gain >= -0.01 * max(1.0, abs(alone)), (best, alone)
 
 
 def test_workers_without_a_shared_storage_are_one_line(params: dict, rows: pd.DataFrame) -> None:
