@@ -1,7 +1,7 @@
 """Batch scoring: `<package> predict` on a file of a few million rows.
 
 Uses bench_serving's baked project (default answers, a trained `models/model`), writes the
-demo's test rows repeated to --rows rows as CSV and as Parquet, and scores each into Parquet
+demo's rows repeated to --rows rows as CSV and as Parquet, and scores each into Parquet
 with --chunk-rows rows held at once. Median of --runs runs: wall time (the command's start
 included), rows/s as the command reports it (reading, checking, scoring and writing), and the
 peak resident memory of the process (which a chunked read keeps flat as the file grows).
@@ -24,11 +24,13 @@ import time
 import bench_serving as serving
 
 BIG = """
-import sys
+import pathlib, sys
 import pandas as pd
+from ml_project.config.settings import load_settings
+from ml_project.pipeline.ingest import ingest
 rows = int(sys.argv[1])
-test = pd.read_csv("data/prepared/test.csv")
-big = pd.concat([test] * (rows // len(test) + 1), ignore_index=True).head(rows)
+demo = ingest(load_settings(pathlib.Path("params.yaml")).data, pathlib.Path("."))
+big = pd.concat([demo] * (rows // len(demo) + 1), ignore_index=True).head(rows)
 big.to_csv("build/batch/rows.csv", index=False)
 big.to_parquet("build/batch/rows.parquet")
 """
