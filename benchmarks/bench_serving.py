@@ -7,6 +7,9 @@ concurrency 1 and 4, closed loop (each connection sends its next request when th
 last is answered), median of --runs runs: requests/s, p50 and p99 latency, and the
 server's resident memory. Prints a table; writes build/bench/serving.json.
 
+Then the server unpinned with one worker and with two (`serve --workers 2`): on a
+2-core machine the load generator shares the cores with them, so the ratio is a floor.
+
 Load generator: wrk (Debian package `wrk`) with a Lua script for the POST, when it is
 on PATH; else a Python client (asyncio, raw HTTP/1.1 on kept-alive sockets). The
 JSON says which one ran.
@@ -111,9 +114,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start(command: list[str], url: str, probe: str) -> subprocess.Popen:
-    """The server on core 0, once `probe` answers."""
-    taskset = ["taskset", "-c", SERVER_CORE] if shutil.which("taskset") else []
+def start(command: list[str], url: str, probe: str, cores: str | None) -> subprocess.Popen:
+    """The server on `cores` (None: wherever the kernel puts it), once `probe` answers."""
+    taskset = ["taskset", "-c", cores] if cores and shutil.which("taskset") else []
     env = environment()
     env["PATH"] = f"{PROJECT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"  # mlflow runs `uvicorn`
     process = subprocess.Popen(
@@ -227,11 +230,13 @@ def python_client(url: str, body: Path, connections: int, seconds: int, script: 
     }
 
 
-def measure(name: str, command: list[str], path: str, body: Path, args, generate) -> dict:
+def measure(
+    name: str, command: list[str], path: str, body: Path, args, generate, cores: str | None = SERVER_CORE
+) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     probe = "/ready" if name.startswith("mlgate") else "/ping"
-    process = start([arg.replace("{port}", str(port)) for arg in command], url, probe)
+    process = start([arg.replace("{port}", str(port)) for arg in command], url, probe, cores)
     try:
         generate(url + path, body, 2, 2, args.script)  # warm up
         results = {}
@@ -284,11 +289,19 @@ def main() -> None:
         "mlgate + log": measure("mlgate-log", logged, "/predict", ours, args, generate),
         "mlflow models serve": measure("mlflow", mlflow, "/invocations", theirs, args, generate),
     }
+    # serving.workers: one process against two, neither pinned. On a 2-core machine the load
+    # generator (on core 1) takes its share of the cores the workers would use.
+    unpinned = {
+        "mlgate, 1 worker *": measure("mlgate-1", mlgate, "/predict", ours, args, generate, cores=None),
+        "mlgate, 2 workers *": measure(
+            "mlgate-2", [*mlgate, "--workers", "2"], "/predict", ours, args, generate, cores=None
+        ),
+    }
     shutil.rmtree(scratch, ignore_errors=True)
 
     print(f"model: {described}; load generator: {generator}; {args.runs} runs of {args.seconds} s, median")
     print(f"{'server':22} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'RSS MB':>7}")
-    for name, result in figures.items():
+    for name, result in (figures | unpinned).items():
         for connections, values in result["concurrency"].items():
             print(
                 f"{name:22} {connections:4} {values['rps']:8.0f} {values['p50_ms']:8.2f} "
@@ -302,6 +315,11 @@ def main() -> None:
                 f"{'ratio ' + name:22} {connections:4} {ratio['rps']:7.1f}x "
                 f"{ratio['p50']:7.1f}x {ratio['p99']:7.1f}x  (RSS {ratio['rss']:.2f}x less)"
             )
+    print(f"* server on any core, sharing the machine's {os.cpu_count()} with the load generator (on core 1)")
+    workers = log_share(unpinned["mlgate, 2 workers *"], unpinned["mlgate, 1 worker *"])
+    for connections, share in workers.items():
+        rps, p99 = share["rps"], share["p99_ms"]
+        print(f"{'2 workers / 1':22} {connections:4} {rps:7.2f}x the req/s, p99 {p99:.2f} ms")
     log_cost = log_share(figures["mlgate + log"], figures["mlgate"])
     for connections, share in log_cost.items():
         kept, p99 = share["rps"], share["p99_ms"]
@@ -314,6 +332,7 @@ def main() -> None:
         "runs": args.runs,
         "seconds": args.seconds,
         "servers": figures,
+        "workers": {"servers": unpinned, "two_to_one": workers, "cores": os.cpu_count()},
         "ratios": ratios,
     }
     OUT.mkdir(parents=True, exist_ok=True)
@@ -323,7 +342,8 @@ def main() -> None:
 
 
 def log_share(logged: dict, bare: dict) -> dict[int, dict[str, float]]:
-    """The server with its prediction log against itself without: share of requests/s kept, and p99."""
+    """One server against another (with its log against without; two workers against one): the
+    first's requests/s as a share of the second's, and the first's p99."""
     return {
         connections: {
             "rps": logged["concurrency"][connections]["rps"] / bare["concurrency"][connections]["rps"],

@@ -70,7 +70,7 @@ DISTRIBUTIONS = words(
     adlfs aiobotocore aiohappyeyeballs aiohttp aiohttp-retry aioitertools aiosignal alembic amqp
     annotated-doc annotated-types antlr4-python3-runtime anyio appdirs argcomplete ast-serialize
     asyncssh atpublic
-    attrs azure-core azure-identity azure-storage-blob bidict billiard blinker botocore brotli
+    attrs azure-core azure-identity azure-storage-blob bidict billiard blinker boto3 botocore brotli
     cachetools celery certifi cffi charset-normalizer check-jsonschema click click-didyoumean click-plugins
     click-repl cloudpickle colorama colorlog configargparse configobj contourpy cryptography cycler
     databricks-sdk decorator dictdiffer diskcache distro docker dpath dulwich dvc dvc-azure dvc-data
@@ -86,21 +86,23 @@ DISTRIBUTIONS = words(
     jsonschema jsonschema-rs jsonschema-specifications kiwisolver knack kombu kubernetes-validate
     librt llvmlite locust
     mako markdown-it-py markupsafe matplotlib mdurl
-    mlflow mlflow-skinny mlflow-tracing msal msal-extensions msgpack multidict mypy mypy-extensions
+    mlflow mlflow-skinny mlflow-tracing moto msal msal-extensions msgpack multidict mypy mypy-extensions
     narwhals networkx numba numpy oauthlib omegaconf opentelemetry-api opentelemetry-proto
     opentelemetry-sdk opentelemetry-semantic-conventions optuna orjson packaging pandas pandas-stubs
     pandera pathspec
     pillow platformdirs pluggy prettytable prometheus-client prompt-toolkit propcache proto-plus
-    protobuf psutil psycopg psycopg-binary pyarrow pyasn1 pyasn1-modules pycparser pydantic
+    protobuf psutil psycopg psycopg-binary py-partiql-parser pyarrow pyasn1 pyasn1-modules pycparser pydantic
     pydantic-core pydantic-settings
     pydot pygit2 pygments pygtrie pyjwt pyparsing pyrate-limiter pytest python-dateutil
     python-dotenv python-engineio python-socketio pywin32 pyyaml pyzmq referencing regress requests
-    requests-oauthlib rich rpds-py ruamel-yaml ruff s3fs schemathesis scikit-learn scikit-lego scipy
+    requests-oauthlib responses rich rpds-py ruamel-yaml ruff s3fs s3transfer schemathesis scikit-learn
+    scikit-lego scipy
     scmrepo semver setuptools
     shap shortuuid shtab simple-websocket six slicer sklearn-compat skops smmap sortedcontainers sqlalchemy
     sqlparse sqltrie starlette tabulate threadpoolctl tomlkit tqdm typeguard typing-extensions
     types-pyyaml typing-inspect typing-inspection tzdata tzlocal urllib3 uv uv-build uvicorn uvloop vine
-    vl-convert-python voluptuous waitress wcwidth websocket-client werkzeug wrapt wsproto yarl zc-lockfile
+    vl-convert-python voluptuous waitress wcwidth websocket-client werkzeug wrapt wsproto xmltodict yarl
+    zc-lockfile
     zipp zope-event zope-interface
     """
 )

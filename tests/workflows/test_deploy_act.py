@@ -1,6 +1,7 @@
 """Deploy and rollback, run for real: the baked project's deploy.yml and mlgate's reusable
-deploy.yml and rollback.yml under act (host mode, offline), against a real `mlflow server`
-on 127.0.0.1 (sqlite backend) given to the workflows as the MLFLOW_TRACKING_URI secret.
+deploy.yml and rollback.yml under act (host mode, offline), against a team's real `mlflow server`
+on 127.0.0.1 (its store on PostgreSQL, its artifacts in an S3 bucket behind it) given to the
+workflows as the MLFLOW_TRACKING_URI secret.
 
 One project is baked, installed, reproduced and pushed to a bare `origin` once per module
 (shared with the pull-request scenarios' helpers); each scenario clones it, commits on main,
@@ -10,12 +11,12 @@ writes the push (or workflow_dispatch) event and runs act.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -24,8 +25,6 @@ from act_helpers import (
     REPOSITORY,
     RETUNED,
     Outcome,
-    answers_200,
-    free_port,
     prepare_origins,
     reference_project,
     run_act,
@@ -34,10 +33,8 @@ from act_helpers import (
 )
 from conftest import run, subprocess_env
 
-# One worker runs the whole module (`--dist loadgroup`): one bake, one tracking server.
+# One worker runs the whole module (`--dist loadgroup`): one bake, one team server.
 pytestmark = [pytest.mark.act, pytest.mark.slow, pytest.mark.xdist_group("act-deploy")]
-
-SERVER_READY_WITHIN = 120  # seconds: the first start migrates the sqlite store
 
 
 @pytest.fixture(scope="module")
@@ -46,33 +43,41 @@ def origins(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tracking_server(origins, tmp_path_factory) -> Iterator[str]:
-    """`mlflow server` from the baked project's environment, on a free loopback port."""
-    folder = tmp_path_factory.mktemp("tracking-server")
-    port = free_port()
-    command = [str(origins.project / ".venv" / "bin" / "mlflow"), "server", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--workers", "1"]
-    command += ["--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"]
-    command += ["--artifacts-destination", str(folder / "artifacts")]
-    url = f"http://127.0.0.1:{port}"
-    with (folder / "server.log").open("w") as log:
+def team_server(origins, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """A team's tracking server (PostgreSQL store, artifacts proxied to an S3 bucket) started by
+    the baked project's own test helper, tests/team_server.py: its url, s3_endpoint and bucket."""
+    log = tmp_path_factory.mktemp("team-server") / "team-server.log"
+    python = str(origins.project / ".venv" / "bin" / "python")
+    with log.open("w") as errors:
         server = subprocess.Popen(
-            command,
-            # No background job runners (MLflow's GenAI jobs): a registry needs none of them.
-            env={**subprocess_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            [python, "tests/team_server.py"],
+            cwd=origins.project,
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
         )
+    assert server.stdout is not None
+    ready = server.stdout.readline()  # one JSON line once all three answer; nothing if it failed
     try:
-        deadline = time.monotonic() + SERVER_READY_WITHIN
-        while not answers_200(f"{url}/health"):
-            assert server.poll() is None and time.monotonic() < deadline, (folder / "server.log").read_text()
-            time.sleep(0.5)
-        yield url
+        assert ready, f"the team server did not start:\n{log.read_text()[-3000:]}"
+        yield json.loads(ready)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        server.send_signal(signal.SIGTERM)  # it stops its servers and PostgreSQL, then exits
+        server.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def tracking_server(team_server) -> str:
+    return team_server["url"]
+
+
+def stored_keys(team: dict[str, str]) -> list[str]:
+    """The keys in the team server's bucket (the S3 store takes unsigned requests)."""
+    listing = f"{team['s3_endpoint']}/{team['bucket']}?list-type=2&max-keys=1000"
+    with urllib.request.urlopen(listing, timeout=10) as answer:
+        tree = ElementTree.parse(answer)
+    return [key.text or "" for key in tree.iter() if key.tag.endswith("}Key")]
 
 
 def registered_model(project: Path) -> str:
@@ -160,13 +165,14 @@ def no_change(clone: Path) -> None:
 # Scenarios --------------------------------------------------------------------------
 
 
-def test_push_promotes_through_the_canary_and_rollback_restores(origins, tracking_server, tmp_path):
+def test_push_promotes_through_the_canary_and_rollback_restores(origins, team_server, tmp_path):
     """The whole baked deploy.yml on a push (tests, gate, register, canary, promote), then rollback."""
-    project, uri = origins.project, tracking_server
+    project, uri = origins.project, team_server["url"]
     cli(project, uri, "register")
     cli(project, uri, "promote", "--force", "the champion the deploy replaces")
     old = aliases(project, uri)["champion"]
     new = str(int(old) + 1)
+    models_before = [key for key in stored_keys(team_server) if key.endswith("/model.skops")]
 
     outcome = deploy(
         origins.with_metrics,
@@ -189,6 +195,9 @@ def test_push_promotes_through_the_canary_and_rollback_restores(origins, trackin
     assert f"\n- Canary: **passed** against version {old}\n" in outcome.summary
     verdict = json.loads((outcome.record / "artifacts" / "canary" / "canary.json").read_text())
     assert (verdict["challenger"], verdict["champion"], verdict["passed"]) == (new, old, True)
+    # The job's train stage logged the new model through the server into the team's bucket.
+    models_after = [key for key in stored_keys(team_server) if key.endswith("/model.skops")]
+    assert len(models_after) == len(models_before) + 1, models_after
 
     clone, event = dispatch(
         origins.with_metrics, tmp_path / "rollback", {"action": "rollback", "version": "previous"}

@@ -92,7 +92,8 @@ def log_model(pipeline: Pipeline):
 
 
 def quiet_mlflow() -> None:
-    # uv environments have no pip; MLflow warns about it on every save.
+    # uv environments have no pip; MLflow warns about it on every save, and says it found uv.lock.
     import logging
 
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+    logging.getLogger("mlflow.utils.uv_utils").setLevel(logging.WARNING)

@@ -52,6 +52,9 @@ ABSENT = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 SERVER_HINT = "is the tracking server up? (MLFLOW_TRACKING_URI, else mlflow.tracking_uri in params.yaml)"
 CREDENTIALS_HINT = "check MLFLOW_TRACKING_USERNAME and _PASSWORD, or MLFLOW_TRACKING_TOKEN"
 RESTORE_HINT = f"restore it, or move it aside and set {NEW_REGISTRY_ENV}=1 to start a new registry"
+# A server that is up but fails: with artifacts proxied, a bucket, endpoint or key it cannot use.
+FAILING_HINT = "see the tracking server's log (can it reach its database and its artifact store?)"
+FAILED_STATUS = re.compile(r"too many (\d{3}) error responses")
 # Known failures, by a phrase of their message: what it means, what to do.
 KNOWN = (
     ("file is not a database", "not an SQLite database (overwritten?)", RESTORE_HINT),
@@ -219,6 +222,8 @@ def artifact_folder(home: Path, experiment: str) -> Path:
 def describe(uri: str, text: str, environ: dict[str, str]) -> str:
     """One line for a failed store call: the store, what went wrong, what to do."""
     lowered = text.lower()
+    if failed := FAILED_STATUS.search(lowered):
+        return f"{uri}: the server answered HTTP {failed.group(1)} on every try: {FAILING_HINT}"
     for phrase, meaning, hint in KNOWN:
         if phrase in lowered:
             if meaning == "no answer in time":

@@ -10,20 +10,18 @@ seconds creating its tables), or a real `mlflow server` on 127.0.0.1.
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from registry_helpers import DATA_MD5, Project, start
+from registry_helpers import DATA_MD5, Project
+from team_server import NotStarted, TeamServer, running
 
 from {{ cookiecutter.package_name }}.config.settings import Settings
 from {{ cookiecutter.package_name }}.data import write_frame
-from {{ cookiecutter.package_name }}.deploy.servers import free_port
 from {{ cookiecutter.package_name }}.paths import Paths
 from {{ cookiecutter.package_name }}.pipeline.train import fit
 
@@ -77,16 +75,16 @@ def retrained_model(settings: Settings, train_set: pd.DataFrame):
 
 
 @pytest.fixture(scope="session")
-def tracking_server(tmp_path_factory, blank_store: Path) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 (sqlite backend, artifacts proxied), stopped after the session."""
-    folder = tmp_path_factory.mktemp("tracking-server")
-    shutil.copy(blank_store, folder / "mlflow.db")
-    port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"]
-    command += ["--artifacts-destination", str(folder / "artifacts")]
-    # No background job runners (MLflow's GenAI jobs): a registry needs none of them.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = start(command, f"http://127.0.0.1:{port}", "/health", folder / "server.log", env)
-    yield server.url
-    server.stop()
+def team_server(tmp_path_factory, postgresql) -> Iterator[TeamServer]:
+    """A team's `mlflow server` on 127.0.0.1: its store on PostgreSQL, its artifacts proxied to an
+    S3 bucket (tests/team_server.py), stopped after the session."""
+    try:
+        with running(postgresql, tmp_path_factory.mktemp("team-server")) as team:
+            yield team
+    except NotStarted as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture(scope="session")
+def tracking_server(team_server: TeamServer) -> str:
+    return team_server.url

@@ -27,7 +27,7 @@ LOAD_WITHIN = 20.0
 TRUSTED_TOKEN = "trusted-traffic-t0ken"  # the token of the clients whose requests the canary may replay
 
 
-@pytest.fixture(params=["sqlite", "tracking-server"])
+@pytest.fixture(params=["sqlite", "team-server"])
 def project(request, new_project) -> Project:
     if request.param == "sqlite":
         return new_project()

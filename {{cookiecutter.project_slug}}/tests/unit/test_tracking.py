@@ -134,6 +134,12 @@ def test_artifacts_outside_the_stores_folder_are_found(tmp_path):
         ("file is not a database", "not an SQLite database (overwritten?): restore it"),
         ("database is locked", "the database is locked by another process: try again when it is done"),
         ("API request to /x failed with error code 401 != 200", "the server refused the credentials"),
+        (
+            "API request to http://h/api/2.0/mlflow-artifacts/artifacts/1/m.skops failed with exception "
+            "HTTPConnectionPool(host='h'): Max retries exceeded (Caused by ResponseError('too many 500 "
+            "error responses'))",
+            "the server answered HTTP 500 on every try: see the tracking server's log",
+        ),
         ("Something new\nwith a second line", "Something new"),
     ],
 )

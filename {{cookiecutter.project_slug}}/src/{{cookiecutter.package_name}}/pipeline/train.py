@@ -167,9 +167,10 @@ def log_training_data(train: pd.DataFrame, target: str, source: str) -> None:
     from mlflow.data.pandas_dataset import from_pandas
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # MLflow's hint about integer columns concerns model signatures
+        # MLflow's hint about integer columns concerns model signatures (the schema is made lazily).
+        warnings.simplefilter("ignore")
         dataset = from_pandas(train, source=source, name="train", targets=target)
-    mlflow.log_input(dataset, context="training")
+        mlflow.log_input(dataset, context="training")
 
 
 def with_tuning(settings: StageSettings, paths: Paths) -> StageSettings:
