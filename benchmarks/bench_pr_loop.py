@@ -6,6 +6,9 @@ run. Three pull requests on a reproduced main (DVC remote: a local folder):
   changes the model; and the same with every test in one job (`make-targets: ["test"]`);
 - the report workflow alone, the same PR;
 - the report workflow alone, a docs-only PR (nothing to reproduce: the floor of the loop);
+- the report workflow alone with the DVC remote on S3 (moto's server): a params change run and
+  pushed before, with the run-cache and without it; a new params change; a docs-only change
+  (the "stages" column counts the stages that ran);
 
 and `make report` alone in the reproduced project. CPU seconds are those of act and every
 process it started (the machine may be shared: wall time depends on its load, CPU less so).
@@ -32,12 +35,17 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "workflows")]
 
 from act_helpers import (  # noqa: E402
     IMPROVED,
+    RETUNED,
+    S3_SECRETS,
+    Reference,
     build_reference,
     ci_caller,
     edit_readme,
     open_pull_request,
     prepare_origins,
     run_act,
+    s3_origin,
+    s3_store,
     set_model,
 )
 from conftest import run  # noqa: E402
@@ -51,6 +59,15 @@ LOOPS = {
     "report alone, model change": (("report",), set_model(IMPROVED), {}),
     "report alone, docs-only change": (("report",), edit_readme, {}),
 }
+# The report workflow alone on a DVC remote on S3 (moto's server on 127.0.0.1): a params change
+# whose run a developer already pushed, and one nobody ran, with the run-cache pushed and pulled
+# (`make push`, `make pull`) and without it (`dvc push` only).
+S3_LOOPS = {
+    "S3, run-cache, params run before": (True, set_model(IMPROVED)),
+    "S3, no run-cache, params run before": (False, set_model(IMPROVED)),
+    "S3, run-cache, new params": (True, set_model(RETUNED)),
+    "S3, run-cache, docs-only change": (True, edit_readme),
+}
 
 
 def children_cpu() -> float:
@@ -58,13 +75,15 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def loop(origin: Path, jobs: tuple[str, ...], change, inputs: dict[str, str]) -> dict:
+def loop(
+    origin: Path, jobs: tuple[str, ...], change, inputs: dict[str, str], secrets: dict[str, str] | None = None
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-pr-loop-") as scratch:
         where = Path(scratch)
         clone, event = open_pull_request(origin, where, change)
         workflow = ci_caller(clone, where / "caller.yml", jobs=jobs, **inputs)
         cpu = children_cpu()
-        outcome = run_act(clone, event, workflow, where / "record")
+        outcome = run_act(clone, event, workflow, where / "record", secrets=secrets or {})
         if outcome.comment is None:
             sys.exit(f"no comment was recorded:\n{outcome.tail(3000)}")
         return {
@@ -72,8 +91,27 @@ def loop(origin: Path, jobs: tuple[str, ...], change, inputs: dict[str, str]) ->
             "to_end_s": outcome.seconds,
             "cpu_s": children_cpu() - cpu,
             "exit": outcome.returncode,
+            "stages_run": outcome.output.count("Running stage '"),
             "failure": failure_lines(outcome.output) if outcome.returncode else None,
         }
+
+
+def s3_loops(reference: Reference, where: Path, loops: dict, runs: int) -> dict[str, list[dict]]:
+    """The S3 loops on two origins (with and without the run-cache) of one S3 server."""
+    results: dict[str, list[dict]] = {}
+    with s3_store(reference.project / ".venv" / "bin" / "python", where) as endpoint:
+        origins = {}
+        for run_cache in {run_cache for run_cache, _ in loops.values()}:
+            folder = where / ("with-run-cache" if run_cache else "without-run-cache")
+            folder.mkdir()
+            origins[run_cache] = s3_origin(reference, folder, endpoint, (IMPROVED,), run_cache=run_cache)
+        secrets = {**S3_SECRETS, "AWS_ENDPOINT_URL": endpoint}
+        for _ in range(runs):
+            for name, (run_cache, change) in loops.items():
+                results.setdefault(name, []).append(
+                    loop(origins[run_cache], ("report",), change, {}, secrets)
+                )
+    return results
 
 
 def failure_lines(output: str) -> list[str]:
@@ -100,19 +138,21 @@ def main() -> None:
     options = parser.parse_args()
     runs = options.runs
     loops = {name: loop for name, loop in LOOPS.items() if options.only in name}
+    on_s3 = {name: loop for name, loop in S3_LOOPS.items() if options.only in name}
     where = Path(tempfile.mkdtemp(prefix="bench-pr-"))
     results: dict[str, list[dict]] = {}
     try:
         start = time.perf_counter()
-        origins = prepare_origins(
-            where, build_reference(where)
-        )  # bake, make install (warms uv's cache), dvc repro, dvc push
+        reference = build_reference(where)  # bake, make install (warms uv's cache), dvc repro, make push
+        origins = prepare_origins(where, reference)
         prepare_s = time.perf_counter() - start
         for _ in range(runs):
             for name, (jobs, change, inputs) in loops.items():
                 results.setdefault(name, []).append(loop(origins.with_metrics, jobs, change, inputs))
             if options.only in REPORT_ALONE:
                 results.setdefault(REPORT_ALONE, []).append(report_alone(where / "ml-project"))
+        if on_s3:
+            results |= s3_loops(reference, where, on_s3, runs)
     finally:
         shutil.rmtree(where, ignore_errors=True)
 
@@ -124,14 +164,15 @@ def main() -> None:
         return "—" if value is None else f"{value:.1f}"
 
     print(f"PR loop under act, {runs} run(s), medians; {os.cpu_count()} cores; prepare {prepare_s:.0f} s")
-    print(f"{'loop':40} {'event→comment s':>16} {'event→end s':>12} {'CPU s':>7} {'exit':>5}")
+    print(f"{'loop':40} {'event→comment s':>16} {'event→end s':>12} {'CPU s':>7} {'stages':>6} {'exit':>5}")
     for name, rows in results.items():
         to_comment = median(name, "to_comment_s")
         verdict = "" if to_comment is None else ("  ok" if to_comment < TARGET_SECONDS else "  OVER")
         exits = ",".join(str(r["exit"]) for r in rows)
+        stages = ",".join(str(r.get("stages_run", "—")) for r in rows)
         print(
             f"{name:40} {cell(to_comment):>16} {cell(median(name, 'to_end_s')):>12} "
-            f"{cell(median(name, 'cpu_s')):>7} {exits:>5}{verdict}"
+            f"{cell(median(name, 'cpu_s')):>7} {stages:>6} {exits:>5}{verdict}"
         )
     print(f"target: event → comment < {TARGET_SECONDS:.0f} s on 2 cores")
     for name, rows in results.items():

@@ -134,8 +134,10 @@ def load_hook(name: str):
     return module
 
 
-def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=subprocess_env(), capture_output=True, text=True)
+def run(
+    args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env or subprocess_env(), capture_output=True, text=True)
     if check and result.returncode != 0:
         pytest.fail(
             f"{' '.join(args)} failed in {cwd} ({result.returncode}):\n{result.stdout}\n{result.stderr}"

@@ -144,6 +144,74 @@ def pushgateway(folder: Path) -> Iterator[str]:
         gateway.wait(timeout=20)
 
 
+# The S3 store's keys, given to the workflows as secrets (moto's server accepts any).
+S3_SECRETS = {"AWS_ACCESS_KEY_ID": "tests", "AWS_SECRET_ACCESS_KEY": "tests-secret"}
+S3_BUCKET = "mlgate-dvc"
+
+
+@contextlib.contextmanager
+def s3_store(python: Path, folder: Path) -> Iterator[str]:
+    """An S3-compatible server (moto's, from the baked project's environment `python`) on
+    127.0.0.1 with the bucket S3_BUCKET, while in the block: its endpoint."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [str(python), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with (folder / "s3.log").open("w") as sink:
+        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=subprocess_env())
+    try:
+        deadline = time.monotonic() + 60
+        while not answers_200(f"{endpoint}/moto-api/"):
+            assert server.poll() is None and time.monotonic() < deadline, (folder / "s3.log").read_text()
+            time.sleep(0.2)
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{S3_BUCKET}", method="PUT"), timeout=10)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def s3_environment(endpoint: str) -> dict[str, str]:
+    return {**subprocess_env(), **S3_SECRETS, "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def s3_origin(
+    reference: Reference,
+    where: Path,
+    endpoint: str,
+    also_cached: tuple[dict, ...] = (),
+    run_cache: bool = True,
+) -> Path:
+    """A bare origin of the reference project moved to a DVC remote on S3 (s3://S3_BUCKET/<where's
+    name>), as a bake with dvc_remote=s3 has it (`dvc[s3]`, the remote in .dvc/config): main's
+    outputs and run-cache pushed there, and the runs of `also_cached` models too (trained here,
+    as a developer's `make repro` then `make push` leaves them), their results not committed.
+    run_cache=False: `dvc push` alone, no run-cache (as before `make push` sent it)."""
+    push = ["make", "push"] if run_cache else ["uv", "run", "dvc", "push"]
+    project = where / "s3-project"
+    run(["git", "clone", "-q", str(reference.project), str(project)], cwd=where)
+    run(["make", "install"], cwd=project)
+    run(["uv", "run", "dvc", "pull", "--run-cache"], cwd=project)  # from the local remote
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"dvc>=3.50",', '"dvc[s3]>=3.50",', 1))
+    remote = f"s3://{S3_BUCKET}/{where.name}"
+    run(["uv", "run", "dvc", "remote", "modify", "storage", "url", remote], cwd=project)
+    run(["make", "install"], cwd=project)  # locks and installs dvc-s3
+    # uv.lock is every stage's dependency: record its new hash (nothing else changed), as a bake
+    # with dvc_remote=s3 has dvc-s3 in its lock from the first run.
+    run(["uv", "run", "dvc", "commit", "--force"], cwd=project)
+    environment = s3_environment(endpoint)
+    run(push, cwd=project, env=environment)
+    run(["git", "commit", "-qam", "The DVC remote on S3"], cwd=project)
+    for model in also_cached:
+        set_model(model)(project)
+        run(["uv", "run", "dvc", "repro"], cwd=project)
+        run(push, cwd=project, env=environment)
+        run(["git", "checkout", "--", "."], cwd=project)
+    origin = where / "s3-origin.git"
+    run(["git", "clone", "-q", "--bare", str(project), str(origin)], cwd=where)
+    return origin
+
+
 def write_event(where: Path, event: dict) -> Path:
     path = where / "event.json"
     path.write_text(json.dumps(event))
@@ -236,11 +304,12 @@ class Reference:
 
 
 def build_reference(where: Path) -> Reference:
-    """Bake the default project (DVC remote: a local folder), install, reproduce, push, commit."""
+    """Bake the default project (DVC remote: a local folder), install, reproduce, push (with the
+    run-cache), commit."""
     storage = where / "dvc-storage"
     project = bake(where, dvc_remote="local", dvc_remote_url=str(storage))
     bake_commit = run(["git", "rev-parse", "HEAD"], cwd=project).stdout.strip()
-    for args in (["make", "install"], ["uv", "run", "dvc", "repro"], ["uv", "run", "dvc", "push"]):
+    for args in (["make", "install"], ["uv", "run", "dvc", "repro"], ["make", "push"]):
         run(args, cwd=project)
     run(["git", "add", "--all"], cwd=project)
     run(["git", "commit", "-qm", "Reproduce the pipeline"], cwd=project)
