@@ -6,7 +6,7 @@ run. Three pull requests on a reproduced main (DVC remote: a local folder):
   changes the model; and the same with every test in one job (`make-targets: ["test"]`);
 - the report workflow alone, the same PR;
 - the report workflow alone, a docs-only PR (nothing to reproduce: the floor of the loop);
-- the report workflow alone with the DVC remote on S3 (moto's server): a params change run and
+- the report workflow alone on projects baked with dvc_remote=s3 (moto's server): a params change run and
   pushed before, with the run-cache and without it; a new params change; a docs-only change
   (the "stages" column counts the stages that ran);
 
@@ -37,13 +37,13 @@ from act_helpers import (  # noqa: E402
     IMPROVED,
     RETUNED,
     S3_SECRETS,
-    Reference,
     build_reference,
     ci_caller,
     edit_readme,
     open_pull_request,
     prepare_origins,
     run_act,
+    s3_bake,
     s3_origin,
     s3_store,
     set_model,
@@ -96,15 +96,21 @@ def loop(
         }
 
 
-def s3_loops(reference: Reference, where: Path, loops: dict, runs: int) -> dict[str, list[dict]]:
-    """The S3 loops on two origins (with and without the run-cache) of one S3 server."""
+def s3_loops(where: Path, loops: dict, runs: int) -> dict[str, list[dict]]:
+    """The S3 loops on two projects baked with dvc_remote=s3 (one pushes the run-cache, one does
+    not), their remotes in one S3 server."""
     results: dict[str, list[dict]] = {}
-    with s3_store(reference.project / ".venv" / "bin" / "python", where) as endpoint:
-        origins = {}
-        for run_cache in {run_cache for run_cache, _ in loops.values()}:
-            folder = where / ("with-run-cache" if run_cache else "without-run-cache")
-            folder.mkdir()
-            origins[run_cache] = s3_origin(reference, folder, endpoint, (IMPROVED,), run_cache=run_cache)
+    projects = {}
+    for run_cache in {run_cache for run_cache, _ in loops.values()}:
+        folder = where / ("with-run-cache" if run_cache else "without-run-cache")
+        folder.mkdir()
+        projects[run_cache] = s3_bake(folder)
+    python = next(iter(projects.values())) / ".venv" / "bin" / "python"
+    with s3_store(python, where) as endpoint:
+        origins = {
+            run_cache: s3_origin(project, endpoint, (IMPROVED,), run_cache=run_cache)
+            for run_cache, project in projects.items()
+        }
         secrets = {**S3_SECRETS, "AWS_ENDPOINT_URL": endpoint}
         for _ in range(runs):
             for name, (run_cache, change) in loops.items():
@@ -152,7 +158,7 @@ def main() -> None:
             if options.only in REPORT_ALONE:
                 results.setdefault(REPORT_ALONE, []).append(report_alone(where / "ml-project"))
         if on_s3:
-            results |= s3_loops(reference, where, on_s3, runs)
+            results |= s3_loops(where, on_s3, runs)
     finally:
         shutil.rmtree(where, ignore_errors=True)
 

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -149,6 +151,11 @@ S3_SECRETS = {"AWS_ACCESS_KEY_ID": "tests", "AWS_SECRET_ACCESS_KEY": "tests-secr
 S3_BUCKET = "mlgate-dvc"
 
 
+def make_bucket(endpoint: str, bucket: str) -> None:
+    """Create `bucket` on the S3-compatible server at `endpoint` (moto's takes unsigned requests)."""
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT"), timeout=10)
+
+
 @contextlib.contextmanager
 def s3_store(python: Path, folder: Path) -> Iterator[str]:
     """An S3-compatible server (moto's, from the baked project's environment `python`) on
@@ -163,52 +170,83 @@ def s3_store(python: Path, folder: Path) -> Iterator[str]:
         while not answers_200(f"{endpoint}/moto-api/"):
             assert server.poll() is None and time.monotonic() < deadline, (folder / "s3.log").read_text()
             time.sleep(0.2)
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{S3_BUCKET}", method="PUT"), timeout=10)
+        make_bucket(endpoint, S3_BUCKET)
         yield endpoint
     finally:
         server.terminate()
         server.wait(timeout=20)
 
 
+@contextlib.contextmanager
+def team_server(project: Path, folder: Path) -> Iterator[dict[str, str]]:
+    """A team's tracking server (PostgreSQL store, artifacts proxied to an S3 bucket) started by
+    the installed baked project's own test helper, tests/team_server.py, while in the block: its
+    url, s3_endpoint and bucket."""
+    log = folder / "team-server.log"
+    with log.open("w") as errors:
+        server = subprocess.Popen(
+            [str(project / ".venv" / "bin" / "python"), "tests/team_server.py"],
+            cwd=project,
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+    assert server.stdout is not None
+    ready = server.stdout.readline()  # one JSON line once all three answer; nothing if it failed
+    try:
+        assert ready, f"the team server did not start:\n{log.read_text()[-3000:]}"
+        yield json.loads(ready)
+    finally:
+        server.send_signal(signal.SIGTERM)  # it stops its servers and PostgreSQL, then exits
+        server.wait(timeout=60)
+
+
+def stored_keys(endpoint: str, bucket: str) -> list[str]:
+    """The keys in a bucket of the S3-compatible server at `endpoint` (unsigned requests)."""
+    listing = f"{endpoint}/{bucket}?list-type=2&max-keys=1000"
+    with urllib.request.urlopen(listing, timeout=10) as answer:
+        tree = ElementTree.parse(answer)
+    return [key.text or "" for key in tree.iter() if key.tag.endswith("}Key")]
+
+
+def stored_models(team: dict[str, str]) -> list[str]:
+    """The keys of the models (model.skops) the team server's bucket holds."""
+    return [key for key in stored_keys(team["s3_endpoint"], team["bucket"]) if key.endswith("/model.skops")]
+
+
 def s3_environment(endpoint: str) -> dict[str, str]:
     return {**subprocess_env(), **S3_SECRETS, "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def s3_origin(
-    reference: Reference,
-    where: Path,
-    endpoint: str,
-    also_cached: tuple[dict, ...] = (),
-    run_cache: bool = True,
-) -> Path:
-    """A bare origin of the reference project moved to a DVC remote on S3 (s3://S3_BUCKET/<where's
-    name>), as a bake with dvc_remote=s3 has it (`dvc[s3]`, the remote in .dvc/config): main's
-    outputs and run-cache pushed there, and the runs of `also_cached` models too (trained here,
-    as a developer's `make repro` then `make push` leaves them), their results not committed.
-    run_cache=False: `dvc push` alone, no run-cache (as before `make push` sent it)."""
-    push = ["make", "push"] if run_cache else ["uv", "run", "dvc", "push"]
-    project = where / "s3-project"
-    run(["git", "clone", "-q", str(reference.project), str(project)], cwd=where)
+def s3_bake(where: Path) -> Path:
+    """The default project baked with dvc_remote=s3 (its remote s3://S3_BUCKET/<where's name>),
+    installed, nothing reproduced yet."""
+    project = bake(where, dvc_remote="s3", dvc_remote_url=f"s3://{S3_BUCKET}/{where.name}")
     run(["make", "install"], cwd=project)
-    run(["uv", "run", "dvc", "pull", "--run-cache"], cwd=project)  # from the local remote
-    pyproject = project / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('"dvc>=3.50",', '"dvc[s3]>=3.50",', 1))
-    remote = f"s3://{S3_BUCKET}/{where.name}"
-    run(["uv", "run", "dvc", "remote", "modify", "storage", "url", remote], cwd=project)
-    run(["make", "install"], cwd=project)  # locks and installs dvc-s3
-    # uv.lock is every stage's dependency: record its new hash (nothing else changed), as a bake
-    # with dvc_remote=s3 has dvc-s3 in its lock from the first run.
-    run(["uv", "run", "dvc", "commit", "--force"], cwd=project)
+    return project
+
+
+def s3_origin(
+    project: Path, endpoint: str, also_cached: tuple[dict, ...] = (), run_cache: bool = True
+) -> Path:
+    """A bare origin of an `s3_bake` project beside it: main reproduced, its outputs and run-cache
+    pushed to the S3 store at `endpoint` and its results committed; then the runs of `also_cached`
+    models (as a developer's `make repro` then `make push` leaves them), their results not
+    committed. run_cache=False: `dvc push` alone, no run-cache (as before `make push` sent it)."""
+    push = ["make", "push"] if run_cache else ["uv", "run", "dvc", "push"]
     environment = s3_environment(endpoint)
+    run(["uv", "run", "dvc", "repro"], cwd=project, env=environment)
     run(push, cwd=project, env=environment)
-    run(["git", "commit", "-qam", "The DVC remote on S3"], cwd=project)
+    run(["git", "add", "--all"], cwd=project)
+    run(["git", "commit", "-qm", "Reproduce the pipeline"], cwd=project)
     for model in also_cached:
         set_model(model)(project)
-        run(["uv", "run", "dvc", "repro"], cwd=project)
+        run(["uv", "run", "dvc", "repro"], cwd=project, env=environment)
         run(push, cwd=project, env=environment)
         run(["git", "checkout", "--", "."], cwd=project)
-    origin = where / "s3-origin.git"
-    run(["git", "clone", "-q", "--bare", str(project), str(origin)], cwd=where)
+    origin = project.parent / "s3-origin.git"
+    run(["git", "clone", "-q", "--bare", str(project), str(origin)], cwd=project.parent)
     return origin
 
 
@@ -416,3 +454,64 @@ def table_after(comment: str, heading: str) -> list[dict[str, str]]:
 def deltas(comment: str) -> dict[str, str]:
     """The "Metrics" table of the report: metric -> delta."""
     return {row["metric"]: row["delta"] for row in table_after(comment, "### Metrics")}
+
+
+# Deploys ---------------------------------------------------------------------------
+
+
+def registered_model(project: Path) -> str:
+    return yaml.safe_load((project / "params.yaml").read_text())["mlflow"]["registered_model"]
+
+
+def aliases(project: Path, uri: str) -> dict[str, str]:
+    """alias -> version of the project's registered model on the tracking server ({} if none)."""
+    script = (
+        "import json, sys; from mlflow import MlflowClient; from mlflow.exceptions import MlflowException\n"
+        "try: model = MlflowClient(sys.argv[1]).get_registered_model(sys.argv[2])\n"
+        "except MlflowException: print('{}'); raise SystemExit\n"
+        "print(json.dumps(model.aliases))"
+    )
+    python = str(project / ".venv" / "bin" / "python")
+    answer = run([python, "-c", script, uri, registered_model(project)], cwd=project)
+    return json.loads(answer.stdout)
+
+
+def push_to_main(origin: Path, where: Path, change) -> tuple[Path, Path]:
+    """Clone the origin, commit a change on main (as a merge lands), write the push event."""
+    where.mkdir(parents=True, exist_ok=True)
+    clone = where / "main"
+    run(["git", "clone", "-q", str(origin), str(clone)], cwd=where)
+    before = run(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip()
+    change(clone)
+    run(["git", "commit", "-qam", "A merged change to the model"], cwd=clone)
+    after = run(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip()
+    run(["git", "push", "-q", "origin", "main"], cwd=clone)
+    event = {
+        "ref": "refs/heads/main",
+        "before": before,
+        "after": after,
+        "repository": {"full_name": REPOSITORY, "default_branch": "main"},
+    }
+    return clone, write_event(where, event)
+
+
+def deploy_caller(clone: Path, target: Path, jobs: tuple[str, ...], **test_inputs) -> Path:
+    """The clone's own deploy.yml, keeping only `jobs` (a kept job's `needs` on a dropped one goes)."""
+    workflow = yaml.safe_load((clone / ".github" / "workflows" / "deploy.yml").read_text())
+    workflow["on"] = workflow.pop(True)  # YAML 1.1 reads the key `on` as the boolean True
+    workflow["jobs"] = {name: job for name, job in workflow["jobs"].items() if name in jobs}
+    for job in workflow["jobs"].values():
+        if job.get("needs") and job["needs"] not in jobs:
+            del job["needs"]
+    if test_inputs:
+        workflow["jobs"]["test"]["with"] |= test_inputs
+    target.write_text(yaml.safe_dump(workflow, sort_keys=False))
+    return target
+
+
+def deploy(origin: Path, where: Path, change, jobs, secrets: dict[str, str], **test_inputs) -> Outcome:
+    clone, event = push_to_main(origin, where, change)
+    workflow = deploy_caller(clone, where / "deploy-caller.yml", jobs, **test_inputs)
+    outcome = run_act(clone, event, workflow, where / "record", event_name="push", secrets=secrets)
+    print(f"act push: {outcome.seconds:.1f} s")
+    return outcome

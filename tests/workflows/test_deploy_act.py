@@ -11,12 +11,9 @@ writes the push (or workflow_dispatch) event and runs act.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -24,11 +21,15 @@ from act_helpers import (
     IMPROVED,
     REPOSITORY,
     RETUNED,
-    Outcome,
+    aliases,
+    deploy,
+    deploy_caller,
     prepare_origins,
     reference_project,
     run_act,
     set_model,
+    stored_models,
+    team_server,
     write_event,
 )
 from conftest import run, subprocess_env
@@ -43,58 +44,15 @@ def origins(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def team_server(origins, tmp_path_factory) -> Iterator[dict[str, str]]:
-    """A team's tracking server (PostgreSQL store, artifacts proxied to an S3 bucket) started by
-    the baked project's own test helper, tests/team_server.py: its url, s3_endpoint and bucket."""
-    log = tmp_path_factory.mktemp("team-server") / "team-server.log"
-    python = str(origins.project / ".venv" / "bin" / "python")
-    with log.open("w") as errors:
-        server = subprocess.Popen(
-            [python, "tests/team_server.py"],
-            cwd=origins.project,
-            env=subprocess_env(),
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-        )
-    assert server.stdout is not None
-    ready = server.stdout.readline()  # one JSON line once all three answer; nothing if it failed
-    try:
-        assert ready, f"the team server did not start:\n{log.read_text()[-3000:]}"
-        yield json.loads(ready)
-    finally:
-        server.send_signal(signal.SIGTERM)  # it stops its servers and PostgreSQL, then exits
-        server.wait(timeout=60)
+def team(origins, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """A team's tracking server (PostgreSQL, artifacts in S3): its url, s3_endpoint and bucket."""
+    with team_server(origins.project, tmp_path_factory.mktemp("team-server")) as addresses:
+        yield addresses
 
 
 @pytest.fixture(scope="module")
-def tracking_server(team_server) -> str:
-    return team_server["url"]
-
-
-def stored_keys(team: dict[str, str]) -> list[str]:
-    """The keys in the team server's bucket (the S3 store takes unsigned requests)."""
-    listing = f"{team['s3_endpoint']}/{team['bucket']}?list-type=2&max-keys=1000"
-    with urllib.request.urlopen(listing, timeout=10) as answer:
-        tree = ElementTree.parse(answer)
-    return [key.text or "" for key in tree.iter() if key.tag.endswith("}Key")]
-
-
-def registered_model(project: Path) -> str:
-    return yaml.safe_load((project / "params.yaml").read_text())["mlflow"]["registered_model"]
-
-
-def aliases(project: Path, uri: str) -> dict[str, str]:
-    """alias -> version of the project's registered model on the tracking server ({} if none)."""
-    script = (
-        "import json, sys; from mlflow import MlflowClient; from mlflow.exceptions import MlflowException\n"
-        "try: model = MlflowClient(sys.argv[1]).get_registered_model(sys.argv[2])\n"
-        "except MlflowException: print('{}'); raise SystemExit\n"
-        "print(json.dumps(model.aliases))"
-    )
-    python = str(project / ".venv" / "bin" / "python")
-    answer = run([python, "-c", script, uri, registered_model(project)], cwd=project)
-    return json.loads(answer.stdout)
+def tracking_server(team) -> str:
+    return team["url"]
 
 
 def cli(project: Path, uri: str, *args: str) -> str:
@@ -107,25 +65,6 @@ def cli(project: Path, uri: str, *args: str) -> str:
     return result.stdout
 
 
-def push_to_main(origin: Path, where: Path, change) -> tuple[Path, Path]:
-    """Clone the origin, commit a change on main (as a merge lands), write the push event."""
-    where.mkdir(parents=True, exist_ok=True)
-    clone = where / "main"
-    run(["git", "clone", "-q", str(origin), str(clone)], cwd=where)
-    before = run(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip()
-    change(clone)
-    run(["git", "commit", "-qam", "A merged change to the model"], cwd=clone)
-    after = run(["git", "rev-parse", "HEAD"], cwd=clone).stdout.strip()
-    run(["git", "push", "-q", "origin", "main"], cwd=clone)
-    event = {
-        "ref": "refs/heads/main",
-        "before": before,
-        "after": after,
-        "repository": {"full_name": REPOSITORY, "default_branch": "main"},
-    }
-    return clone, write_event(where, event)
-
-
 def dispatch(origin: Path, where: Path, inputs: dict[str, str]) -> tuple[Path, Path]:
     """Clone the origin and write a workflow_dispatch event with `inputs`."""
     where.mkdir(parents=True, exist_ok=True)
@@ -133,28 +72,6 @@ def dispatch(origin: Path, where: Path, inputs: dict[str, str]) -> tuple[Path, P
     run(["git", "clone", "-q", str(origin), str(clone)], cwd=where)
     event = {"ref": "refs/heads/main", "inputs": inputs, "repository": {"full_name": REPOSITORY}}
     return clone, write_event(where, event)
-
-
-def deploy_caller(clone: Path, target: Path, jobs: tuple[str, ...], **test_inputs) -> Path:
-    """The clone's own deploy.yml, keeping only `jobs` (a kept job's `needs` on a dropped one goes)."""
-    workflow = yaml.safe_load((clone / ".github" / "workflows" / "deploy.yml").read_text())
-    workflow["on"] = workflow.pop(True)  # YAML 1.1 reads the key `on` as the boolean True
-    workflow["jobs"] = {name: job for name, job in workflow["jobs"].items() if name in jobs}
-    for job in workflow["jobs"].values():
-        if job.get("needs") and job["needs"] not in jobs:
-            del job["needs"]
-    if test_inputs:
-        workflow["jobs"]["test"]["with"] |= test_inputs
-    target.write_text(yaml.safe_dump(workflow, sort_keys=False))
-    return target
-
-
-def deploy(origin: Path, where: Path, change, jobs, secrets: dict[str, str], **test_inputs) -> Outcome:
-    clone, event = push_to_main(origin, where, change)
-    workflow = deploy_caller(clone, where / "deploy-caller.yml", jobs, **test_inputs)
-    outcome = run_act(clone, event, workflow, where / "record", event_name="push", secrets=secrets)
-    print(f"act push: {outcome.seconds:.1f} s")
-    return outcome
 
 
 def no_change(clone: Path) -> None:
@@ -165,14 +82,14 @@ def no_change(clone: Path) -> None:
 # Scenarios --------------------------------------------------------------------------
 
 
-def test_push_promotes_through_the_canary_and_rollback_restores(origins, team_server, tmp_path):
+def test_push_promotes_through_the_canary_and_rollback_restores(origins, team, tmp_path):
     """The whole baked deploy.yml on a push (tests, gate, register, canary, promote), then rollback."""
-    project, uri = origins.project, team_server["url"]
+    project, uri = origins.project, team["url"]
     cli(project, uri, "register")
     cli(project, uri, "promote", "--force", "the champion the deploy replaces")
     old = aliases(project, uri)["champion"]
     new = str(int(old) + 1)
-    models_before = [key for key in stored_keys(team_server) if key.endswith("/model.skops")]
+    models_before = stored_models(team)
 
     outcome = deploy(
         origins.with_metrics,
@@ -196,7 +113,7 @@ def test_push_promotes_through_the_canary_and_rollback_restores(origins, team_se
     verdict = json.loads((outcome.record / "artifacts" / "canary" / "canary.json").read_text())
     assert (verdict["challenger"], verdict["champion"], verdict["passed"]) == (new, old, True)
     # The job's train stage logged the new model through the server into the team's bucket.
-    models_after = [key for key in stored_keys(team_server) if key.endswith("/model.skops")]
+    models_after = stored_models(team)
     assert len(models_after) == len(models_before) + 1, models_after
 
     clone, event = dispatch(

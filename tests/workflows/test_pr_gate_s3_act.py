@@ -1,15 +1,19 @@
-"""The pull-request gate with the DVC remote on S3, run for real: the baked ci.yml's report job
-and mlgate's reusable pr-report.yml under act, against an S3-compatible server (moto's) on
-127.0.0.1 whose keys reach the workflow only as secrets passed by name.
+"""A team's setup end to end, run for real: a project baked with dvc_remote=s3, its DVC remote
+on an S3-compatible server (moto's) and its registry on a team tracking server (PostgreSQL,
+artifacts proxied to another bucket of the same S3 server), everything on 127.0.0.1. The baked
+ci.yml's report job with mlgate's pr-report.yml, and the baked deploy.yml with mlgate's
+deploy.yml, run under act; the keys reach the workflows only as secrets passed by name.
 
-The reference project is moved to the S3 remote once per module (tests/workflows/act_helpers.py,
-`s3_origin`): main's outputs and run-cache are pushed there, and so is the run of one more
-model, trained as a developer's `make repro` and `make push` would leave it. Each scenario
-opens a pull request on that origin and checks which stages ran and which were restored.
+Once per module the project is baked, installed and reproduced; main's outputs and run-cache are
+pushed to S3, and so is the run of one more model, trained as a developer's `make repro` and
+`make push` would leave it (tests/workflows/act_helpers.py, `s3_origin`). Each pull-request
+scenario checks which stages ran and which were restored; the merge deploys through the team
+server.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,36 +21,51 @@ import pytest
 from act_helpers import (
     IMPROVED,
     RETUNED,
+    S3_BUCKET,
     S3_SECRETS,
     STAGES,
     Outcome,
+    aliases,
     ci_caller,
+    deploy,
     edit_readme,
+    make_bucket,
     open_pull_request,
-    reference_project,
     run_act,
+    s3_bake,
     s3_origin,
-    s3_store,
     set_model,
+    stored_models,
+    team_server,
 )
 
-# One worker runs the whole module (`--dist loadgroup`): one S3 server, one origin.
+# One worker runs the whole module (`--dist loadgroup`): one bake, one set of servers.
 pytestmark = [pytest.mark.act, pytest.mark.slow, pytest.mark.xdist_group("act-pr-gate-s3")]
 
 UPSTREAM = ("ingest", "validate", "split")  # stages no train.model change reaches
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory) -> Iterator[str]:
-    reference = reference_project(tmp_path_factory)
-    with s3_store(reference.project / ".venv" / "bin" / "python", tmp_path_factory.mktemp("s3")) as address:
-        yield address
+def project(tmp_path_factory) -> Path:
+    return s3_bake(tmp_path_factory.mktemp("s3-bake"))
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory, endpoint: str) -> Path:
-    reference = reference_project(tmp_path_factory)
-    return s3_origin(reference, tmp_path_factory.mktemp("s3-origin"), endpoint, also_cached=(IMPROVED,))
+def team(project: Path, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """The team tracking server; its S3 server also holds the DVC remote's bucket."""
+    with team_server(project, tmp_path_factory.mktemp("team-server")) as addresses:
+        make_bucket(addresses["s3_endpoint"], S3_BUCKET)
+        yield addresses
+
+
+@pytest.fixture(scope="module")
+def endpoint(team: dict[str, str]) -> str:
+    return team["s3_endpoint"]
+
+
+@pytest.fixture(scope="module")
+def origin(project: Path, endpoint: str) -> Path:
+    return s3_origin(project, endpoint, also_cached=(IMPROVED,))
 
 
 def report(origin: Path, where: Path, change, secrets: dict[str, str]) -> Outcome:
@@ -93,3 +112,21 @@ def test_without_the_keys_the_pull_fails_and_the_gate_judges_nothing(origin, end
     assert outcome.returncode != 0, outcome.tail()
     assert "Unable to locate credentials" in outcome.output, outcome.tail()
     assert "Running stage" not in outcome.output and "didn't change, skipping" not in outcome.output
+
+
+def test_the_merged_model_deploys_through_the_team_server(origin, team, project, tmp_path):
+    """The merge of the pull request that set IMPROVED: the deploy restores the model the gate
+    judged from the run-cache (not refit), registers it on the team server (its file in the
+    team's bucket), passes the canary as the first deploy and promotes it."""
+    merged = tmp_path / "origin.git"  # a copy: the push to main leaves the module's origin alone
+    shutil.copytree(origin, merged)
+    models_before = stored_models(team)
+    secrets = {"MLFLOW_TRACKING_URI": team["url"], **S3_SECRETS, "AWS_ENDPOINT_URL": team["s3_endpoint"]}
+    outcome = deploy(merged, tmp_path / "push", set_model(IMPROVED), jobs=("deploy",), secrets=secrets)
+    assert outcome.returncode == 0, outcome.tail()
+    assert "Stage 'train' is cached - skipping run, checking out outputs" in outcome.output, outcome.tail()
+    assert "Running stage 'train'" not in outcome.output
+    assert "canary: pass (first deploy" in outcome.output, outcome.tail()
+    assert "promote: ml-project version 1 is the champion (the first)" in outcome.output, outcome.tail()
+    assert aliases(project, team["url"]) == {"challenger": "1", "champion": "1"}
+    assert len(stored_models(team)) == len(models_before) + 1, stored_models(team)
