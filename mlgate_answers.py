@@ -29,6 +29,8 @@ from cookiecutter.exceptions import FailedHookException
 from jinja2 import pass_context
 from jinja2.ext import Extension
 
+from mlgate_workflows import workflows_source
+
 ROOT = Path(__file__).resolve().parent
 PROJECT = "{{cookiecutter.project_slug}}"  # the project folder's name, as cookiecutter renders it
 HOOKS = ("pre_prompt", "pre_gen_project", "post_gen_project")
@@ -113,6 +115,24 @@ def project_folder(context, slug: object) -> str:
     raise AnswersRefused("Stopping: nothing was written")
 
 
+def valid_repo(repo: str) -> bool:
+    return pre_gen_hook().repo_error(repo) is None
+
+
+def valid_ref(ref: str) -> bool:
+    return pre_gen_hook().ref_error(ref) is None
+
+
+def workflows_repo(answers: dict) -> str:
+    """workflows_repo, or the GitHub repository baked from when left at its default."""
+    return workflows_source(answers, valid_repo, valid_ref)[0]
+
+
+def workflows_ref(answers: dict) -> str:
+    """workflows_ref, or the release baked when left at its default (and baked from GitHub)."""
+    return workflows_source(answers, valid_repo, valid_ref)[1]
+
+
 def escaped(char: str) -> str:
     return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
 
@@ -166,6 +186,8 @@ class LiteralAnswers(Extension):
             "markdown_text": markdown_text,
             "shell_quote": lambda value: shlex.quote(str(value)),
             "dvc_config_value": dvc_config_value,
+            "mlgate_workflows_repo": workflows_repo,
+            "mlgate_workflows_ref": workflows_ref,
         }
 
     def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:

@@ -125,13 +125,30 @@ def _git_config(key: str) -> str:
     return result.stdout.strip()
 
 
+def start_dir() -> Path:
+    """Where cookiecutter was started: relative paths given to it (a CSV, the template) are from there."""
+    return Path(os.environ.get("PWD", os.getcwd()))
+
+
+def workflows_note(project: Path, template: Path) -> str | None:
+    """One line when the baked CI calls the placeholder repository (the defaults, not baked from GitHub)."""
+    placeholder = json.loads((template / "cookiecutter.json").read_text(encoding="utf-8"))["workflows_repo"]
+    caller = project / ".github" / "workflows" / "ci.yml"
+    if f"uses: {placeholder}/" not in caller.read_text(encoding="utf-8"):
+        return None
+    return (
+        f"note: CI calls mlgate's workflows at {placeholder}, a placeholder: answer workflows_repo "
+        "(owner/name) and workflows_ref (a tag or commit), or bake with `cookiecutter gh:<owner>/<name>`, "
+        "before CI can run"
+    )
+
+
 def main() -> int:
     answers = json.loads(r"""{{ cookiecutter | jsonify }}""")
     project = Path.cwd()
     if answers["dataset"] == "csv":
-        base_dir = Path(os.environ.get("PWD", os.getcwd()))
         source = Path(answers["csv_path"].strip()).expanduser()
-        bring_in_csv(source if source.is_absolute() else base_dir / source, project, answers["dvc_remote"])
+        bring_in_csv(start_dir() / source, project, answers["dvc_remote"])  # an absolute path stays
     lock(project)
     author = (answers["author_name"], answers["author_email"])
     if answers["init_git"] == "yes":
@@ -141,6 +158,9 @@ def main() -> int:
         git(project, "add", "--all", author=author)
         message = "Initial project from the mlgate template" + (", with its first run" if ran else "")
         git(project, "commit", "--quiet", "-m", message, author=author)
+    note = workflows_note(project, start_dir() / answers["_repo_dir"])  # relative to the start
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 
