@@ -10,7 +10,7 @@ export DVC_NO_ANALYTICS := 1
 # processes in fresh venvs, and each would compile MLflow and scikit-learn from source.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: demo test test-fast lint bench tools clean
+.PHONY: demo test test-fast lint docs bench tools clean
 
 # uv: the one on PATH, unless it is missing or a pyenv shim (a shim follows a baked
 # project's .python-version and then may not find uv); else a private copy from PyPI.
@@ -49,6 +49,9 @@ lint: tools  ## ruff and mypy on the template's own Python (a baked project lint
 	uv run ruff check .
 	uv run ruff format --check .
 	uv run mypy
+
+docs: tools  ## the README's answers table, from cookiecutter.json's defaults and _help
+	uv run python tools/answers_table.py
 
 bench: tools  ## timings of bake, install, repro, tests, the PR loop, serving, the gate's noise check and batch scoring (see benchmarks/)
 	uv run python benchmarks/bench_skeleton.py

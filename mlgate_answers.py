@@ -133,6 +133,11 @@ def workflows_ref(answers: dict) -> str:
     return workflows_source(answers, valid_repo, valid_ref)[1]
 
 
+def recorded(answers: dict) -> dict:
+    """The context kept in the baked .cookiecutter.json: all of it but the README's help texts."""
+    return {name: value for name, value in answers.items() if name != "_help"}
+
+
 def escaped(char: str) -> str:
     return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
 
@@ -188,6 +193,7 @@ class LiteralAnswers(Extension):
             "dvc_config_value": dvc_config_value,
             "mlgate_workflows_repo": workflows_repo,
             "mlgate_workflows_ref": workflows_ref,
+            "mlgate_recorded": recorded,
         }
 
     def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
