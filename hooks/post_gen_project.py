@@ -1,5 +1,6 @@
-"""After the files are written: bring in the user's CSV (git or DVC), lock, git init, the first
-run (`make baseline`), the first commit."""
+"""After the files are written: bring in the user's CSV (git or DVC), lock, record where the
+template came from (.cruft.json, for updates), git init, the first run (`make baseline`), the
+first commit."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import sys
 from pathlib import Path
 
 SOURCE = Path("data/external/source.csv")
+# What an update (`cruft update`) leaves alone: written by the bake and by `make install`, not
+# by the template. Bake-time actions are recorded as done, so an update's renders never run them.
+UPDATE_SKIPS = ["uv.lock", ".cookiecutter.json"]
+BAKE_ACTIONS_DONE = {"init_git": "no", "first_run": "no"}
 
 
 # Without a shared DVC remote (none, or a folder on this machine), a CSV is committed to git:
@@ -130,6 +135,37 @@ def start_dir() -> Path:
     return Path(os.environ.get("PWD", os.getcwd()))
 
 
+def template_source(answers: dict) -> tuple[str, str] | None:
+    """(where the template can be cloned from, the commit baked), when the template is a git
+    checkout: a GitHub URL (gh:owner/name is expanded) or the local checkout's absolute path."""
+    folder = answers.get("_repo_dir")
+    if not folder:
+        return None
+    checkout = start_dir() / folder
+    found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True)
+    if found.returncode != 0:
+        return None
+    template = str(answers.get("_template") or "")
+    if template.startswith("gh:"):
+        template = f"https://github.com/{template[3:]}.git"
+    elif "://" not in template and not template.startswith("git@"):
+        template = str(checkout.resolve())
+    return template, found.stdout.strip()
+
+
+def cruft_state(answers: dict, template: str, commit: str) -> dict:
+    """.cruft.json: what `cruft update` needs to bring this template's later changes in."""
+    given = {key: value for key, value in answers.items() if not key.startswith("_")}
+    return {
+        "template": template,
+        "commit": commit,
+        "checkout": answers.get("_checkout"),
+        "context": {"cookiecutter": given | BAKE_ACTIONS_DONE | {"_template": template}},
+        "directory": None,
+        "skip": UPDATE_SKIPS,
+    }
+
+
 def workflows_note(project: Path, template: Path) -> str | None:
     """One line when the baked CI calls the placeholder repository (the defaults, not baked from GitHub)."""
     placeholder = json.loads((template / "cookiecutter.json").read_text(encoding="utf-8"))["workflows_repo"]
@@ -150,15 +186,21 @@ def main() -> int:
         source = Path(answers["csv_path"].strip()).expanduser()
         bring_in_csv(start_dir() / source, project, answers["dvc_remote"])  # an absolute path stays
     lock(project)
+    origin = template_source(answers)
+    if origin:
+        state = cruft_state(answers, *origin)
+        (project / ".cruft.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
     author = (answers["author_name"], answers["author_email"])
     if answers["init_git"] == "yes":
         git(project, "init", "--quiet", "-b", "main", author=author)  # before the run: it records the commit
-    ran = answers["first_run"] == "yes" and first_run(project)
+    # cruft renders the template for an update without `_repo_dir`: that is no bake to run.
+    ran = answers["first_run"] == "yes" and "_repo_dir" in answers and first_run(project)
     if answers["init_git"] == "yes":
         git(project, "add", "--all", author=author)
         message = "Initial project from the mlgate template" + (", with its first run" if ran else "")
         git(project, "commit", "--quiet", "-m", message, author=author)
-    note = workflows_note(project, start_dir() / answers["_repo_dir"])  # relative to the start
+    template = answers.get("_repo_dir")  # none when cruft renders the template for an update
+    note = template and workflows_note(project, start_dir() / template)  # relative to the start
     if note:
         print(note, file=sys.stderr)
     return 0

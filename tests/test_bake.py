@@ -65,6 +65,8 @@ def expected_files(answers: dict[str, str]) -> set[str]:
     }
     if uv_available():
         files.add("uv.lock")
+    if (ROOT / ".git").exists():  # baked from a git checkout: where an update fetches it from
+        files.add(".cruft.json")
     if answers["dataset"] == "csv":
         files |= HOOK_FILES_CSV | (set() if answers["dvc_remote"] in GIT_REMOTES else HOOK_FILES_DVC)
     return files

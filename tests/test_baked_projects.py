@@ -88,8 +88,15 @@ def template_paths() -> set[str]:
     return {name.replace("{{cookiecutter.package_name}}", "ml_project") for name in files} | BAKE_WRITES
 
 
-# Written by the bake itself: the lock file, the answers, the user's CSV (in git or DVC-tracked).
-BAKE_WRITES = {"uv.lock", ".cookiecutter.json", "data/external/source.csv", "data/external/source.csv.dvc"}
+# Written by the bake itself: the lock file, the answers, where the template came from (for
+# updates), the user's CSV (in git or DVC-tracked).
+BAKE_WRITES = {
+    "uv.lock",
+    ".cookiecutter.json",
+    ".cruft.json",
+    "data/external/source.csv",
+    "data/external/source.csv.dvc",
+}
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ this repository, so cookiecutter runs its real remote-template path, offline.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,10 @@ def test_baked_from_github_the_ci_calls_that_repository_at_the_release_baked(git
     zizmor = (project / ".github" / "zizmor.yml").read_text()
     assert '"acme/mlgate/*": ref-pin' in zizmor, "the tag-pinned calls are allowed for that repository"
     assert PLACEHOLDER_NOTE not in tagged.stderr
+    # Where an update (`cruft update`) fetches the template from, and what was baked.
+    state = json.loads((project / ".cruft.json").read_text())
+    assert (state["template"], state["commit"], state["checkout"]) == (GITHUB_URL, head, "v0.9.0")
+    assert state["context"]["cookiecutter"]["first_run"] == "no", "an update's render runs no first run"
 
 
 def test_baked_from_a_folder_with_the_defaults_the_bake_says_what_to_set(tmp_path):

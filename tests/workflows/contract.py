@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
 DECLARED = re.compile(r"^#   (make|params): (.*)$", re.MULTILINE)
 MAKE_CALL = re.compile(r"^\s*make ([a-z][a-z0-9-]*)", re.MULTILINE)  # a line that runs make
 TARGET = re.compile(r"^([a-zA-Z][\w-]*):", re.MULTILINE)
@@ -74,3 +75,19 @@ def contract_problems(name: str, contract: Contract, targets: set[str], keys: se
     problems = [f"{name} runs `make {target}`, which the Makefile lacks" for target in missing_targets]
     problems += [f"{name} needs params.yaml's {key}, which is missing" for key in missing_keys]
     return problems
+
+
+def reusable_workflows() -> list[Path]:
+    """The workflows a baked project calls (ci.yml is mlgate's own CI)."""
+    return sorted(path for path in WORKFLOWS.glob("*.yml") if path.name != "ci.yml")
+
+
+def project_gaps(project: Path) -> list[str]:
+    """What the project lacks of every reusable workflow's contract."""
+    targets = makefile_targets(project)
+    keys = params_keys(yaml.safe_load((project / "params.yaml").read_text()))
+    return [
+        problem
+        for workflow in reusable_workflows()
+        for problem in contract_problems(workflow.name, declared(workflow.read_text()), targets, keys)
+    ]
