@@ -135,13 +135,15 @@ def start_dir() -> Path:
     return Path(os.environ.get("PWD", os.getcwd()))
 
 
-def template_source(answers: dict) -> tuple[str, str] | None:
+def template_folder(answers: dict) -> Path | None:
+    """The template cookiecutter baked from; none when cruft renders the template for an update."""
+    folder = answers.get("_repo_dir")
+    return start_dir() / folder if folder else None  # relative to where cookiecutter started
+
+
+def template_source(answers: dict, checkout: Path) -> tuple[str, str] | None:
     """(where the template can be cloned from, the commit baked), when the template is a git
     checkout: a GitHub URL (gh:owner/name is expanded) or the local checkout's absolute path."""
-    folder = answers.get("_repo_dir")
-    if not folder:
-        return None
-    checkout = start_dir() / folder
     found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True)
     if found.returncode != 0:
         return None
@@ -186,21 +188,21 @@ def main() -> int:
         source = Path(answers["csv_path"].strip()).expanduser()
         bring_in_csv(start_dir() / source, project, answers["dvc_remote"])  # an absolute path stays
     lock(project)
-    origin = template_source(answers)
+    template = template_folder(answers)
+    origin = template_source(answers, template) if template else None
     if origin:
         state = cruft_state(answers, *origin)
         (project / ".cruft.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
     author = (answers["author_name"], answers["author_email"])
     if answers["init_git"] == "yes":
         git(project, "init", "--quiet", "-b", "main", author=author)  # before the run: it records the commit
-    # cruft renders the template for an update without `_repo_dir`: that is no bake to run.
-    ran = answers["first_run"] == "yes" and "_repo_dir" in answers and first_run(project)
+    # An update's render (no template folder) is no bake: its first run was done at the bake.
+    ran = answers["first_run"] == "yes" and template is not None and first_run(project)
     if answers["init_git"] == "yes":
         git(project, "add", "--all", author=author)
         message = "Initial project from the mlgate template" + (", with its first run" if ran else "")
         git(project, "commit", "--quiet", "-m", message, author=author)
-    template = answers.get("_repo_dir")  # none when cruft renders the template for an update
-    note = template and workflows_note(project, start_dir() / template)  # relative to the start
+    note = workflows_note(project, template) if template else None
     if note:
         print(note, file=sys.stderr)
     return 0

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from act_helpers import WORKFLOWS
 
-WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
 DECLARED = re.compile(r"^#   (make|params): (.*)$", re.MULTILINE)
 MAKE_CALL = re.compile(r"^\s*make ([a-z][a-z0-9-]*)", re.MULTILINE)  # a line that runs make
 TARGET = re.compile(r"^([a-zA-Z][\w-]*):", re.MULTILINE)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from act_helpers import ci_caller, edit_readme, open_pull_request, run_act
-from conftest import ROOT, run, subprocess_env
+from conftest import ROOT, load_hook, run, subprocess_env
 from contract import project_gaps
 from releases import recorded
 
@@ -28,9 +28,9 @@ CRUFT = str(Path(sys.executable).parent / "cruft")
 # A team's edit in a part of params.yaml the update leaves alone, and one in a part it changes.
 KEPT_EDIT = "# Team note: the split stays at 0.25 until the data review (kept by updates).\n"
 CONFLICTING = ("  use_sensitive_features: false\n", "  use_sensitive_features: false  # the team's reason\n")
-# As the README says, for a project baked before the bake wrote .cruft.json.
-BAKE_ACTIONS_DONE = '{"init_git": "no", "first_run": "no"}'
-UPDATE_SKIPS = ["uv.lock", ".cookiecutter.json"]
+# As the README says, for a project baked before the bake wrote .cruft.json: what a bake's
+# .cruft.json records (the post-gen hook's own values).
+POST_GEN = load_hook("post_gen_project")
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,11 @@ def link_and_update(project: Path, release: Previous) -> subprocess.CompletedPro
     """The README's steps: link the project to the release it was baked from, then update."""
     linked = cruft(
         project, "link", str(release.template), "--checkout", release.release_commit, "-y",
-        "--extra-context", BAKE_ACTIONS_DONE,
+        "--extra-context", json.dumps(POST_GEN.BAKE_ACTIONS_DONE),
     )  # fmt: skip
     assert linked.returncode == 0, linked.stdout + linked.stderr
     state = json.loads((project / ".cruft.json").read_text())
-    (project / ".cruft.json").write_text(json.dumps(state | {"skip": UPDATE_SKIPS}, indent=2) + "\n")
+    (project / ".cruft.json").write_text(json.dumps(state | {"skip": POST_GEN.UPDATE_SKIPS}, indent=2) + "\n")
     run(["git", "add", ".cruft.json"], cwd=project)
     run(["git", "commit", "-qm", "Link the project to the mlgate release it was baked from"], cwd=project)
     return cruft(project, "update", "-y", "--checkout", release.this_commit)
