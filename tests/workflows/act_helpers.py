@@ -286,12 +286,30 @@ class Outcome:
         return self.output[-chars:]
 
 
+# act (v0.2.89) can crash at its start when two jobs fetch the same --local-repository at once
+# (`concurrent map writes` in its repository cache); nothing of the workflow has run by then.
+ACT_RACE = "fatal error: concurrent map writes"
+
+
 def run_act(clone: Path, event: Path, workflow: Path, record: Path, **act_options) -> Outcome:
-    """Run act in the clone; notes when the recording cml received the comment.
+    """Run act in the clone, once more if act itself crashed on its repository-cache race; notes
+    when the recording cml received the comment.
 
     `act_options`: `event_name` (default pull_request), `secrets`, `runner_env` and `runners` for
     `act_command`.
     """
+    outcome = run_act_once(clone, event, workflow, record, **act_options)
+    if outcome.returncode != 0 and crashed_before_any_step(outcome.output):
+        (record / "act.log").rename(record / "act-crashed.log")
+        outcome = run_act_once(clone, event, workflow, record, **act_options)
+    return outcome
+
+
+def crashed_before_any_step(output: str) -> bool:
+    return ACT_RACE in output and "⭐ Run " not in output.split(ACT_RACE)[0]
+
+
+def run_act_once(clone: Path, event: Path, workflow: Path, record: Path, **act_options) -> Outcome:
     record.mkdir(parents=True, exist_ok=True)
     comment = record / "cml" / "report.md"
     log = record / "act.log"

@@ -39,18 +39,20 @@ from act_helpers import (
     team_server,
 )
 
-# One worker runs the whole module (`--dist loadgroup`): one bake, one set of servers.
+# One worker runs the whole module (`--dist loadgroup`): one bake, one set of servers. The fixtures
+# are session-wide: the worker may run another module between two of these tests, which would
+# finalize module fixtures and build them again.
 pytestmark = [pytest.mark.act, pytest.mark.slow, pytest.mark.xdist_group("act-pr-gate-s3")]
 
 UPSTREAM = ("ingest", "validate", "split")  # stages no train.model change reaches
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def project(tmp_path_factory) -> Path:
     return s3_bake(tmp_path_factory.mktemp("s3-bake"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def team(project: Path, tmp_path_factory) -> Iterator[dict[str, str]]:
     """The team tracking server; its S3 server also holds the DVC remote's bucket."""
     with team_server(project, tmp_path_factory.mktemp("team-server")) as addresses:
@@ -58,12 +60,12 @@ def team(project: Path, tmp_path_factory) -> Iterator[dict[str, str]]:
         yield addresses
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def endpoint(team: dict[str, str]) -> str:
     return team["s3_endpoint"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def origin(project: Path, endpoint: str) -> Path:
     return s3_origin(project, endpoint, also_cached=(IMPROVED,))
 

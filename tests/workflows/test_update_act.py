@@ -2,6 +2,8 @@
 committed, is linked to mlgate with cruft and updated to this commit as the README says; then its
 tests, `dvc repro` and the PR workflow under act run on it. A local edit away from the template's
 changes is kept; one where the template changed too is reported as a conflict, never overwritten.
+A later release that changes the gate's policy reaches the project as a pull request that the
+base's policy judges until someone other than its author approves the change.
 
 The template is served from a bare clone of this repository (the previous release's commit and
 this one), as a user's `cruft update` fetches it from GitHub.
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from act_helpers import ci_caller, edit_readme, open_pull_request, run_act
+from act_helpers import APPROVAL_LABEL, ci_caller, edit_readme, open_pull_request, run_act, table_after
 from conftest import ROOT, load_hook, run, subprocess_env
 from contract import project_gaps
 from releases import recorded
@@ -88,36 +90,110 @@ def previous(tmp_path_factory) -> Previous:
     return Previous(project, copy, release.commit, template, this_commit)
 
 
-def test_the_previous_release_updates_keeps_a_local_edit_and_passes_the_gate(previous, tmp_path):
+@dataclass(frozen=True)
+class Updated:
+    project: Path  # the previous release's project, updated to this commit, reproduced and pushed
+    origin: Path  # a bare clone of it: main for the pull requests
+    gaps_before: list[str]  # what this commit's workflows would have missed before the update
+    said: str  # cruft's output
+
+
+@pytest.fixture(scope="module")
+def updated(previous: Previous, tmp_path_factory) -> Updated:
+    """The README's update with a team's note in params.yaml, committed, installed, tested,
+    reproduced and pushed, as the pull request that takes the update would be once merged."""
     project = previous.project
-    assert project_gaps(project), "the previous release lacks what this commit's workflows run"
+    gaps_before = project_gaps(project)
     params = project / "params.yaml"
     lines = params.read_text().splitlines(keepends=True)
     params.write_text("".join(lines[:2]) + KEPT_EDIT + "".join(lines[2:]))
     run(["git", "commit", "-qam", "A team's own note"], cwd=project)
 
-    updated = link_and_update(project, previous)
-    assert updated.returncode == 0, updated.stdout + updated.stderr
-    assert not list(project.rglob("*.rej")), updated.stdout
-    assert KEPT_EDIT in params.read_text()
-    assert "tune" in yaml.safe_load(params.read_text()), "the template's new sections came in"
-    assert project_gaps(project) == []
-
+    update = link_and_update(project, previous)
+    assert update.returncode == 0, update.stdout + update.stderr
     run(["git", "add", "--all"], cwd=project)
     run(["git", "commit", "-qm", "Update to this mlgate commit"], cwd=project)
     for command in (["make", "install"], ["make", "test-fast"], ["make", "repro"], ["make", "push"]):
         run(command, cwd=project)
     run(["git", "add", "--all"], cwd=project)
     run(["git", "commit", "-qm", "Reproduce the pipeline after the update"], cwd=project)
+    origin = tmp_path_factory.mktemp("updated") / "origin.git"
+    run(["git", "clone", "-q", "--bare", str(project), str(origin)], cwd=origin.parent)
+    return Updated(project, origin, gaps_before, update.stdout + update.stderr)
 
-    origin = tmp_path / "origin.git"
-    run(["git", "clone", "-q", "--bare", str(project), str(origin)], cwd=tmp_path)
-    clone, event = open_pull_request(origin, tmp_path, edit_readme)
+
+def test_the_previous_release_updates_keeps_a_local_edit_and_passes_the_gate(updated, tmp_path):
+    project = updated.project
+    assert updated.gaps_before, "the previous release lacks what this commit's workflows run"
+    assert not list(project.rglob("*.rej")), updated.said
+    params = (project / "params.yaml").read_text()
+    assert KEPT_EDIT in params
+    assert "tune" in yaml.safe_load(params), "the template's new sections came in"
+    assert project_gaps(project) == []
+
+    clone, event = open_pull_request(updated.origin, tmp_path, edit_readme)
     workflow = ci_caller(clone, tmp_path / "caller.yml", jobs=("report",))
     outcome = run_act(clone, event, workflow, tmp_path / "record")
     assert outcome.returncode == 0, outcome.tail()
     assert "Running stage" not in outcome.output, "the updated project's outputs came from its remote"
     assert outcome.comment and "No changes to the model" in outcome.comment, outcome.comment
+
+
+# A later release that changes the gate's policy: it tightens a tolerance in the template's params.yaml.
+POLICY_KEY = "gate.metrics.balanced_accuracy.tolerance"
+POLICY_CHANGE = ("    balanced_accuracy: {tolerance: 0.025}\n", "    balanced_accuracy: {tolerance: 0.02}\n")
+
+
+def release_changing_the_policy(template: Path, where: Path) -> str:
+    """A commit on the template's main that changes the gate's policy, as a later release might."""
+    work = where / "mlgate"
+    run(["git", "clone", "-q", str(template), str(work)], cwd=where)
+    params = work / "{{cookiecutter.project_slug}}" / "params.yaml"
+    before, after = POLICY_CHANGE
+    assert before in params.read_text()
+    params.write_text(params.read_text().replace(before, after))
+    run(
+        ["git", "-c", "user.name=mlgate", "-c", "user.email=mlgate@example.com", "commit", "-qam", "Tighten"],
+        cwd=work,
+    )
+    run(["git", "push", "-q", "origin", "HEAD"], cwd=work)
+    return run(["git", "rev-parse", "HEAD"], cwd=work).stdout.strip()
+
+
+def test_an_update_that_changes_the_gate_policy_needs_someone_elses_approval(updated, previous, tmp_path):
+    """The pull request taking a release that changes the policy is judged with the base's policy
+    and shows the change, until someone other than its author adds the approval label; the run
+    that label starts applies the new policy."""
+    release = release_changing_the_policy(previous.template, tmp_path)
+
+    def take_the_release(clone: Path) -> None:
+        update = cruft(clone, "update", "-y", "--checkout", release)
+        assert update.returncode == 0, update.stdout + update.stderr
+        assert POLICY_CHANGE[1] in (clone / "params.yaml").read_text()
+
+    unlabeled = policy_report(updated.origin, tmp_path / "unlabeled", take_the_release)
+    assert "Not applied: this pull request was judged with the base's policy" in unlabeled
+    approval = {"action": "labeled", "label": {"name": APPROVAL_LABEL}, "sender": {"login": "maintainer"}}
+    approved = policy_report(updated.origin, tmp_path / "approved", take_the_release, approval)
+    assert "Applied: approved by `maintainer`" in approved
+
+
+def policy_report(origin: Path, where: Path, change, event_fields=None) -> str:
+    """The report comment on a pull request that changes the policy, its verdict a pass; the
+    change it shows is the release's, and only it."""
+    where.mkdir()
+    clone, event = open_pull_request(origin, where, change, **(event_fields or {}))
+    outcome = run_act(
+        clone, event, ci_caller(clone, where / "caller.yml", jobs=("report",)), where / "record"
+    )
+    assert outcome.returncode == 0, outcome.tail()
+    comment = outcome.comment or ""
+    assert "This pull request changes the gate's policy" in comment, outcome.tail()
+    changed = table_after(comment, "changes the gate's policy")
+    assert [(row["policy key"], row["base"], row["this PR"]) for row in changed] == [
+        (POLICY_KEY, "0.025", "0.02")
+    ]
+    return comment
 
 
 def test_a_local_edit_where_the_template_changed_is_reported_not_overwritten(previous):
