@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import shutil
 import signal
 import socket
@@ -377,8 +378,9 @@ def reference_project(factory: pytest.TempPathFactory) -> Reference:
 
     The workers of one run share the parent of their base temporary folders; the lock keeps
     the others waiting while the first builds it. Never changed afterwards: scenarios clone.
+    A run without workers has its own base folder (its parent holds earlier runs' folders).
     """
-    shared = factory.getbasetemp().parent
+    shared = factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else factory.getbasetemp()
     folder, done = shared / "act-reference", shared / "act-reference.json"
     with (shared / "act-reference.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

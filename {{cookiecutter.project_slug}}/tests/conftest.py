@@ -54,9 +54,10 @@ def unavailable(reason: str) -> NoReturn:
 
 @pytest.fixture(autouse=True)
 def no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The report command appends to $GITHUB_STEP_SUMMARY: the tests' reports stay out of a CI
-    job's summary (a test of that sets the variable itself)."""
+    """Commands append to $GITHUB_STEP_SUMMARY and $GITHUB_OUTPUT: the tests' reports and verdicts
+    stay out of a CI job's summary and outputs (a test of that sets the variable itself)."""
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
 
 
 @pytest.fixture(name="unavailable", scope="session")

@@ -44,15 +44,28 @@ class Chunk:
     probabilities: list | None
 
 
+STAGING_FOLDER_PREFIX = "predict-"  # a temporary folder of its own per URL output
+
+
 def staging_path(url: str) -> Path:
     """Where a file for `url` is written first: beside it when it is a path (so the move is one
-    rename), else in a temporary folder (it is uploaded whole)."""
+    rename), else in a temporary folder of its own (it is uploaded whole)."""
     import tempfile
 
     if "://" in url and not url.startswith("file://"):
-        return Path(tempfile.mkdtemp(prefix="predict-")) / url.rsplit("/", 1)[-1]
+        return Path(tempfile.mkdtemp(prefix=STAGING_FOLDER_PREFIX)) / url.rsplit("/", 1)[-1]
     path = Path(url.removeprefix("file://"))
     return path.with_name(f".{path.name}.partial")
+
+
+def remove_staged(staging: Path) -> None:
+    """Delete the staged file, and the temporary folder `staging_path` made for it."""
+    import tempfile
+
+    staging.unlink(missing_ok=True)
+    folder = staging.parent
+    if folder.name.startswith(STAGING_FOLDER_PREFIX) and folder.parent == Path(tempfile.gettempdir()):
+        folder.rmdir()
 
 
 def rejects_url(output: str) -> str:
@@ -94,7 +107,9 @@ def values_from_text(chunk: pd.DataFrame, contract: Contract) -> pd.DataFrame:
 
     changed = {}
     for name, rule in contract.columns.items():
-        if name not in chunk.columns or not pd.api.types.is_string_dtype(chunk[name]):
+        if rule.type not in ("integer", "number", "boolean") or name not in chunk.columns:
+            continue
+        if not pd.api.types.is_string_dtype(chunk[name]):
             continue  # read as numbers (or true/false) already
         column = chunk[name].astype(object)
         if rule.type in ("integer", "number"):
@@ -342,10 +357,10 @@ class Writer:
             Path(self.staging).replace(path)
         else:
             fs.put_file(str(self.staging), path)
-            self.staging.unlink(missing_ok=True)
+            remove_staged(self.staging)
 
     def discard(self) -> None:
         if self._parquet is not None:
             self._parquet.close()
             self._parquet = None
-        self.staging.unlink(missing_ok=True)
+        remove_staged(self.staging)

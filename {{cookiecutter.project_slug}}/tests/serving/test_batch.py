@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from serving_helpers import answering_nan
 
-from {{ cookiecutter.package_name }}.batch import NOT_FINITE, LogTo, Writer, score_file
+from {{ cookiecutter.package_name }}.batch import NOT_FINITE, LogTo, Writer, score_file, staging_path
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.monitoring.window import served_rows
 from {{ cookiecutter.package_name }}.served_log import newest_records
@@ -108,6 +108,27 @@ def test_a_model_answering_nan_has_its_rows_refused_not_scored(served, contract,
     assert (done.rows, done.scored, done.rejected) == (50, 0, 50)
     rejects.commit(pd.DataFrame())
     assert set(pd.read_csv(tmp_path / "rejects.csv")["reason"]) == {NOT_FINITE}
+
+
+def test_a_url_output_is_uploaded_whole_and_leaves_nothing_staged():
+    """An fsspec URL (here fsspec's in-memory store, as s3:// would be): the file is staged in a
+    temporary folder of its own, uploaded on commit, and the folder is gone after a commit or a
+    discard."""
+    import fsspec
+
+    frame = pd.DataFrame({"row": [1, 2], "prediction": [0, 1]})
+    url = "memory://scores/out.csv"
+    kept = Writer(url, "csv", staging_path(url))
+    kept.append(frame)
+    kept.commit(frame.head(0))
+    with fsspec.open(url, "r") as uploaded:
+        assert pd.read_csv(uploaded).equals(frame)
+    assert not kept.staging.parent.exists()
+    dropped = Writer("memory://scores/dropped.csv", "csv", staging_path("memory://scores/dropped.csv"))
+    dropped.append(frame)
+    dropped.discard()
+    assert not dropped.staging.parent.exists()
+    assert not fsspec.filesystem("memory").exists("/scores/dropped.csv")
 
 
 def test_an_input_that_cannot_be_scored_is_one_line_and_changes_no_file(

@@ -119,7 +119,13 @@ def shifted(rows: list[dict], served, contract) -> tuple[list[dict], str]:
     pytest.fail("no input with a bounded number or a category to shift")
 
 
-def test_a_shifted_input_is_an_alert_naming_it(app_for, served, project, train_set, contract, capsys):
+def test_a_shifted_input_is_an_alert_naming_it(
+    app_for, served, project, train_set, contract, capsys, monkeypatch
+):
+    """Also what the monitor workflow reads: the step's outputs and the job summary."""
+    outputs, summary = project / "github-output", project / "job-summary.md"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     rows, name = shifted(traffic(train_set, served), served, contract)
     serve(app_for, served, project, rows)
     code, verdict, out = monitored(project, capsys)
@@ -127,8 +133,11 @@ def test_a_shifted_input_is_an_alert_naming_it(app_for, served, project, train_s
     assert f"drift: {name}" in alerts(verdict)
     assert out.startswith("## Monitor: ALERT")
     assert verdict["retrain"] is False, "monitor.retrain is off"
+    assert outputs.read_text() == "verdict=alert\nretrain=false\n"
+    assert summary.read_text().startswith("## Monitor: ALERT") and f"drift: {name}" in summary.read_text()
     retrain_on_alerts(project)
     assert monitored(project, capsys)[1]["retrain"] is True, "the monitor workflow retrains on this alert"
+    assert outputs.read_text().endswith("verdict=alert\nretrain=true\n")
 
 
 def test_nan_answers_are_an_alert(app_for, served, project, train_set, capsys):

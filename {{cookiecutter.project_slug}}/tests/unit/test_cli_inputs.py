@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from {{ cookiecutter.package_name }}.cli import main
+from {{ cookiecutter.package_name }}.commands.runner import step_outputs
 
 pytestmark = pytest.mark.unit
 
 # Shell payloads: none of them is a version, a ref or a server address.
-PAYLOADS = ["1; id", "1`id`", "$(id)", "1'; id; '", '1"; id; "', "1 && id", "1\nid", "1\n"]
-PAYLOADS += ["-1", "v1", "", " 1"]
+SHELL_PAYLOADS = ["1; id", "1`id`", "$(id)", "1'; id; '", '1"; id; "', "1 && id", "1\nid", "1\n"]
+PAYLOADS = [*SHELL_PAYLOADS, "-1", "v1", "", " 1"]
 
 
 @pytest.mark.parametrize("command", ["promote", "rollback"])
@@ -37,3 +38,11 @@ def test_the_checks_let_good_values_through():
     assert checked_urls(["http://127.0.0.1:8000", "https://serve.example.com/"])
     for ref in ("main", "origin/main", "release/1.2", "HEAD~1", "v1.0.0", "0" * 40, "feature_x-2"):
         assert checked_ref(ref) == ref
+
+
+@pytest.mark.parametrize("payload", [*SHELL_PAYLOADS, "a b", "x=y"])
+def test_a_step_output_is_one_plain_word(payload):
+    """A line break in a value would let it set another output of the step."""
+    with pytest.raises(ValueError, match="expected letters, digits"):
+        step_outputs({"verdict": payload})
+    assert step_outputs({"verdict": "alert", "retrain": "false"}) == "verdict=alert\nretrain=false\n"

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..config.settings import Settings
 from ..paths import Paths
 from ..pipeline.stage import StageFailed
+from .runner import add_to_job_summary, set_step_outputs
 
 
 def add_feedback_command(commands) -> None:
@@ -129,16 +130,18 @@ def cmd_monitor(settings: Settings, paths: Paths, args: argparse.Namespace) -> i
     print(markdown, end="")
     if args.markdown:
         args.markdown.write_text(markdown, encoding="utf-8")
+    verdict = as_json(checks, window, settings.monitor.retrain)
     if args.json:
-        args.json.write_text(
-            json.dumps(as_json(checks, window, settings.monitor.retrain), indent=2) + "\n", encoding="utf-8"
-        )
+        args.json.write_text(json.dumps(verdict, indent=2) + "\n", encoding="utf-8")
     if args.prom:
         from ..monitoring.gauges import as_prometheus
 
         written = args.prom.with_name(args.prom.name + ".tmp")  # a collector never reads half a file
         written.write_text(as_prometheus(checks, time.time()), encoding="utf-8")
         written.replace(args.prom)
+    # In a workflow: the verdict for the issue and retraining jobs, the report for the job summary.
+    set_step_outputs(verdict=verdict["verdict"], retrain=str(verdict["retrain"]).lower())
+    add_to_job_summary(markdown)
     return exit_code(checks)
 
 

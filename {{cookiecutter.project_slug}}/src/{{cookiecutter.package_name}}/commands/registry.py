@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from ..config.settings import Settings
 from ..paths import Paths
 from ..pipeline.stage import StageFailed, write_json
+from .runner import add_to_job_summary, set_step_outputs
 from .values import checked_reason, checked_urls, checked_version
 
 
@@ -58,7 +58,7 @@ def cmd_card(settings: Settings, paths: Paths, args: argparse.Namespace) -> None
     card = _registry_call(version_card, with_absolute_store(settings, paths.root), version)
     text = f"{card.markdown}\nKept in MLflow as {escaped(card.location, 300)}\n"
     print(text, end="")
-    _append_env_file("GITHUB_STEP_SUMMARY", text)
+    add_to_job_summary(text)
 
 
 def _reload_servers(urls: list[str]) -> int:
@@ -112,22 +112,14 @@ def cmd_canary(settings: Settings, paths: Paths, args: argparse.Namespace) -> in
         write_json(args.output, run.as_dict())
     # In a workflow: the version for the promote job, the table for the job summary.
     verdict = "pass" if run.verdict.passed else "refused"
-    _append_env_file("GITHUB_OUTPUT", f"challenger={run.challenger}\nverdict={verdict}\n")
-    _append_env_file("GITHUB_STEP_SUMMARY", f"## Canary\n\n```\n{format_run(run)}\n```\n")
+    set_step_outputs(challenger=str(run.challenger), verdict=verdict)
+    add_to_job_summary(f"## Canary\n\n```\n{format_run(run)}\n```\n")
     if not run.verdict.passed:
         return 1
     if args.promote:
         move = _registry_call(promote, settings, run.challenger)
         print(f"promote: {settings.mlflow.registered_model} version {move.version} is the {CHAMPION}")
     return 0
-
-
-def _append_env_file(variable: str, text: str) -> None:
-    """Append to the file a workflow runner names in `variable` (GITHUB_OUTPUT, ...), if any."""
-    path = os.environ.get(variable)
-    if path:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(text)
 
 
 def _registry_call(function, *args):
