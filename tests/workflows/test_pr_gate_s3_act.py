@@ -14,6 +14,8 @@ server.
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from act_helpers import (
     open_pull_request,
     run_act,
     s3_bake,
+    s3_environment,
     s3_origin,
     set_model,
     stored_models,
@@ -113,6 +116,7 @@ def test_without_the_keys_the_pull_fails_and_the_gate_judges_nothing(origin, end
     outcome = report(origin, tmp_path, edit_readme, {"AWS_ENDPOINT_URL": endpoint})
     assert outcome.returncode != 0, outcome.tail()
     assert "Unable to locate credentials" in outcome.output, outcome.tail()
+    assert "pull: the DVC remote failed (above)" in outcome.output, "the settings behind it are named"
     assert "Running stage" not in outcome.output and "didn't change, skipping" not in outcome.output
 
 
@@ -132,3 +136,23 @@ def test_the_merged_model_deploys_through_the_team_server(origin, team, project,
     assert "promote: ml-project version 1 is the champion (the first)" in outcome.output, outcome.tail()
     assert aliases(project, team["url"]) == {"challenger": "1", "champion": "1"}
     assert len(stored_models(team)) == len(models_before) + 1, stored_models(team)
+
+
+def test_an_endpoint_that_does_not_answer_fails_pull_and_push_naming_the_settings(project, origin):
+    """DVC's own error names the URL it tried; `make pull` and `make push` add the line naming
+    the settings behind it, and fail. (`origin`: the project is reproduced, so push has outputs
+    to look up at the remote.)"""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    # One attempt per request (botocore's setting): DVC's default retries add seconds, not meaning.
+    environment = s3_environment(closed) | {"AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"}
+    for target in ("pull", "push"):
+        result = subprocess.run(
+            ["make", "-s", target], cwd=project, env=environment, capture_output=True, text=True
+        )
+        said = [line for line in result.stderr.splitlines() if not line.startswith("make: ***")]
+        assert result.returncode != 0 and said, result.stdout + result.stderr
+        assert f'Could not connect to the endpoint URL: "{closed}/' in result.stderr, result.stderr
+        assert said[-1].startswith(f"{target}: the DVC remote failed (above)"), result.stderr
+        assert "AWS_ENDPOINT_URL" in said[-1] and "dvc remote list" in said[-1], said[-1]
