@@ -121,6 +121,18 @@ def scratch_project(root: Path, folder: Path, **serving: object) -> Path:
     return folder
 
 
+def every_worker_started(log: Path, workers: int, within: float = 60.0) -> None:
+    """Until each worker has loaded its model (its `serve: model` line, printed as it starts to
+    listen); a worker started late would see none of the requests the kernel spreads."""
+    deadline = time.monotonic() + within
+    while log.read_text().count("serve: model ") < workers:
+        assert time.monotonic() < deadline, (
+            f"not {workers} workers after {within:g} s:\n{log.read_text()[-2000:]}"
+        )
+        time.sleep(0.2)
+    time.sleep(0.5)  # from that line to listening
+
+
 FOLLOW_WITHIN = 30.0  # seconds for every worker to serve a rewritten model (they look every second)
 
 
@@ -134,6 +146,7 @@ def test_workers_share_the_address_the_counts_and_the_log_and_all_follow_a_new_m
     save_model(model, path, metadata={"mlflow_run_id": "first"})
     env = {name: value for name, value in os.environ.items() if name != "PROMETHEUS_MULTIPROC_DIR"}
     server = started(project, ["--model", str(path), "--workers", "2"], env, tmp_path / "server.log")
+    every_worker_started(tmp_path / "server.log", 2)  # /ready answered by one; the other may still load
     sent = 0
     try:
         for _ in range(30):  # each on a connection of its own: the kernel spreads them
