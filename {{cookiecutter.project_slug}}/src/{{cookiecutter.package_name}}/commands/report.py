@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..paths import Paths
 from ..pipeline.stage import StageFailed, relative, write_json
+from .runner import add_to_job_summary, append_text
 from .values import checked_ref
 
 
@@ -138,10 +139,10 @@ def _write_report(markdown: str, record: dict, args: argparse.Namespace) -> None
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(markdown, encoding="utf-8")
     write_json(args.json, record)
-    summary = args.summary or os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(markdown + "\n")
+    if args.summary:
+        append_text(args.summary, markdown + "\n")
+    else:
+        add_to_job_summary(markdown + "\n")
 
 
 def add_report_command(commands) -> None:

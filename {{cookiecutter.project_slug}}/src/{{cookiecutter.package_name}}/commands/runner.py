@@ -15,8 +15,12 @@ def append_to_runner_file(variable: str, text: str) -> None:
     """Append to the file the runner names in `variable`, if any."""
     path = os.environ.get(variable)
     if path:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(text)
+        append_text(path, text)
+
+
+def append_text(path: str, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def step_outputs(values: dict[str, str]) -> str:
