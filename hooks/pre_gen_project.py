@@ -84,7 +84,7 @@ DISTRIBUTIONS = words(
     importlib-metadata importlib-resources iniconfig isodate iterative-telemetry itsdangerous jinja2
     jmespath joblib
     jsonschema jsonschema-rs jsonschema-specifications kiwisolver knack kombu kubernetes-validate
-    librt llvmlite locust
+    lazy-importer librt llvmlite locust
     mako markdown-it-py markupsafe matplotlib mdurl
     mlflow mlflow-skinny mlflow-tracing moto msal msal-extensions msgpack multidict mypy mypy-extensions
     narwhals networkx numba numpy oauthlib omegaconf opentelemetry-api opentelemetry-proto
@@ -94,7 +94,8 @@ DISTRIBUTIONS = words(
     protobuf psutil psycopg psycopg-binary py-partiql-parser pyarrow pyasn1 pyasn1-modules pycparser pydantic
     pydantic-core pydantic-settings
     pydot pygit2 pygments pygtrie pyjwt pyparsing pyrate-limiter pytest python-dateutil
-    python-dotenv python-engineio python-socketio pywin32 pyyaml pyzmq referencing regress requests
+    python-dotenv python-engineio python-multipart python-socketio pywin32 pyyaml pyzmq referencing
+    regress requests
     requests-oauthlib responses rich rpds-py ruamel-yaml ruff s3fs s3transfer schemathesis scikit-learn
     scikit-lego scipy
     scmrepo semver setuptools
@@ -110,7 +111,7 @@ DISTRIBUTIONS = words(
 MODULES = {name.replace("-", "_") for name in DISTRIBUTIONS} | words(
     """
     antlr4 attr azure databricks dateutil dotenv engineio flufl git google graphql grpc grpc_status
-    hydra jwt markdown_it mpl_toolkits mypyc opentelemetry proto public py pydevd_plugins pylab
+    hydra jwt markdown_it mpl_toolkits multipart mypyc opentelemetry proto public py pydevd_plugins pylab
     pytest_locust pythoncom pywintypes rpds ruamel sklearn sklego socketio validate websocket win32
     vl_convert win32api win32com yaml zc zmq zope
     """

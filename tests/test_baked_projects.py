@@ -21,9 +21,19 @@ REPRESENTATIVE = [
 ]
 # The baked suite in full (the pipeline in a copy, the registry with real servers, the load
 # test) on two bakes: the default and the CSV one. The others run the unit, data, model and
-# serving tests (the server's fast path differs by model); the rest is the same code for all.
+# serving tests (the server's fast path differs by model), less the server's processes, alert
+# rules and timeouts: the rest is the same code for all.
 FULL_SUITE = {"classification-demo-linear", "classification-csv-random_forest"}
-PARTIAL_SUITE = ["-m", "not integration and not registry and not load"]
+SAME_FOR_EVERY_MODEL = [
+    "tests/serving/test_process.py",
+    "tests/serving/test_prometheus.py",
+    "tests/serving/test_timeouts.py",
+]
+PARTIAL_SUITE = [
+    "-m",
+    "not integration and not registry and not load",
+    *(f"--ignore={path}" for path in SAME_FOR_EVERY_MODEL),
+]
 # The team tracking server (PostgreSQL, S3, `mlflow server`) stores what any bake registers the
 # same way: its tests run in the default bake's full suite only.
 TEAM_SERVER_ONCE = {"classification-csv-random_forest": ["-k", "not team"]}

@@ -183,11 +183,14 @@ def test_improving_pr_passes_with_positive_deltas(origins, tmp_path):
 
 
 def test_a_target_that_is_not_a_test_tier_is_refused_and_fails_the_summing_job(origins, tmp_path):
-    """A caller's make-targets value reaches make only as a checked test target."""
-    inputs = {"make-targets": '["test-fast", "lint && curl x"]'}
+    """A caller's make-targets value reaches make only as a checked test target: refused before
+    anything is installed."""
+    inputs = {"make-targets": '["lint && curl x"]'}
     outcome = scenario(origins.with_metrics, tmp_path, edit_readme, jobs=("test",), **inputs)
     assert outcome.returncode != 0, outcome.tail()
     assert "is not a test target (allowed: test, test-<name>)" in outcome.output, outcome.tail()
+    assert "❌  Failure - Main Refuse a target that is not a test tier" in outcome.output, outcome.tail()
+    assert "Main Install" not in outcome.output, "the job went on past the refusal"
     # The summing job's step fails. (Its ::error:: line, printed a few milliseconds before the step
     # exits, is sometimes missing from act's log: the step's result is what decides.)
     assert "❌  Failure - Main Every test job passed" in outcome.output, outcome.tail()
