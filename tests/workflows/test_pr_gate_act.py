@@ -188,7 +188,8 @@ def test_a_target_that_is_not_a_test_tier_is_refused_and_fails_the_summing_job(o
     inputs = {"make-targets": '["lint && curl x"]'}
     outcome = scenario(origins.with_metrics, tmp_path, edit_readme, jobs=("test",), **inputs)
     assert outcome.returncode != 0, outcome.tail()
-    assert "is not a test target (allowed: test, test-<name>)" in outcome.output, outcome.tail()
+    # In the job summary, which act prints after the step (its ::error:: line can be cut from the log).
+    assert "is not a test target (allowed: test, test-<name>)" in outcome.summary, outcome.tail()
     assert "❌  Failure - Main Refuse a target that is not a test tier" in outcome.output, outcome.tail()
     assert "Main Install" not in outcome.output, "the job went on past the refusal"
     # The summing job's step fails. (Its ::error:: line, printed a few milliseconds before the step
